@@ -1,0 +1,1 @@
+"""disentangle: not yet built (see disentangle/README.md)."""

@@ -1,0 +1,1 @@
+"""manifolds: not yet built (see manifolds/README.md)."""

@@ -1,0 +1,1 @@
+"""margin: not yet built (see margin/README.md)."""

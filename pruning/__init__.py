@@ -1,0 +1,1 @@
+"""pruning: not yet built (see pruning/README.md)."""
