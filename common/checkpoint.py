@@ -71,7 +71,7 @@ class Checkpointer:
     """
     self._manager.reload()
     template = _strip_keys(init_state)
-    abstract = _abstract(template)
+    abstract = {"state": _abstract(template)}
     for step in reversed(self.steps()):
       try:
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -80,7 +80,7 @@ class Checkpointer:
                         step, self.directory, " ".join(str(e).split())[:200])
         continue
       logging.info("resumed from checkpoint at step %d (%s)", step, self.directory)
-      return _restore_keys(init_state, restored), int(step)
+      return _restore_keys(init_state, restored["state"]), int(step)
     return init_state, 0
 
   def save(self, step: int, state: Any, *, force: bool = False) -> bool:
@@ -89,7 +89,7 @@ class Checkpointer:
       return False
     if step in self._manager.all_steps():
       return False
-    return bool(self._manager.save(int(step), args=ocp.args.StandardSave(_strip_keys(state)), force=True))
+    return bool(self._manager.save(int(step), args=ocp.args.StandardSave({"state": _strip_keys(state)}), force=True))
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are on disk."""
