@@ -1,0 +1,163 @@
+"""SGD training of the list-of-layers MLP/CNN classifiers as pure, vmappable functions.
+
+One run is ``state -> state`` over ``lax.scan`` steps, parametrised by scalar hyperparameters (traced, so a whole
+grid is one ``jit(vmap(...))`` through :func:`common.sweep.vmapped`):
+
+* ``lr``: learning rate until step ``switch``; ``lr_late`` after it (the large-learning-rate-early experiment);
+* ``weight_decay``: L2 coupling added to the gradient before momentum (PyTorch SGD convention);
+* ``label_noise``: probability that a loaded example's label is replaced by a uniformly random class, redrawn
+  every time the example is loaded (the paper's label-noise setting).
+
+SGD with momentum 0.9; the rate and weight decay live in the optimizer state (``optax.inject_hyperparams``) so
+they are traced per run and saved in checkpoints. Minibatches are drawn uniformly with replacement using
+``fold_in(key, step)``, so a run is reproducible and resumable at any chunk boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from collapse import models
+
+HPARAMS = ("lr", "lr_late", "switch", "weight_decay", "label_noise")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Static description of a classification run (shapes, architecture, batch size).
+
+    Attributes:
+      arch: "mlp" (inputs flattened) or "cnn".
+      widths: hidden widths (MLP units or CNN channels).
+      num_classes: output size.
+      input_shape: shape of one example, e.g. (8, 8, 1).
+      batch_size: minibatch size (static: it is a shape).
+      act: hidden activation (must have act(0) = 0 for the invariant sets).
+      momentum: SGD momentum.
+      maxpool_after: CNN layers followed by 2x2 max pooling (VGG).
+    """
+
+    arch: str
+    widths: tuple[int, ...]
+    num_classes: int
+    input_shape: tuple[int, ...]
+    batch_size: int
+    act: str = "gelu"
+    momentum: float = 0.9
+    maxpool_after: tuple[int, ...] = ()
+    dense_head: tuple[int, ...] = ()
+
+    def init(self, key: jax.Array) -> models.Layers:
+        """Initial parameters."""
+        if self.arch == "mlp":
+            sizes = (int(np.prod(self.input_shape)), *self.widths, self.num_classes)
+            return models.init_mlp(key, sizes)
+        if self.arch == "cnn":
+            k1, k2 = jax.random.split(key)
+            convs = models.init_cnn(k1, self.input_shape[-1], self.widths, self.num_classes)[:-1]
+            fan_in = self.widths[-1] * self._spatial_after_convs()
+            head = models.init_mlp(k2, (fan_in, *self.dense_head, self.num_classes))
+            return convs + head
+        raise ValueError(f"arch must be 'mlp' or 'cnn', got {self.arch!r}")
+
+    def _spatial_after_convs(self) -> int:
+        if not self.maxpool_after:
+            return 1  # global average pooling
+        h, w = self.input_shape[0], self.input_shape[1]
+        f = 2 ** len(self.maxpool_after)
+        return (h // f) * (w // f)
+
+    def apply(self, params: models.Layers, x: jax.Array) -> jax.Array:
+        """Logits ``[B, num_classes]``."""
+        if self.arch == "mlp":
+            return models.apply(params, x.reshape(x.shape[0], -1), act=self.act)
+        pool = "flatten" if self.maxpool_after else "mean"
+        return models.apply(params, x, act=self.act, pool=pool, maxpool_after=self.maxpool_after)
+
+
+def make_optimizer(momentum: float = 0.9) -> Any:
+    """SGD with momentum and coupled weight decay, rate and decay injected as traced hyperparameters."""
+
+    def build(learning_rate, weight_decay):
+        return optax.chain(
+            optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=momentum)
+        )
+
+    return optax.inject_hyperparams(build)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def noisy_labels(key: jax.Array, labels: jax.Array, p: jax.Array, num_classes: int) -> jax.Array:
+    """Each label replaced by a uniform random class with probability ``p`` (fresh draw on every call)."""
+    k1, k2 = jax.random.split(key)
+    flip = jax.random.uniform(k1, labels.shape) < p
+    return jnp.where(flip, jax.random.randint(k2, labels.shape, 0, num_classes), labels)
+
+
+def init_state(task: Task, key: jax.Array, hp: dict[str, jax.Array]) -> dict[str, Any]:
+    """Initial training state ``{"params", "opt", "key"}`` (key stored as raw key data for checkpoints)."""
+    k_init, k_loop = jax.random.split(key)
+    params = task.init(k_init)
+    opt = make_optimizer(task.momentum)(learning_rate=hp["lr"], weight_decay=hp["weight_decay"])
+    return {"params": params, "opt": opt.init(params), "key": jax.random.key_data(k_loop)}
+
+
+def run_steps(
+    task: Task,
+    state: dict[str, Any],
+    hp: dict[str, jax.Array],
+    data: tuple[jax.Array, jax.Array],
+    start: jax.Array,
+    num_steps: int,
+) -> tuple[dict[str, Any], jax.Array]:
+    """Advances one run by ``num_steps`` SGD steps from global step ``start``; returns the mean train loss."""
+    x_train, y_train = data
+    n = x_train.shape[0]
+    opt = make_optimizer(task.momentum)(learning_rate=hp["lr"], weight_decay=hp["weight_decay"])
+    key = jax.random.wrap_key_data(state["key"])
+
+    def step(carry, i):
+        params, opt_state = carry
+        t = start + i
+        k_batch, k_label = jax.random.split(jax.random.fold_in(key, t))
+        idx = jax.random.randint(k_batch, (task.batch_size,), 0, n)
+        xb = x_train[idx]
+        yb = noisy_labels(k_label, y_train[idx], hp["label_noise"], task.num_classes)
+        loss, grads = jax.value_and_grad(lambda p: cross_entropy(task.apply(p, xb), yb))(params)
+        lr_now = jnp.where(t < hp["switch"], hp["lr"], hp["lr_late"])
+        opt_state.hyperparams["learning_rate"] = jnp.asarray(lr_now, jnp.float32)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    (params, opt_state), losses = jax.lax.scan(
+        step, (state["params"], state["opt"]), jnp.arange(num_steps)
+    )
+    return {"params": params, "opt": opt_state, "key": state["key"]}, losses.mean()
+
+
+def accuracy(task: Task, params: models.Layers, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Classification accuracy on ``(x, y)``."""
+    return jnp.mean(jnp.argmax(task.apply(params, x), axis=-1) == y)
+
+
+def train(
+    task: Task,
+    key: jax.Array,
+    hp: dict[str, jax.Array],
+    data: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
+    num_steps: int,
+) -> tuple[dict[str, Any], dict[str, jax.Array]]:
+    """One whole run as a pure function (for ``jit(vmap)``): returns the final state and test accuracy."""
+    state = init_state(task, key, hp)
+    state, loss = run_steps(task, state, hp, data[:2], jnp.asarray(0), num_steps)
+    return state, {"train_loss": loss, "test_acc": accuracy(task, state["params"], *data[2:])}
