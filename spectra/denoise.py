@@ -39,12 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import integrate, optimize
 
-SMOOTHING = (
-    0.5  # smoothing width eps = SMOOTHING / sqrt(N) in singular-value units (see rie_shrinkage)
-)
-ISOLATION = (
-    4.0  # a singular value farther than ISOLATION * eps from all others is an isolated outlier
-)
+SMOOTHING = 0.5  # smoothing width eps = SMOOTHING / sqrt(N) in singular-value units (see rie_shrinkage)
+ISOLATION = 4.0  # a singular value farther than ISOLATION * eps from all others is an isolated outlier
 
 
 # ------------------------------------------------------------------------------------------------
@@ -86,9 +82,7 @@ def _as_matrix(y, name: str = "Y") -> np.ndarray:
     if a.dtype.kind not in "fiu":
         raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
     if a.ndim != 2:
-        raise ValueError(
-            f"{name}: expected a 2-D matrix, got {a.ndim} dimensions (shape {a.shape})"
-        )
+        raise ValueError(f"{name}: expected a 2-D matrix, got {a.ndim} dimensions (shape {a.shape})")
     if min(a.shape) < 2:
         raise ValueError(f"{name}: both dimensions must be >= 2, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
@@ -157,8 +151,7 @@ class _Problem:
         """U diag(values) U^T in user units (values in normalized units of lambda)."""
         if self.transposed:
             raise ValueError(
-                "Y: covariance estimation of S S^T needs N <= M (rows <= columns); got "
-                f"{self.m} x {self.n}"
+                f"Y: covariance estimation of S S^T needs N <= M (rows <= columns); got {self.m} x {self.n}"
             )
         v = np.asarray(values, dtype=np.float64) * self.scale**2
         u = np.asarray(self.u, dtype=np.float64)
@@ -180,9 +173,7 @@ def _rie_core(y, c, eps):
     # Leave-one-out G on the real axis (isolated outliers; the bulk is then at a finite distance).
     off = ~jnp.eye(n, dtype=bool)
     safe = jnp.where(off, y[None, :] - y[:, None], 1.0)
-    g_loo = (
-        jnp.sum(jnp.where(off, 0.5 * (1.0 / safe - 1.0 / (y[None, :] + y[:, None])), 0.0), 1) / n
-    )
+    g_loo = jnp.sum(jnp.where(off, 0.5 * (1.0 / safe - 1.0 / (y[None, :] + y[:, None])), 0.0), 1) / n
     ys = jnp.maximum(y, 1e-30)
     xi_bulk = y - (1 - c) / ys + 2 * c * jnp.real(g)
     xi_iso = y - (1 - c) / ys + 2 * c * g_loo
@@ -207,9 +198,7 @@ def _eps(n: int, smoothing: float) -> float:
     return smoothing / math.sqrt(n)
 
 
-def rie_shrinkage(
-    y: np.ndarray, c: float, smoothing: float = SMOOTHING
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rie_shrinkage(y: np.ndarray, c: float, smoothing: float = SMOOTHING) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Data-driven optimal RI singular values and covariance values from normalized singular values
     y.
 
@@ -225,9 +214,7 @@ def rie_shrinkage(
     """
     y = np.asarray(y, dtype=np.float64)
     with jax.enable_x64(True):
-        xi, cov, iso = _rie_core(
-            jnp.asarray(y), jnp.float64(c), jnp.float64(_eps(y.size, smoothing))
-        )
+        xi, cov, iso = _rie_core(jnp.asarray(y), jnp.float64(c), jnp.float64(_eps(y.size, smoothing)))
         return np.asarray(xi), np.asarray(cov), np.asarray(iso)
 
 
@@ -244,9 +231,7 @@ def rie_denoise(y, noise_std: float | None = None, *, smoothing: float = SMOOTHI
     return p.rebuild(xi)
 
 
-def rie_covariance(
-    y, noise_std: float | None = None, *, smoothing: float = SMOOTHING
-) -> np.ndarray:
+def rie_covariance(y, noise_std: float | None = None, *, smoothing: float = SMOOTHING) -> np.ndarray:
     """Optimal rotationally invariant estimate of S S^T (N x N, N <= M) from Y = S + noise.
 
     Eigenvectors of Y Y^T with eigenvalues c(lambda) = Im[A (1 - B m)] / Im m (not xi^2; see
@@ -340,6 +325,50 @@ def relative_error(estimate, target) -> float:
     return float(np.linalg.norm(e - t) / np.linalg.norm(t))
 
 
+def compare_estimators(
+    y, s, noise_std: float, rank: int, *, smoothing: float = SMOOTHING
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Relative Frobenius errors of every estimator on one matrix, from one decomposition of Y.
+
+    Returns (denoise, covariance, info): denoise[name] = ||S_hat - S||_F / ||S||_F for rie, rie
+    (sigma unknown), Gavish-Donoho hard threshold (sigma known / unknown), GD shrinkage (known /
+    unknown), truncated SVD at the true rank and the oracle; covariance[name] = the same for S S^T
+    with rie_covariance, the squared RIE (S_hat S_hat^T), squared GD shrinkage, the bias-corrected
+    sample Y Y^T - sigma^2 M I and the oracle (N <= M only). info: sigma_hat / sigma.
+    """
+    p = _Problem(y, noise_std)
+    s64 = np.asarray(s, dtype=np.float64)
+    d_or, c_or = _oracle_values(p, s)
+    sigma_hat = float(np.median(p.y_raw)) / math.sqrt(p.m * mp_median(p.c))
+    y_unk = p.y_raw / (sigma_hat * math.sqrt(p.m))  # normalized with the estimated sigma
+    ratio = sigma_hat / p.sigma  # converts values in those units back to p.y units
+    xi, cov, _ = rie_shrinkage(p.y, p.c, smoothing)
+    xi_u, _, _ = rie_shrinkage(y_unk, p.c, smoothing)
+    keep = np.zeros(p.n, dtype=bool)
+    keep[p.n - rank :] = rank > 0
+    omega_thr = hard_threshold_omega(p.c) * float(np.median(p.y_raw)) / p.scale
+    values = {
+        "rie": xi,
+        "rie_sigma_unknown": xi_u * ratio,
+        "gd_hard": np.where(p.y > hard_threshold_coef(p.c), p.y, 0.0),
+        "gd_hard_sigma_unknown": np.where(p.y > omega_thr, p.y, 0.0),
+        "gd_shrink": gd_shrink_values(p.y, p.c),
+        "gd_shrink_sigma_unknown": gd_shrink_values(y_unk, p.c) * ratio,
+        "tsvd_true_rank": np.where(keep, p.y, 0.0),
+        "oracle": d_or / p.scale,
+    }
+    den = {k: relative_error(p.rebuild(v), s64) for k, v in values.items()}
+    covs = {}
+    if not p.transposed:
+        target = s64 @ s64.T
+        covs["rie_covariance"] = relative_error(p.covariance(cov), target)
+        covs["rie_denoise_squared"] = relative_error(p.covariance(xi**2), target)
+        covs["gd_shrink_squared"] = relative_error(p.covariance(gd_shrink_values(p.y, p.c) ** 2), target)
+        covs["sample_minus_noise"] = relative_error(p.covariance(p.y**2 - 1.0), target)
+        covs["oracle"] = relative_error(p.covariance(c_or / p.scale**2), target)
+    return den, covs, {"sigma_hat_over_sigma": ratio}
+
+
 # ------------------------------------------------------------------------------------------------
 # Command line.
 
@@ -403,9 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         y = np.load(opts["input"], allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(
-            f"error: --input={opts['input']}: cannot read a .npy array ({first})", file=sys.stderr
-        )
+        print(f"error: --input={opts['input']}: cannot read a .npy array ({first})", file=sys.stderr)
         return 2
     if not isinstance(y, np.ndarray):
         print(f"error: --input={opts['input']}: not a single .npy array", file=sys.stderr)
