@@ -16,8 +16,11 @@ import sys
 import time
 
 if __name__ == "__main__":
-  _n = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--cpu-devices=")), str(os.cpu_count() or 1))
-  os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={_n}")
+    _n = next(
+        (a.split("=", 1)[1] for a in sys.argv if a.startswith("--cpu-devices=")),
+        str(os.cpu_count() or 1),
+    )
+    os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={_n}")
 
 import jax
 import jax.numpy as jnp
@@ -28,96 +31,114 @@ from common import data, sweep
 
 
 def make_train(x, y, steps, batch, hidden):
-  n, d = x.shape
-  x, y = jnp.asarray(x), jnp.asarray(y)
+    n, d = x.shape
+    x, y = jnp.asarray(x), jnp.asarray(y)
 
-  def init(key):
-    k1, k2 = jax.random.split(key)
-    return {
-      "w1": jax.random.normal(k1, (d, hidden)) / jnp.sqrt(d), "b1": jnp.zeros(hidden),
-      "w2": jax.random.normal(k2, (hidden, 10)) / jnp.sqrt(hidden), "b2": jnp.zeros(10),
-    }
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {
+            "w1": jax.random.normal(k1, (d, hidden)) / jnp.sqrt(d),
+            "b1": jnp.zeros(hidden),
+            "w2": jax.random.normal(k2, (hidden, 10)) / jnp.sqrt(hidden),
+            "b2": jnp.zeros(10),
+        }
 
-  def loss_fn(p, xb, yb):
-    h = jax.nn.gelu(xb @ p["w1"] + p["b1"])
-    logits = h @ p["w2"] + p["b2"]
-    return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+    def loss_fn(p, xb, yb):
+        h = jax.nn.gelu(xb @ p["w1"] + p["b1"])
+        logits = h @ p["w2"] + p["b2"]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
-  def train(key, hp):
-    k_init, k_data = jax.random.split(key)
-    params = init(k_init)
-    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=hp["lr"], momentum=0.9)
-    state = opt.init(params)
+    def train(key, hp):
+        k_init, k_data = jax.random.split(key)
+        params = init(k_init)
+        opt = optax.inject_hyperparams(optax.sgd)(learning_rate=hp["lr"], momentum=0.9)
+        state = opt.init(params)
 
-    def step(carry, i):
-      p, s = carry
-      idx = jax.random.randint(jax.random.fold_in(k_data, i), (batch,), 0, n)
-      loss, g = jax.value_and_grad(loss_fn)(p, x[idx], y[idx])
-      u, s = opt.update(g, s, p)
-      return (optax.apply_updates(p, u), s), loss
+        def step(carry, i):
+            p, s = carry
+            idx = jax.random.randint(jax.random.fold_in(k_data, i), (batch,), 0, n)
+            loss, g = jax.value_and_grad(loss_fn)(p, x[idx], y[idx])
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), loss
 
-    (params, _), losses = jax.lax.scan(step, (params, state), jnp.arange(steps))
-    acc = jnp.mean(jnp.argmax(jax.nn.gelu(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"], -1) == y)
-    return params, {"loss": losses, "train_acc": acc}
+        (params, _), losses = jax.lax.scan(step, (params, state), jnp.arange(steps))
+        acc = jnp.mean(jnp.argmax(jax.nn.gelu(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"], -1) == y)
+        return params, {"loss": losses, "train_acc": acc}
 
-  return train
+    return train
 
 
 def measure(x, y, seeds, steps, batch, hidden, repeats):
-  """Times the sequential loop and the vmapped sweep; returns a dict of timings and the max loss difference."""
-  train = make_train(x, y, steps, batch, hidden)
-  g = sweep.grid(range(seeds), lr=[0.05])
-  keys = g.keys()
-  single = jax.jit(train)
-  t0 = time.perf_counter()
-  jax.block_until_ready(single(keys[0], {"lr": jnp.float32(0.05)}))
-  compile_seq = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  jax.block_until_ready(sweep.sweep(train, keys, g.hparams))
-  compile_vm = time.perf_counter() - t0
-  seq_times, vm_times = [], []
-  for _ in range(repeats):
+    """Times the sequential loop and the vmapped sweep; returns a dict of timings and the max loss difference."""
+    train = make_train(x, y, steps, batch, hidden)
+    g = sweep.grid(range(seeds), lr=[0.05])
+    keys = g.keys()
+    single = jax.jit(train)
     t0 = time.perf_counter()
-    outs_seq = [single(keys[i], {"lr": jnp.float32(g.hparams["lr"][i])}) for i in range(g.size)]
-    jax.block_until_ready(outs_seq)
-    seq_times.append(time.perf_counter() - t0)
+    jax.block_until_ready(single(keys[0], {"lr": jnp.float32(0.05)}))
+    compile_seq = time.perf_counter() - t0
     t0 = time.perf_counter()
-    out_vm = jax.block_until_ready(sweep.sweep(train, keys, g.hparams))
-    vm_times.append(time.perf_counter() - t0)
-  # The two ways compute the same runs.
-  diff = max(float(np.max(np.abs(np.asarray(out_vm[1]["loss"][i]) - np.asarray(outs_seq[i][1]["loss"]))))
-             for i in range(g.size))
-  seq, vm = min(seq_times), min(vm_times)
-  return {"runs": g.size, "compile_seq": compile_seq, "compile_vm": compile_vm, "seq": seq, "vm": vm,
-          "ratio": seq / vm, "acc": float(np.mean(np.asarray(out_vm[1]["train_acc"]))), "diff": diff}
+    jax.block_until_ready(sweep.sweep(train, keys, g.hparams))
+    compile_vm = time.perf_counter() - t0
+    seq_times, vm_times = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        outs_seq = [single(keys[i], {"lr": jnp.float32(g.hparams["lr"][i])}) for i in range(g.size)]
+        jax.block_until_ready(outs_seq)
+        seq_times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        out_vm = jax.block_until_ready(sweep.sweep(train, keys, g.hparams))
+        vm_times.append(time.perf_counter() - t0)
+    # The two ways compute the same runs.
+    diff = max(
+        float(np.max(np.abs(np.asarray(out_vm[1]["loss"][i]) - np.asarray(outs_seq[i][1]["loss"]))))
+        for i in range(g.size)
+    )
+    seq, vm = min(seq_times), min(vm_times)
+    return {
+        "runs": g.size,
+        "compile_seq": compile_seq,
+        "compile_vm": compile_vm,
+        "seq": seq,
+        "vm": vm,
+        "ratio": seq / vm,
+        "acc": float(np.mean(np.asarray(out_vm[1]["train_acc"]))),
+        "diff": diff,
+    }
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--seeds", type=int, default=8)
-  parser.add_argument("--steps", type=int, default=500)
-  parser.add_argument("--sizes", default="32x32,16x16,128x64", help="hidden x batch, comma-separated")
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--cpu-devices", type=int, default=None, help="(read before jax starts)")
-  args = parser.parse_args()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--sizes", default="32x32,16x16,128x64", help="hidden x batch, comma-separated")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cpu-devices", type=int, default=None, help="(read before jax starts)")
+    args = parser.parse_args()
 
-  ds = data.digits("train")
-  x = ds.x.reshape(len(ds), -1)
-  print(f"devices: {jax.device_count()} x {jax.devices()[0].platform}  cores: {os.cpu_count()}  "
-        f"runs: {args.seeds} seeds  steps: {args.steps}  data: {ds.source}")
-  header = (f"{'hidden x batch':<16}{'compile seq s':>14}{'compile vmap s':>15}{'seq s':>9}{'vmap s':>9}"
-            f"{'seq runs/s':>12}{'vmap runs/s':>12}{'ratio':>8}{'acc':>7}{'max |dloss|':>13}")
-  print(header)
-  first = None
-  for size in args.sizes.split(","):
-    hidden, batch = (int(v) for v in size.lower().split("x"))
-    r = measure(x, ds.y, args.seeds, args.steps, batch, hidden, args.repeats)
-    first = first or r
-    print(f"{size:<16}{r['compile_seq']:>14.2f}{r['compile_vm']:>15.2f}{r['seq']:>9.3f}{r['vm']:>9.3f}"
-          f"{r['runs'] / r['seq']:>12.1f}{r['runs'] / r['vm']:>12.1f}{r['ratio']:>8.2f}{r['acc']:>7.3f}"
-          f"{r['diff']:>13.2e}")
-  print(f"RESULT sweep_vmap_throughput_ratio={first['ratio']:.2f} target=4")
+    ds = data.digits("train")
+    x = ds.x.reshape(len(ds), -1)
+    print(
+        f"devices: {jax.device_count()} x {jax.devices()[0].platform}  cores: {os.cpu_count()}  "
+        f"runs: {args.seeds} seeds  steps: {args.steps}  data: {ds.source}"
+    )
+    header = (
+        f"{'hidden x batch':<16}{'compile seq s':>14}{'compile vmap s':>15}{'seq s':>9}{'vmap s':>9}"
+        f"{'seq runs/s':>12}{'vmap runs/s':>12}{'ratio':>8}{'acc':>7}{'max |dloss|':>13}"
+    )
+    print(header)
+    first = None
+    for size in args.sizes.split(","):
+        hidden, batch = (int(v) for v in size.lower().split("x"))
+        r = measure(x, ds.y, args.seeds, args.steps, batch, hidden, args.repeats)
+        first = first or r
+        print(
+            f"{size:<16}{r['compile_seq']:>14.2f}{r['compile_vm']:>15.2f}{r['seq']:>9.3f}{r['vm']:>9.3f}"
+            f"{r['runs'] / r['seq']:>12.1f}{r['runs'] / r['vm']:>12.1f}{r['ratio']:>8.2f}{r['acc']:>7.3f}"
+            f"{r['diff']:>13.2e}"
+        )
+    print(f"RESULT sweep_vmap_throughput_ratio={first['ratio']:.2f} target=4")
 
 
 if __name__ == "__main__":
-  main()
+    main()

@@ -29,7 +29,7 @@ from common import metrics
 
 FLAGS = flags.FLAGS
 _CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Path to a config file, optionally with ':variant'.", lock_config=True
+    "config", None, "Path to a config file, optionally with ':variant'.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/<pkg>/<config-name>).")
 
@@ -38,205 +38,212 @@ _OWNED = ("config.json", "results.json", "metrics.jsonl", "log.txt", "figures", 
 
 
 class ConfigError(ValueError):
-  """An impossible config value. `key` is the dotted config field."""
+    """An impossible config value. `key` is the dotted config field."""
 
-  def __init__(self, key: str, message: str):
-    super().__init__(f"{key}: {message}")
-    self.key = key
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
 
 
 class UserError(Exception):
-  """Bad user input found while running (unreadable file, non-finite data...): one line, exit 2."""
+    """Bad user input found while running (unreadable file, non-finite data...): one line, exit 2."""
 
 
 def _package_of(experiment: Any) -> str:
-  name = getattr(experiment, "__name__", None) or type(experiment).__module__
-  return name.split(".")[0]
+    name = getattr(experiment, "__name__", None) or type(experiment).__module__
+    return name.split(".")[0]
 
 
 def _config_name(spec: str) -> str:
-  """'icl/configs/default.py:smoke' -> 'default_smoke'."""
-  path, _, arg = spec.partition(":")
-  stem = os.path.splitext(os.path.basename(path))[0]
-  return f"{stem}_{arg.replace(',', '_').replace('=', '-')}" if arg else stem
+    """'icl/configs/default.py:smoke' -> 'default_smoke'."""
+    path, _, arg = spec.partition(":")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return f"{stem}_{arg.replace(',', '_').replace('=', '-')}" if arg else stem
 
 
 def validate_common(config: ConfigDict) -> None:
-  """Checks the fields every config has: seed (int >= 0) and overwrite (bool)."""
-  if "seed" not in config:
-    raise ConfigError("seed", "every config needs an integer seed")
-  if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
-    raise ConfigError("seed", f"must be a non-negative integer, got {config.seed!r}")
-  if "overwrite" in config and not isinstance(config.overwrite, bool):
-    raise ConfigError("overwrite", f"must be True or False, got {config.overwrite!r}")
+    """Checks the fields every config has: seed (int >= 0) and overwrite (bool)."""
+    if "seed" not in config:
+        raise ConfigError("seed", "every config needs an integer seed")
+    if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
+        raise ConfigError("seed", f"must be a non-negative integer, got {config.seed!r}")
+    if "overwrite" in config and not isinstance(config.overwrite, bool):
+        raise ConfigError("overwrite", f"must be True or False, got {config.overwrite!r}")
 
 
 def validate(experiment: Any, config: ConfigDict) -> None:
-  """Runs the common checks and the experiment's own `validate` hook."""
-  validate_common(config)
-  hook = getattr(experiment, "validate", None)
-  if hook is not None:
-    hook(config)
+    """Runs the common checks and the experiment's own `validate` hook."""
+    validate_common(config)
+    hook = getattr(experiment, "validate", None)
+    if hook is not None:
+        hook(config)
 
 
 def _config_dict(config: ConfigDict) -> dict:
-  return metrics.to_jsonable(config.to_dict())
+    return metrics.to_jsonable(config.to_dict())
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-  keys = sorted(set(old) | set(new))
-  out = []
-  for k in keys:
-    if prefix == "" and k == "overwrite":
-      continue
-    a, b = old.get(k), new.get(k)
-    if isinstance(a, dict) and isinstance(b, dict):
-      out += _differences(a, b, prefix + k + ".")
-    elif a != b:
-      out.append(prefix + k)
-  return out
+    keys = sorted(set(old) | set(new))
+    out = []
+    for k in keys:
+        if prefix == "" and k == "overwrite":
+            continue
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, prefix + k + ".")
+        elif a != b:
+            out.append(prefix + k)
+    return out
 
 
 def _is_writer() -> bool:
-  """Only process 0 writes files in a multi-host run."""
-  try:
-    import jax
+    """Only process 0 writes files in a multi-host run."""
+    try:
+        import jax
 
-    return jax.process_index() == 0
-  except Exception:  # pragma: no cover - jax always present in this project
-    return True
+        return jax.process_index() == 0
+    except Exception:  # pragma: no cover - jax always present in this project
+        return True
 
 
 def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
-  """Validates `config`, runs `experiment.run(config, workdir)` and writes config.json / results.json.
+    """Validates `config`, runs `experiment.run(config, workdir)` and writes config.json / results.json.
 
-  Returns the results dict (read back from results.json if the run had already finished).
-  Raises ConfigError before writing anything when the config is invalid.
-  """
-  validate(experiment, config)
-  results_path = os.path.join(workdir, "results.json")
-  config_path = os.path.join(workdir, "config.json")
-  overwrite = bool(config.get("overwrite", False))
-  new_cfg = _config_dict(config)
+    Returns the results dict (read back from results.json if the run had already finished).
+    Raises ConfigError before writing anything when the config is invalid.
+    """
+    validate(experiment, config)
+    results_path = os.path.join(workdir, "results.json")
+    config_path = os.path.join(workdir, "config.json")
+    overwrite = bool(config.get("overwrite", False))
+    new_cfg = _config_dict(config)
 
-  if os.path.exists(results_path) and not overwrite:
-    logging.info("finished run found in %s; not redone (pass --config.overwrite=True to redo)", workdir)
-    return metrics.read_json(results_path)
-  if os.path.exists(config_path) and not overwrite:
-    diff = _differences(metrics.read_json(config_path), new_cfg)
-    if diff:
-      raise ConfigError(
-        diff[0],
-        f"differs from the unfinished run in {workdir}; use another --workdir or --config.overwrite=True",
-      )
+    if os.path.exists(results_path) and not overwrite:
+        logging.info("finished run found in %s; not redone (pass --config.overwrite=True to redo)", workdir)
+        return metrics.read_json(results_path)
+    if os.path.exists(config_path) and not overwrite:
+        diff = _differences(metrics.read_json(config_path), new_cfg)
+        if diff:
+            raise ConfigError(
+                diff[0],
+                f"differs from the unfinished run in {workdir}; use another --workdir or --config.overwrite=True",
+            )
 
-  created = not os.path.exists(workdir)
-  writer = _is_writer()
-  if writer:
-    if overwrite:
-      for name in _OWNED:
-        p = os.path.join(workdir, name)
-        if os.path.isdir(p):
-          shutil.rmtree(p)
-        elif os.path.exists(p):
-          os.unlink(p)
-    os.makedirs(workdir, exist_ok=True)
-    metrics.atomic_write_json(config_path, new_cfg)
-  handler = None
-  if writer:
-    handler = py_logging.FileHandler(os.path.join(workdir, "log.txt"))
-    handler.setFormatter(py_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.get_absl_logger().addHandler(handler)
-  start = time.time()
-  try:
-    results = experiment.run(config, workdir)
-  except (UserError, ConfigError):
-    if created and writer:
-      if handler is not None:
-        logging.get_absl_logger().removeHandler(handler)
-        handler.close()
-        handler = None
-      shutil.rmtree(workdir, ignore_errors=True)
-    raise
-  finally:
-    if handler is not None:
-      logging.get_absl_logger().removeHandler(handler)
-      handler.close()
-  if not isinstance(results, dict):
-    raise TypeError(f"{_package_of(experiment)}.experiment.run must return a dict, got {type(results).__name__}")
-  results = dict(results)
-  results.setdefault("runtime_seconds", round(time.time() - start, 2))
-  if writer:
-    metrics.atomic_write_json(results_path, results)
-    logging.info("results written to %s", results_path)
-  return metrics.to_jsonable(results)
+    created = not os.path.exists(workdir)
+    writer = _is_writer()
+    if writer:
+        if overwrite:
+            for name in _OWNED:
+                p = os.path.join(workdir, name)
+                if os.path.isdir(p):
+                    shutil.rmtree(p)
+                elif os.path.exists(p):
+                    os.unlink(p)
+        os.makedirs(workdir, exist_ok=True)
+        metrics.atomic_write_json(config_path, new_cfg)
+    handler = None
+    if writer:
+        handler = py_logging.FileHandler(os.path.join(workdir, "log.txt"))
+        handler.setFormatter(py_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.get_absl_logger().addHandler(handler)
+    start = time.time()
+    try:
+        results = experiment.run(config, workdir)
+    except (UserError, ConfigError):
+        if created and writer:
+            if handler is not None:
+                logging.get_absl_logger().removeHandler(handler)
+                handler.close()
+                handler = None
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    finally:
+        if handler is not None:
+            logging.get_absl_logger().removeHandler(handler)
+            handler.close()
+    if not isinstance(results, dict):
+        raise TypeError(f"{_package_of(experiment)}.experiment.run must return a dict, got {type(results).__name__}")
+    results = dict(results)
+    results.setdefault("runtime_seconds", round(time.time() - start, 2))
+    if writer:
+        metrics.atomic_write_json(results_path, results)
+        logging.info("results written to %s", results_path)
+    return metrics.to_jsonable(results)
 
 
 def _fail(prefix: str, err: BaseException, code: int) -> None:
-  message = " ".join(str(err).split())  # one line
-  sys.stderr.write(f"{prefix}: {message}\n")
-  sys.stderr.flush()
-  sys.exit(code)
+    message = " ".join(str(err).split())  # one line
+    sys.stderr.write(f"{prefix}: {message}\n")
+    sys.stderr.flush()
+    sys.exit(code)
 
 
 def _short(err: BaseException) -> str:
-  """The informative last line of an error whose message may hold a whole traceback."""
-  lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-  if not lines:
-    return type(err).__name__
-  if len(lines) > 1 and any(ln.startswith("Traceback") for ln in lines):
-    return lines[-1]
-  return " ".join(lines)
+    """The informative last line of an error whose message may hold a whole traceback."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    if len(lines) > 1 and any(ln.startswith("Traceback") for ln in lines):
+        return lines[-1]
+    return " ".join(lines)
 
 
 def _unknown_override(argv: list[str], err: BaseException) -> str | None:
-  """Names the --config.<key> override that failed because the key does not exist, if that was the error."""
-  text = str(err)
-  for arg in argv[1:]:
-    if arg.startswith("--config."):
-      key = arg[2:].split("=", 1)[0]
-      if repr(key.split(".")[-1]) in text and "could not convert" not in text:
-        return key
-  return None
+    """Names the --config.<key> override that failed because the key does not exist, if that was the error."""
+    text = str(err)
+    for arg in argv[1:]:
+        if arg.startswith("--config."):
+            key = arg[2:].split("=", 1)[0]
+            if repr(key.split(".")[-1]) in text and "could not convert" not in text:
+                return key
+    return None
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-  """Parses flags; a bad flag or config (unknown key, wrong type, unloadable file) is one line and exit 2."""
-  try:
-    rest = FLAGS(argv)
-    if FLAGS["config"].present or FLAGS["config"].value is not None:
-      _ = "seed" in FLAGS.config  # the file is loaded lazily: surface its errors here
-    return rest
-  except Exception as e:  # flags.Error, and errors raised while loading the config file itself
-    key = _unknown_override(argv, e)
-    if key is not None:
-      _fail("config error", ValueError(f"{key}: unknown key"), 2)
-    if isinstance(e, OSError) and "Failed loading config file" in str(e):
-      attempted = [a for a in argv[1:] if a.startswith("--config=")]
-      _fail("config error", ValueError(f"cannot load {attempted[-1] if attempted else '--config'}: "
-                                       f"{_short(e.__cause__ or e)}"), 2)
-    _fail("config error", ValueError(_short(e)), 2)
-  return []  # unreachable
+    """Parses flags; a bad flag or config (unknown key, wrong type, unloadable file) is one line and exit 2."""
+    try:
+        rest = FLAGS(argv)
+        if FLAGS["config"].present or FLAGS["config"].value is not None:
+            _ = "seed" in FLAGS.config  # the file is loaded lazily: surface its errors here
+        return rest
+    except Exception as e:  # flags.Error, and errors raised while loading the config file itself
+        key = _unknown_override(argv, e)
+        if key is not None:
+            _fail("config error", ValueError(f"{key}: unknown key"), 2)
+        if isinstance(e, OSError) and "Failed loading config file" in str(e):
+            attempted = [a for a in argv[1:] if a.startswith("--config=")]
+            _fail(
+                "config error",
+                ValueError(f"cannot load {attempted[-1] if attempted else '--config'}: {_short(e.__cause__ or e)}"),
+                2,
+            )
+        _fail("config error", ValueError(_short(e)), 2)
+    return []  # unreachable
 
 
 def run(experiment: Any) -> None:
-  """Runs `experiment` from the command line (see the module docstring)."""
+    """Runs `experiment` from the command line (see the module docstring)."""
 
-  def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-      _fail("config error", ValueError(f"unexpected arguments {argv[1:]}"), 2)
-    if _CONFIG.value is None:
-      _fail("config error", ValueError("--config is required, e.g. --config=<pkg>/configs/default.py"), 2)
-    spec = config_flags.get_config_filename(FLAGS["config"])
-    workdir = _WORKDIR.value or os.path.join("runs", _package_of(experiment), _config_name(spec))
-    logging.info("config %s -> workdir %s", spec, workdir)
-    try:
-      execute(experiment, _CONFIG.value, workdir)
-    except ConfigError as e:
-      _fail("config error", e, 2)
-    except UserError as e:
-      _fail("error", e, 2)
-    except metrics.NonFiniteError as e:
-      _fail("stopped", e, 1)
+    def main(argv: list[str]) -> None:
+        if len(argv) > 1:
+            _fail("config error", ValueError(f"unexpected arguments {argv[1:]}"), 2)
+        if _CONFIG.value is None:
+            _fail(
+                "config error",
+                ValueError("--config is required, e.g. --config=<pkg>/configs/default.py"),
+                2,
+            )
+        spec = config_flags.get_config_filename(FLAGS["config"])
+        workdir = _WORKDIR.value or os.path.join("runs", _package_of(experiment), _config_name(spec))
+        logging.info("config %s -> workdir %s", spec, workdir)
+        try:
+            execute(experiment, _CONFIG.value, workdir)
+        except ConfigError as e:
+            _fail("config error", e, 2)
+        except UserError as e:
+            _fail("error", e, 2)
+        except metrics.NonFiniteError as e:
+            _fail("stopped", e, 1)
 
-  absl_app.run(main, flags_parser=_parse_flags)
+    absl_app.run(main, flags_parser=_parse_flags)

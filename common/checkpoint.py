@@ -24,127 +24,135 @@ from common import metrics
 
 
 def _is_key(x: Any) -> bool:
-  return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _strip_keys(tree: Any) -> Any:
-  return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
 
 
 def _restore_keys(template: Any, tree: Any) -> Any:
-  return jax.tree.map(
-    lambda t, x: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key(t) else x, template, tree
-  )
+    return jax.tree.map(
+        lambda t, x: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key(t) else x,
+        template,
+        tree,
+    )
 
 
 def _abstract(tree: Any) -> Any:
-  def leaf(x):
-    x = jnp.asarray(x) if not hasattr(x, "shape") else x
-    sharding = getattr(x, "sharding", None)
-    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+    def leaf(x):
+        x = jnp.asarray(x) if not hasattr(x, "shape") else x
+        sharding = getattr(x, "sharding", None)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
-  return jax.tree.map(leaf, tree)
+    return jax.tree.map(leaf, tree)
 
 
 class Checkpointer:
-  """An orbax CheckpointManager: `save` every `save_every` steps, keeping the `keep` most recent checkpoints."""
+    """An orbax CheckpointManager: `save` every `save_every` steps, keeping the `keep` most recent checkpoints."""
 
-  def __init__(self, directory: str, *, save_every: int, keep: int = 2):
-    if save_every <= 0:
-      raise ValueError(f"save_every must be positive, got {save_every}")
-    if keep <= 0:
-      raise ValueError(f"keep must be positive, got {keep}")
-    self.directory = os.path.abspath(directory)
-    self.save_every = int(save_every)
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    def __init__(self, directory: str, *, save_every: int, keep: int = 2):
+        if save_every <= 0:
+            raise ValueError(f"save_every must be positive, got {save_every}")
+        if keep <= 0:
+            raise ValueError(f"keep must be positive, got {keep}")
+        self.directory = os.path.abspath(directory)
+        self.save_every = int(save_every)
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
-  def steps(self) -> list[int]:
-    """Steps with a finalized checkpoint, oldest first."""
-    return sorted(self._manager.all_steps())
+    def steps(self) -> list[int]:
+        """Steps with a finalized checkpoint, oldest first."""
+        return sorted(self._manager.all_steps())
 
-  def restore_latest_or(self, init_state: Any) -> tuple[Any, int]:
-    """Returns (state, step) from the newest readable checkpoint, or (init_state, 0) when there is none.
+    def restore_latest_or(self, init_state: Any) -> tuple[Any, int]:
+        """Returns (state, step) from the newest readable checkpoint, or (init_state, 0) when there is none.
 
-    `init_state` gives the structure, dtypes and shardings. A checkpoint that cannot be read (corrupt or half
-    written) is skipped with a warning and the previous one is used.
-    """
-    self._manager.reload()
-    template = _strip_keys(init_state)
-    abstract = {"state": _abstract(template)}
-    for step in reversed(self.steps()):
-      try:
-        restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-      except Exception as e:  # noqa: BLE001 - any failure to read means this checkpoint is unusable
-        logging.warning("checkpoint at step %d in %s is unreadable (%s); trying the previous one",
-                        step, self.directory, " ".join(str(e).split())[:200])
-        continue
-      logging.info("resumed from checkpoint at step %d (%s)", step, self.directory)
-      return _restore_keys(init_state, restored["state"]), int(step)
-    return init_state, 0
+        `init_state` gives the structure, dtypes and shardings. A checkpoint that cannot be read (corrupt or half
+        written) is skipped with a warning and the previous one is used.
+        """
+        self._manager.reload()
+        template = _strip_keys(init_state)
+        abstract = {"state": _abstract(template)}
+        for step in reversed(self.steps()):
+            try:
+                restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            except Exception as e:  # noqa: BLE001 - any failure to read means this checkpoint is unusable
+                logging.warning(
+                    "checkpoint at step %d in %s is unreadable (%s); trying the previous one",
+                    step,
+                    self.directory,
+                    " ".join(str(e).split())[:200],
+                )
+                continue
+            logging.info("resumed from checkpoint at step %d (%s)", step, self.directory)
+            return _restore_keys(init_state, restored["state"]), int(step)
+        return init_state, 0
 
-  def save(self, step: int, state: Any, *, force: bool = False) -> bool:
-    """Saves `state` at `step` if step is a multiple of save_every (or `force`); returns whether it saved."""
-    if not force and step % self.save_every != 0:
-      return False
-    if step in self._manager.all_steps():
-      return False
-    return bool(self._manager.save(int(step), args=ocp.args.StandardSave({"state": _strip_keys(state)}), force=True))
+    def save(self, step: int, state: Any, *, force: bool = False) -> bool:
+        """Saves `state` at `step` if step is a multiple of save_every (or `force`); returns whether it saved."""
+        if not force and step % self.save_every != 0:
+            return False
+        if step in self._manager.all_steps():
+            return False
+        return bool(
+            self._manager.save(int(step), args=ocp.args.StandardSave({"state": _strip_keys(state)}), force=True)
+        )
 
-  def wait(self) -> None:
-    """Blocks until pending asynchronous saves are on disk."""
-    self._manager.wait_until_finished()
+    def wait(self) -> None:
+        """Blocks until pending asynchronous saves are on disk."""
+        self._manager.wait_until_finished()
 
-  def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
 
-  def __enter__(self) -> Checkpointer:
-    return self
+    def __enter__(self) -> Checkpointer:
+        return self
 
-  def __exit__(self, *exc) -> None:
-    self.close()
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def run_chunked(
-  chunk_fn: Callable[[Any, int], tuple[Any, Any]],
-  init_state: Any,
-  *,
-  num_steps: int,
-  chunk_steps: int,
-  checkpointer: Checkpointer | None = None,
-  on_chunk: Callable[[int, Any], None] | None = None,
-  metric_writer: metrics.MetricWriter | None = None,
-  desc: str = "train",
+    chunk_fn: Callable[[Any, int], tuple[Any, Any]],
+    init_state: Any,
+    *,
+    num_steps: int,
+    chunk_steps: int,
+    checkpointer: Checkpointer | None = None,
+    on_chunk: Callable[[int, Any], None] | None = None,
+    metric_writer: metrics.MetricWriter | None = None,
+    desc: str = "train",
 ) -> Any:
-  """Advances `init_state` to `num_steps` steps in chunks of `chunk_steps`, checkpointing and resuming.
+    """Advances `init_state` to `num_steps` steps in chunks of `chunk_steps`, checkpointing and resuming.
 
-  `chunk_fn(state, start_step)` must advance exactly `chunk_steps` steps. After each chunk `on_chunk(end_step,
-  metrics)` is called (log, check finiteness) and the checkpointer saves when its interval is reached; the final state
-  is always saved. On resume, rows of `metric_writer` past the restored step are dropped so none are duplicated.
-  """
-  if chunk_steps <= 0 or num_steps < 0 or num_steps % chunk_steps != 0:
-    raise ValueError(f"num_steps ({num_steps}) must be a non-negative multiple of chunk_steps ({chunk_steps})")
-  state, step = (checkpointer.restore_latest_or(init_state) if checkpointer else (init_state, 0))
-  if step > num_steps:
-    raise ValueError(f"checkpoint at step {step} is beyond num_steps={num_steps}: wrong workdir?")
-  if step % chunk_steps != 0:
-    raise ValueError(f"checkpoint at step {step} is not on a chunk boundary of {chunk_steps}")
-  if metric_writer is not None:
-    metric_writer.truncate_after(step)
-  bar = metrics.progress(num_steps, desc)
-  bar.update(step)
-  try:
-    while step < num_steps:
-      state, chunk_metrics = chunk_fn(state, step)
-      step += chunk_steps
-      if on_chunk is not None:
-        on_chunk(step, chunk_metrics)
-      if checkpointer is not None:
-        checkpointer.save(step, state, force=step == num_steps)
-      bar.update(chunk_steps)
-  finally:
-    bar.close()
-    if checkpointer is not None:
-      checkpointer.wait()
-  return state
+    `chunk_fn(state, start_step)` must advance exactly `chunk_steps` steps. After each chunk `on_chunk(end_step,
+    metrics)` is called (log, check finiteness) and the checkpointer saves when its interval is reached; the final state
+    is always saved. On resume, rows of `metric_writer` past the restored step are dropped so none are duplicated.
+    """
+    if chunk_steps <= 0 or num_steps < 0 or num_steps % chunk_steps != 0:
+        raise ValueError(f"num_steps ({num_steps}) must be a non-negative multiple of chunk_steps ({chunk_steps})")
+    state, step = checkpointer.restore_latest_or(init_state) if checkpointer else (init_state, 0)
+    if step > num_steps:
+        raise ValueError(f"checkpoint at step {step} is beyond num_steps={num_steps}: wrong workdir?")
+    if step % chunk_steps != 0:
+        raise ValueError(f"checkpoint at step {step} is not on a chunk boundary of {chunk_steps}")
+    if metric_writer is not None:
+        metric_writer.truncate_after(step)
+    bar = metrics.progress(num_steps, desc)
+    bar.update(step)
+    try:
+        while step < num_steps:
+            state, chunk_metrics = chunk_fn(state, step)
+            step += chunk_steps
+            if on_chunk is not None:
+                on_chunk(step, chunk_metrics)
+            if checkpointer is not None:
+                checkpointer.save(step, state, force=step == num_steps)
+            bar.update(chunk_steps)
+    finally:
+        bar.close()
+        if checkpointer is not None:
+            checkpointer.wait()
+    return state

@@ -16,163 +16,167 @@ from absl import logging
 
 
 class NonFiniteError(FloatingPointError):
-  """A loss or metric became NaN or infinite; training stops at that step."""
+    """A loss or metric became NaN or infinite; training stops at that step."""
 
 
 def to_jsonable(obj: Any) -> Any:
-  """Converts numpy/jax scalars and arrays (nested in dicts/lists) to JSON values.
+    """Converts numpy/jax scalars and arrays (nested in dicts/lists) to JSON values.
 
-  Non-finite floats become the strings "inf", "-inf" and "nan" so the file stays strict JSON.
-  """
-  if isinstance(obj, Mapping):
-    return {str(k): to_jsonable(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [to_jsonable(v) for v in obj]
-  if hasattr(obj, "__array__") and not isinstance(obj, (str, bytes)):
-    arr = np.asarray(obj)
-    if arr.ndim == 0:
-      return to_jsonable(arr.item())
-    return [to_jsonable(v) for v in arr.tolist()]
-  if isinstance(obj, (bool, np.bool_)):
-    return bool(obj)
-  if isinstance(obj, (int, np.integer)):
-    return int(obj)
-  if isinstance(obj, (float, np.floating)):
-    x = float(obj)
-    if math.isnan(x):
-      return "nan"
-    if math.isinf(x):
-      return "inf" if x > 0 else "-inf"
-    return x
-  if obj is None or isinstance(obj, str):
-    return obj
-  raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
+    Non-finite floats become the strings "inf", "-inf" and "nan" so the file stays strict JSON.
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "__array__") and not isinstance(obj, (str, bytes)):
+        arr = np.asarray(obj)
+        if arr.ndim == 0:
+            return to_jsonable(arr.item())
+        return [to_jsonable(v) for v in arr.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if obj is None or isinstance(obj, str):
+        return obj
+    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
 
 
 def _atomic_write(path: str, write, mode: str = "w") -> None:
-  """Writes via a temporary file in the same directory, then os.replace: readers never see half a file."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-  try:
-    with os.fdopen(fd, mode) as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+    """Writes via a temporary file in the same directory, then os.replace: readers never see half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_json(path: str, obj: Any) -> None:
-  """Writes `obj` (converted with to_jsonable) as indented JSON, atomically."""
-  text = json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n"
-  _atomic_write(path, lambda f: f.write(text))
+    """Writes `obj` (converted with to_jsonable) as indented JSON, atomically."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n"
+    _atomic_write(path, lambda f: f.write(text))
 
 
 def atomic_save_npy(path: str, array: Any) -> None:
-  """Saves an array as .npy atomically (no pickle)."""
-  arr = np.asarray(array)
-  _atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False), mode="wb")
+    """Saves an array as .npy atomically (no pickle)."""
+    arr = np.asarray(array)
+    _atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False), mode="wb")
 
 
 def read_json(path: str) -> Any:
-  """Reads a JSON file written by atomic_write_json."""
-  with open(path) as f:
-    return json.load(f)
+    """Reads a JSON file written by atomic_write_json."""
+    with open(path) as f:
+        return json.load(f)
 
 
 class MetricWriter:
-  """Appends one JSON object per logged step to a JSONL file (`step`, `run`, metric names).
+    """Appends one JSON object per logged step to a JSONL file (`step`, `run`, metric names).
 
-  On resume, rows with a step beyond the restored step can be dropped with `truncate_after(step)` so a killed run
-  that is restarted does not leave duplicated rows.
-  """
+    On resume, rows with a step beyond the restored step can be dropped with `truncate_after(step)` so a killed run
+    that is restarted does not leave duplicated rows.
+    """
 
-  def __init__(self, path: str):
-    self.path = path
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    self._f = open(path, "a")
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._f = open(path, "a")
 
-  def write(self, step: int, run: int | str | None = None, **scalars: Any) -> None:
-    row: dict[str, Any] = {"step": int(step)}
-    if run is not None:
-      row["run"] = run
-    row.update(scalars)
-    self._f.write(json.dumps(to_jsonable(row)) + "\n")
-    self._f.flush()
+    def write(self, step: int, run: int | str | None = None, **scalars: Any) -> None:
+        row: dict[str, Any] = {"step": int(step)}
+        if run is not None:
+            row["run"] = run
+        row.update(scalars)
+        self._f.write(json.dumps(to_jsonable(row)) + "\n")
+        self._f.flush()
 
-  def truncate_after(self, step: int) -> None:
-    """Drops rows whose step is greater than `step` (used after restoring a checkpoint at `step`)."""
-    self._f.close()
-    with open(self.path) as f:
-      rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-    _atomic_write(self.path, lambda f: f.writelines(rows))
-    self._f = open(self.path, "a")
+    def truncate_after(self, step: int) -> None:
+        """Drops rows whose step is greater than `step` (used after restoring a checkpoint at `step`)."""
+        self._f.close()
+        with open(self.path) as f:
+            rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+        _atomic_write(self.path, lambda f: f.writelines(rows))
+        self._f = open(self.path, "a")
 
-  def close(self) -> None:
-    self._f.close()
+    def close(self) -> None:
+        self._f.close()
 
-  def __enter__(self) -> MetricWriter:
-    return self
+    def __enter__(self) -> MetricWriter:
+        return self
 
-  def __exit__(self, *exc) -> None:
-    self.close()
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def read_jsonl(path: str) -> list[dict]:
-  """Reads every row of a JSONL metrics file."""
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    """Reads every row of a JSONL metrics file."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def _fmt_seconds(s: float) -> str:
-  s = int(round(s))
-  h, rem = divmod(s, 3600)
-  m, sec = divmod(rem, 60)
-  return f"{h:d}:{m:02d}:{sec:02d}" if h else f"{m:d}:{sec:02d}"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h:d}:{m:02d}:{sec:02d}" if h else f"{m:d}:{sec:02d}"
 
 
 class _LogProgress:
-  """Progress as log lines (non-terminal output): at most one line per `every` seconds, with ETA."""
+    """Progress as log lines (non-terminal output): at most one line per `every` seconds, with ETA."""
 
-  def __init__(self, total: int, desc: str, every: float = 10.0):
-    self.total, self.desc, self.every = max(int(total), 1), desc, every
-    self.n = 0
-    self.start = self._last = time.time()
+    def __init__(self, total: int, desc: str, every: float = 10.0):
+        self.total, self.desc, self.every = max(int(total), 1), desc, every
+        self.n = 0
+        self.start = self._last = time.time()
 
-  def update(self, n: int = 1) -> None:
-    self.n += n
-    now = time.time()
-    if now - self._last >= self.every or self.n >= self.total:
-      self._last = now
-      elapsed = now - self.start
-      eta = elapsed / self.n * (self.total - self.n) if self.n else float("nan")
-      logging.info(
-        "%s: %d/%d (%.0f%%) elapsed %s eta %s",
-        self.desc, self.n, self.total, 100.0 * self.n / self.total,
-        _fmt_seconds(elapsed), _fmt_seconds(eta) if math.isfinite(eta) else "?",
-      )
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.time()
+        if now - self._last >= self.every or self.n >= self.total:
+            self._last = now
+            elapsed = now - self.start
+            eta = elapsed / self.n * (self.total - self.n) if self.n else float("nan")
+            logging.info(
+                "%s: %d/%d (%.0f%%) elapsed %s eta %s",
+                self.desc,
+                self.n,
+                self.total,
+                100.0 * self.n / self.total,
+                _fmt_seconds(elapsed),
+                _fmt_seconds(eta) if math.isfinite(eta) else "?",
+            )
 
-  def close(self) -> None:
-    pass
+    def close(self) -> None:
+        pass
 
 
 def progress(total: int, desc: str = "progress", *, every: float = 10.0):
-  """A progress reporter with `.update(n)` and `.close()`: a tqdm bar on a terminal, log lines with ETA otherwise."""
-  if sys.stderr.isatty():
-    from tqdm import tqdm
+    """A progress reporter with `.update(n)` and `.close()`: a tqdm bar on a terminal, log lines with ETA otherwise."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, dynamic_ncols=True)
-  return _LogProgress(total, desc, every)
+        return tqdm(total=total, desc=desc, dynamic_ncols=True)
+    return _LogProgress(total, desc, every)
 
 
 def check_finite(value: Any, what: str = "loss", step: int | None = None) -> None:
-  """Raises NonFiniteError naming `what` and `step` if any entry of `value` is NaN or infinite."""
-  arr = np.asarray(value)
-  if not np.all(np.isfinite(arr)):
-    bad = int(np.sum(~np.isfinite(arr)))
-    where = f" at step {step}" if step is not None else ""
-    raise NonFiniteError(f"non-finite {what}{where} ({bad} of {arr.size} entries); stopping")
+    """Raises NonFiniteError naming `what` and `step` if any entry of `value` is NaN or infinite."""
+    arr = np.asarray(value)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.sum(~np.isfinite(arr)))
+        where = f" at step {step}" if step is not None else ""
+        raise NonFiniteError(f"non-finite {what}{where} ({bad} of {arr.size} entries); stopping")

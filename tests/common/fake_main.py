@@ -2,4 +2,4 @@ from common import app
 from tests.common import fake_experiment
 
 if __name__ == "__main__":
-  app.run(fake_experiment)
+    app.run(fake_experiment)

@@ -14,106 +14,126 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def cli(workdir, *args):
-  cmd = [sys.executable, "-m", "tests.common.fake_main", "--config=tests/common/fake_config.py",
-         f"--workdir={workdir}", *args]
-  env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.common.fake_main",
+        "--config=tests/common/fake_config.py",
+        f"--workdir={workdir}",
+        *args,
+    ]
+    env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
 
 
 def error_lines(proc):
-  """stderr lines that are not absl/jax log lines."""
-  return [ln for ln in proc.stderr.splitlines() if ln and not ln[:1] in "IWE" or ln.startswith("error")
-          or "error" in ln[:20]]
+    """stderr lines that are not absl/jax log lines."""
+    return [
+        ln
+        for ln in proc.stderr.splitlines()
+        if ln and ln[:1] not in "IWE" or ln.startswith("error") or "error" in ln[:20]
+    ]
 
 
 @pytest.mark.parametrize(
-  "args, key",
-  [
-    (["--config.no_such_key=1"], "config.no_such_key"),
-    (["--config.lr=abc"], "lr"),
-    (["--config.lr=-1"], "lr"),
-    (["--config.seed=-3"], "seed"),
-    (["--config.num_steps=30"], "num_steps"),
-  ],
+    "args, key",
+    [
+        (["--config.no_such_key=1"], "config.no_such_key"),
+        (["--config.lr=abc"], "lr"),
+        (["--config.lr=-1"], "lr"),
+        (["--config.seed=-3"], "seed"),
+        (["--config.num_steps=30"], "num_steps"),
+    ],
 )
 def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path, args, key):
-  workdir = tmp_path / "w"
-  proc = cli(workdir, *args)
-  assert proc.returncode == 2, proc.stderr
-  lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("config error")]
-  assert len(lines) == 1, proc.stderr
-  assert key in lines[0]
-  assert not workdir.exists()
+    workdir = tmp_path / "w"
+    proc = cli(workdir, *args)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("config error")]
+    assert len(lines) == 1, proc.stderr
+    assert key in lines[0]
+    assert not workdir.exists()
 
 
 def test_bad_config_file_and_variant(tmp_path):
-  for spec in ["tests/common/nope.py", "tests/common/fake_config.py:novariant"]:
-    cmd = [sys.executable, "-m", "tests.common.fake_main", f"--config={spec}", f"--workdir={tmp_path / 'w'}"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("config error")]
-    assert len(lines) == 1 and ("nope.py" in lines[0] or "novariant" in lines[0]), proc.stderr
-    assert not (tmp_path / "w").exists()
+    for spec in ["tests/common/nope.py", "tests/common/fake_config.py:novariant"]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.common.fake_main",
+            f"--config={spec}",
+            f"--workdir={tmp_path / 'w'}",
+        ]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("config error")]
+        assert len(lines) == 1 and ("nope.py" in lines[0] or "novariant" in lines[0]), proc.stderr
+        assert not (tmp_path / "w").exists()
 
 
 def test_cli_writes_config_first_results_last_and_reports_finished_run(tmp_path):
-  workdir = tmp_path / "w"
-  proc = cli(workdir, "--config.num_steps=40")
-  assert proc.returncode == 0, proc.stderr
-  cfg = json.loads((workdir / "config.json").read_text())
-  assert cfg["num_steps"] == 40 and cfg["lr"] == 0.05
-  res = json.loads((workdir / "results.json").read_text())
-  assert len(res["params"]) == 8 and res["runtime_seconds"] >= 0
-  rows = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
-  assert [r["step"] for r in rows] == [20, 40]
-  mtime = os.path.getmtime(workdir / "results.json")
-  proc = cli(workdir, "--config.num_steps=40")
-  assert proc.returncode == 0 and "not redone" in proc.stderr
-  assert os.path.getmtime(workdir / "results.json") == mtime
+    workdir = tmp_path / "w"
+    proc = cli(workdir, "--config.num_steps=40")
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads((workdir / "config.json").read_text())
+    assert cfg["num_steps"] == 40 and cfg["lr"] == 0.05
+    res = json.loads((workdir / "results.json").read_text())
+    assert len(res["params"]) == 8 and res["runtime_seconds"] >= 0
+    rows = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [20, 40]
+    mtime = os.path.getmtime(workdir / "results.json")
+    proc = cli(workdir, "--config.num_steps=40")
+    assert proc.returncode == 0 and "not redone" in proc.stderr
+    assert os.path.getmtime(workdir / "results.json") == mtime
 
 
 def test_user_error_exits_2_and_removes_the_workdir_it_created(tmp_path):
-  workdir = tmp_path / "w"
-  proc = cli(workdir, "--config.input_file=/no/such/file.npy")
-  assert proc.returncode == 2
-  assert [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")] == [
-    "error: input_file /no/such/file.npy: no such file"
-  ]
-  assert not workdir.exists()
+    workdir = tmp_path / "w"
+    proc = cli(workdir, "--config.input_file=/no/such/file.npy")
+    assert proc.returncode == 2
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")] == [
+        "error: input_file /no/such/file.npy: no such file"
+    ]
+    assert not workdir.exists()
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
-  cmd = [sys.executable, "-m", "tests.common.fake_main", "--config=tests/common/fake_config.py:nan",
-         f"--workdir={tmp_path / 'w'}"]
-  proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-  assert proc.returncode == 1
-  assert any(ln.startswith("stopped: non-finite loss at step 20") for ln in proc.stderr.splitlines()), proc.stderr
-  assert not (tmp_path / "w" / "results.json").exists()
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.common.fake_main",
+        "--config=tests/common/fake_config.py:nan",
+        f"--workdir={tmp_path / 'w'}",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert any(ln.startswith("stopped: non-finite loss at step 20") for ln in proc.stderr.splitlines()), proc.stderr
+    assert not (tmp_path / "w" / "results.json").exists()
 
 
 def test_execute_overwrite_and_changed_config(tmp_path):
-  cfg = fake_config.get_config()
-  cfg.num_steps = 40
-  workdir = str(tmp_path / "w")
-  r1 = app.execute(fake_experiment, cfg, workdir)
-  # Same config: reported, not redone.
-  assert app.execute(fake_experiment, cfg, workdir) == r1
-  # An unfinished run with a different config is refused, naming the key.
-  os.unlink(os.path.join(workdir, "results.json"))
-  cfg2 = fake_config.get_config()
-  cfg2.num_steps, cfg2.lr = 40, 0.01
-  with pytest.raises(app.ConfigError, match="lr"):
-    app.execute(fake_experiment, cfg2, workdir)
-  cfg2.overwrite = True
-  r2 = app.execute(fake_experiment, cfg2, workdir)
-  assert r2["params"] != r1["params"]
-  assert json.loads(open(os.path.join(workdir, "config.json")).read())["lr"] == 0.01
+    cfg = fake_config.get_config()
+    cfg.num_steps = 40
+    workdir = str(tmp_path / "w")
+    r1 = app.execute(fake_experiment, cfg, workdir)
+    # Same config: reported, not redone.
+    assert app.execute(fake_experiment, cfg, workdir) == r1
+    # An unfinished run with a different config is refused, naming the key.
+    os.unlink(os.path.join(workdir, "results.json"))
+    cfg2 = fake_config.get_config()
+    cfg2.num_steps, cfg2.lr = 40, 0.01
+    with pytest.raises(app.ConfigError, match="lr"):
+        app.execute(fake_experiment, cfg2, workdir)
+    cfg2.overwrite = True
+    r2 = app.execute(fake_experiment, cfg2, workdir)
+    assert r2["params"] != r1["params"]
+    assert json.loads(open(os.path.join(workdir, "config.json")).read())["lr"] == 0.01
 
 
 def test_config_name_and_validate_common():
-  assert app._config_name("icl/configs/default.py:smoke") == "default_smoke"
-  assert app._config_name("icl/configs/paper.py") == "paper"
-  cfg = fake_config.get_config()
-  del cfg["seed"]
-  with pytest.raises(app.ConfigError, match="seed"):
-    app.validate_common(cfg)
+    assert app._config_name("icl/configs/default.py:smoke") == "default_smoke"
+    assert app._config_name("icl/configs/paper.py") == "paper"
+    cfg = fake_config.get_config()
+    del cfg["seed"]
+    with pytest.raises(app.ConfigError, match="seed"):
+        app.validate_common(cfg)

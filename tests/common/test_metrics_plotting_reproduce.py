@@ -14,74 +14,109 @@ from common import metrics, plotting, reproduce
 
 
 def test_to_jsonable_and_atomic_json(tmp_path):
-  obj = {"a": np.float32(1.5), "b": jnp.arange(3), "c": [math.inf, -math.inf, math.nan], "d": np.bool_(True)}
-  path = tmp_path / "sub" / "r.json"
-  metrics.atomic_write_json(str(path), obj)
-  back = json.loads(path.read_text())
-  assert back == {"a": 1.5, "b": [0, 1, 2], "c": ["inf", "-inf", "nan"], "d": True}
-  assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temporary file left behind
+    obj = {
+        "a": np.float32(1.5),
+        "b": jnp.arange(3),
+        "c": [math.inf, -math.inf, math.nan],
+        "d": np.bool_(True),
+    }
+    path = tmp_path / "sub" / "r.json"
+    metrics.atomic_write_json(str(path), obj)
+    back = json.loads(path.read_text())
+    assert back == {"a": 1.5, "b": [0, 1, 2], "c": ["inf", "-inf", "nan"], "d": True}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temporary file left behind
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
-  path = str(tmp_path / "r.json")
-  metrics.atomic_write_json(path, {"ok": 1})
-  with pytest.raises(TypeError):
-    metrics.atomic_write_json(path, {"bad": object()})
-  assert json.loads(open(path).read()) == {"ok": 1}
+    path = str(tmp_path / "r.json")
+    metrics.atomic_write_json(path, {"ok": 1})
+    with pytest.raises(TypeError):
+        metrics.atomic_write_json(path, {"bad": object()})
+    assert json.loads(open(path).read()) == {"ok": 1}
 
 
 def test_metric_writer_and_truncate(tmp_path):
-  path = str(tmp_path / "m.jsonl")
-  with metrics.MetricWriter(path) as w:
-    for s in (1, 2, 3):
-      w.write(s, run=0, loss=float(s))
-    w.truncate_after(2)
-    w.write(3, run=0, loss=30.0)
-  rows = metrics.read_jsonl(path)
-  assert [(r["step"], r["loss"]) for r in rows] == [(1, 1.0), (2, 2.0), (3, 30.0)]
+    path = str(tmp_path / "m.jsonl")
+    with metrics.MetricWriter(path) as w:
+        for s in (1, 2, 3):
+            w.write(s, run=0, loss=float(s))
+        w.truncate_after(2)
+        w.write(3, run=0, loss=30.0)
+    rows = metrics.read_jsonl(path)
+    assert [(r["step"], r["loss"]) for r in rows] == [(1, 1.0), (2, 2.0), (3, 30.0)]
 
 
 def test_check_finite():
-  metrics.check_finite(np.ones(3))
-  with pytest.raises(metrics.NonFiniteError, match="non-finite loss at step 7"):
-    metrics.check_finite(np.array([1.0, np.nan]), step=7)
+    metrics.check_finite(np.ones(3))
+    with pytest.raises(metrics.NonFiniteError, match="non-finite loss at step 7"):
+        metrics.check_finite(np.array([1.0, np.nan]), step=7)
 
 
 def test_progress_log_lines(caplog):
-  p = metrics._LogProgress(4, "demo", every=0.0)
-  with caplog.at_level("INFO"):
-    for _ in range(4):
-      p.update()
-  assert "demo: 4/4 (100%)" in caplog.records[-1].getMessage()
+    p = metrics._LogProgress(4, "demo", every=0.0)
+    with caplog.at_level("INFO"):
+        for _ in range(4):
+            p.update()
+    assert "demo: 4/4 (100%)" in caplog.records[-1].getMessage()
 
 
 def test_plotting_save(tmp_path):
-  fig, ax = plotting.figure()
-  ax.plot([0, 1], [1, 0], color=plotting.palette(2)[1])
-  path = plotting.save(fig, str(tmp_path / "figs" / "a.png"))
-  with open(path, "rb") as f:
-    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-  assert len(plotting.palette(12)) == 12
+    fig, ax = plotting.figure()
+    ax.plot([0, 1], [1, 0], color=plotting.palette(2)[1])
+    path = plotting.save(fig, str(tmp_path / "figs" / "a.png"))
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert len(plotting.palette(12)) == 12
 
 
 def test_reproduce_reports_unbuilt_packages_and_rejects_unknown(tmp_path):
-  root = reproduce.ROOT
-  proc = subprocess.run([sys.executable, "-m", "common.reproduce", "--only", "manifolds,margin", "--scale", "smoke",
-                         "--runs-dir", str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=60)
-  assert proc.returncode == 0, proc.stderr
-  report = (tmp_path / "REPORT.md").read_text()
-  assert "| manifolds | not built |" in report and "| margin | not built |" in report
-  proc = subprocess.run([sys.executable, "-m", "common.reproduce", "--only", "nosuch"], cwd=root,
-                        capture_output=True, text=True, timeout=60)
-  assert proc.returncode == 2 and "unknown package" in proc.stderr
+    root = reproduce.ROOT
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "common.reproduce",
+            "--only",
+            "manifolds,margin",
+            "--scale",
+            "smoke",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| manifolds | not built |" in report and "| margin | not built |" in report
+    proc = subprocess.run(
+        [sys.executable, "-m", "common.reproduce", "--only", "nosuch"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "unknown package" in proc.stderr
 
 
 def test_reproduce_report_rows(tmp_path):
-  entries = {"icl": {"status": "ran", "seconds": 3.0, "workdir": "w", "log": "l",
-                     "rows": [{"name": "M*", "value": 2.5, "paper": "2^14", "ok": True},
-                              {"name": "x", "value": 1, "paper": "", "ok": False}], "figures": []},
-             "spectra": {"status": "not built"}}
-  path = reproduce.write_report(entries, str(tmp_path), "smoke")
-  text = open(path).read()
-  assert "| icl | ran | 1/2 |" in text and "| M* | 2.5 | 2^14 | pass |" in text and "FAIL" in text
-  assert os.path.basename(path) == "REPORT.md"
+    entries = {
+        "icl": {
+            "status": "ran",
+            "seconds": 3.0,
+            "workdir": "w",
+            "log": "l",
+            "rows": [
+                {"name": "M*", "value": 2.5, "paper": "2^14", "ok": True},
+                {"name": "x", "value": 1, "paper": "", "ok": False},
+            ],
+            "figures": [],
+        },
+        "spectra": {"status": "not built"},
+    }
+    path = reproduce.write_report(entries, str(tmp_path), "smoke")
+    text = open(path).read()
+    assert "| icl | ran | 1/2 |" in text and "| M* | 2.5 | 2^14 | pass |" in text and "FAIL" in text
+    assert os.path.basename(path) == "REPORT.md"

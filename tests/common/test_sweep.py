@@ -13,87 +13,87 @@ from common import sweep
 
 
 def make_train():
-  chex.clear_trace_counter()  # the counter is global across tests
+    chex.clear_trace_counter()  # the counter is global across tests
 
-  @chex.assert_max_traces(n=1)
-  def train(key, hp):
-    """Adam (lr traced through inject_hyperparams) on a random least-squares problem drawn from `key`."""
-    kx, kw = jax.random.split(key)
-    x = jax.random.normal(kx, (32, 5))
-    y = x @ jax.random.normal(kw, (5,)) + hp["noise"] * jnp.sin(x[:, 0])
-    opt = optax.inject_hyperparams(optax.adam)(learning_rate=hp["lr"])
-    w = jnp.zeros(5)
+    @chex.assert_max_traces(n=1)
+    def train(key, hp):
+        """Adam (lr traced through inject_hyperparams) on a random least-squares problem drawn from `key`."""
+        kx, kw = jax.random.split(key)
+        x = jax.random.normal(kx, (32, 5))
+        y = x @ jax.random.normal(kw, (5,)) + hp["noise"] * jnp.sin(x[:, 0])
+        opt = optax.inject_hyperparams(optax.adam)(learning_rate=hp["lr"])
+        w = jnp.zeros(5)
 
-    def step(carry, _):
-      w, s = carry
-      loss, g = jax.value_and_grad(lambda w: jnp.mean((x @ w - y) ** 2))(w)
-      u, s = opt.update(g, s, w)
-      return (optax.apply_updates(w, u), s), loss
+        def step(carry, _):
+            w, s = carry
+            loss, g = jax.value_and_grad(lambda w: jnp.mean((x @ w - y) ** 2))(w)
+            u, s = opt.update(g, s, w)
+            return (optax.apply_updates(w, u), s), loss
 
-    (w, _), losses = jax.lax.scan(step, (w, opt.init(w)), None, length=50)
-    return w, losses
+        (w, _), losses = jax.lax.scan(step, (w, opt.init(w)), None, length=50)
+        return w, losses
 
-  return train
+    return train
 
 
 def test_devices():
-  assert jax.device_count() == 4, "conftest should give 4 fake CPU devices"
+    assert jax.device_count() == 4, "conftest should give 4 fake CPU devices"
 
 
 def test_grid_is_cartesian_product():
-  g = sweep.grid([0, 1], lr=[0.1, 0.2, 0.3], noise=[0.0, 1.0])
-  assert g.size == 12
-  rows = g.rows()
-  assert len({(r["seed"], round(r["lr"], 3), r["noise"]) for r in rows}) == 12
-  i = g.index(seed=1, lr=0.2, noise=1.0)
-  assert rows[i]["seed"] == 1 and rows[i]["noise"] == 1.0
-  assert g.keys().shape == (12,)
-  with pytest.raises(ValueError):
-    sweep.grid([0], lr=[])
+    g = sweep.grid([0, 1], lr=[0.1, 0.2, 0.3], noise=[0.0, 1.0])
+    assert g.size == 12
+    rows = g.rows()
+    assert len({(r["seed"], round(r["lr"], 3), r["noise"]) for r in rows}) == 12
+    i = g.index(seed=1, lr=0.2, noise=1.0)
+    assert rows[i]["seed"] == 1 and rows[i]["noise"] == 1.0
+    assert g.keys().shape == (12,)
+    with pytest.raises(ValueError):
+        sweep.grid([0], lr=[])
 
 
 @pytest.mark.parametrize("seeds", [[0, 1], [0, 1, 2]])  # 8 runs (even) and 12 runs; and 6 below
 def test_run_i_of_sweep_equals_run_alone(seeds):
-  train = make_train()
-  g = sweep.grid(seeds, lr=[0.01, 0.05], noise=[0.0, 0.5])
-  w, losses = sweep.sweep(train, g.keys(), g.hparams)
-  assert w.shape == (g.size, 5) and losses.shape == (g.size, 50)
-  alone = jax.jit(train.__wrapped__ if hasattr(train, "__wrapped__") else train)
-  for i in range(g.size):
-    wi, li = alone(g.keys()[i], {k: jnp.asarray(v[i]) for k, v in g.hparams.items()})
-    np.testing.assert_allclose(w[i], wi, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(losses[i], li, rtol=1e-5, atol=1e-6)
+    train = make_train()
+    g = sweep.grid(seeds, lr=[0.01, 0.05], noise=[0.0, 0.5])
+    w, losses = sweep.sweep(train, g.keys(), g.hparams)
+    assert w.shape == (g.size, 5) and losses.shape == (g.size, 50)
+    alone = jax.jit(train.__wrapped__ if hasattr(train, "__wrapped__") else train)
+    for i in range(g.size):
+        wi, li = alone(g.keys()[i], {k: jnp.asarray(v[i]) for k, v in g.hparams.items()})
+        np.testing.assert_allclose(w[i], wi, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(losses[i], li, rtol=1e-5, atol=1e-6)
 
 
 def test_output_sharded_over_runs_and_no_recompilation():
-  train = make_train()
-  g = sweep.grid([0, 1, 2, 3], lr=[0.01, 0.05], noise=[0.5])  # 8 runs on 4 devices
-  w, losses = sweep.sweep(train, g.keys(), g.hparams)
-  expected = NamedSharding(sweep.runs_mesh(), P(sweep.RUNS))
-  assert w.sharding.is_equivalent_to(expected, w.ndim)
-  assert len(w.sharding.device_set) == 4
-  assert {s.data.shape[0] for s in w.addressable_shards} == {2}
-  # Same shapes again, with different values: the traced function is not traced a second time
-  # (chex.assert_max_traces(n=1) on train raises if it were).
-  g2 = sweep.grid([4, 5, 6, 7], lr=[0.02, 0.03], noise=[0.1])
-  w2, _ = sweep.sweep(train, g2.keys(), g2.hparams)
-  assert not np.allclose(np.asarray(w), np.asarray(w2))
+    train = make_train()
+    g = sweep.grid([0, 1, 2, 3], lr=[0.01, 0.05], noise=[0.5])  # 8 runs on 4 devices
+    w, losses = sweep.sweep(train, g.keys(), g.hparams)
+    expected = NamedSharding(sweep.runs_mesh(), P(sweep.RUNS))
+    assert w.sharding.is_equivalent_to(expected, w.ndim)
+    assert len(w.sharding.device_set) == 4
+    assert {s.data.shape[0] for s in w.addressable_shards} == {2}
+    # Same shapes again, with different values: the traced function is not traced a second time
+    # (chex.assert_max_traces(n=1) on train raises if it were).
+    g2 = sweep.grid([4, 5, 6, 7], lr=[0.02, 0.03], noise=[0.1])
+    w2, _ = sweep.sweep(train, g2.keys(), g2.hparams)
+    assert not np.allclose(np.asarray(w), np.asarray(w2))
 
 
 def test_padding_non_multiple_and_shared_arguments():
-  def f(key, scale, table):
-    return scale * table + jax.random.uniform(key)
+    def f(key, scale, table):
+        return scale * table + jax.random.uniform(key)
 
-  g = sweep.grid([0, 1, 2], s=[1.0, 2.0])  # 6 runs -> padded to 8 on 4 devices, trimmed back
-  table = np.arange(3.0)
-  out = sweep.vmapped(f, in_axes=(0, 0, None))(g.keys(), g.hparams["s"], table)
-  assert out.shape == (6, 3)
-  for i in range(6):
-    np.testing.assert_allclose(out[i], f(g.keys()[i], g.hparams["s"][i], table), rtol=1e-6)
-  with pytest.raises(ValueError, match="same leading runs axis"):
-    sweep.vmapped(f, in_axes=(0, 0, None))(g.keys(), np.ones(5), table)
+    g = sweep.grid([0, 1, 2], s=[1.0, 2.0])  # 6 runs -> padded to 8 on 4 devices, trimmed back
+    table = np.arange(3.0)
+    out = sweep.vmapped(f, in_axes=(0, 0, None))(g.keys(), g.hparams["s"], table)
+    assert out.shape == (6, 3)
+    for i in range(6):
+        np.testing.assert_allclose(out[i], f(g.keys()[i], g.hparams["s"][i], table), rtol=1e-6)
+    with pytest.raises(ValueError, match="same leading runs axis"):
+        sweep.vmapped(f, in_axes=(0, 0, None))(g.keys(), np.ones(5), table)
 
 
 def test_to_numpy():
-  out = sweep.to_numpy({"a": jnp.ones((4, 2))})
-  assert isinstance(out["a"], np.ndarray) and out["a"].shape == (4, 2)
+    out = sweep.to_numpy({"a": jnp.ones((4, 2))})
+    assert isinstance(out["a"], np.ndarray) and out["a"].shape == (4, 2)
