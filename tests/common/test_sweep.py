@@ -97,3 +97,40 @@ def test_padding_non_multiple_and_shared_arguments():
 def test_to_numpy():
     out = sweep.to_numpy({"a": jnp.ones((4, 2))})
     assert isinstance(out["a"], np.ndarray) and out["a"].shape == (4, 2)
+
+
+def test_sweep_across_two_processes_joined_by_jax_distributed(tmp_path):
+    """Two CPU processes x 2 devices after jax.distributed.initialize(): same numbers as one process."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.common import multihost_sweep
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = str(tmp_path / "out.npy")
+    env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, "-m", "tests.common.multihost_sweep"]
+    procs = [
+        subprocess.Popen(
+            [*cmd, str(i), "2", str(port), out],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        log, _ = p.communicate(timeout=180)
+        assert p.returncode == 0, log[-2000:]
+    got = np.load(out)
+    g = sweep.grid([0, 1, 2], lr=[0.1, 0.2], target=[1.0])
+    for i in range(g.size):
+        w, losses = jax.jit(multihost_sweep.train)(g.keys()[i], {k: v[i] for k, v in g.hparams.items()})
+        np.testing.assert_allclose(got[i], np.concatenate([w, losses]), rtol=1e-5)
