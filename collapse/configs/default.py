@@ -1,0 +1,136 @@
+"""collapse at CPU scale: digits MLP/CNN sweeps, the SDE/SGD attractivity toys, teacher-student,
+large lr early.
+
+    python -m collapse.main --config=collapse/configs/default.py
+    python -m collapse.main --config=collapse/configs/default.py:smoke   # seconds; tests and
+    notebooks
+
+default: MLP 64-256-256-10 (GELU) on scikit-learn digits, SGD momentum 0.9, batch 32, 20k steps;
+one vmapped,
+checkpointed sweep of 22 runs (lr 0.02/0.05/0.1/0.2, label noise 0.1/0.2, weight decay 0,
+large-lr-early durations
+0/2.5k/5k/10k, 2 seeds) with the independent-neuron fraction measured at every 5k-step checkpoint;
+batch sizes 8
+and 64 (one vmapped group each); a small CNN (16-32 channels, global average pooling) at two
+learning rates;
+the quartic-well SDE (2000 trajectories per zeta), the single-neuron SDE (1000 per lr) and the
+hidden-neuron SGD
+(512 per lr, full and frozen); the 64-mode linear teacher-student at sigma = 0, 5, 10, 15, 20 (4
+seeds).
+Expected (2 shared CPU cores, see collapse/README.md): about 12 minutes. Fractions fall with lr and
+label noise
+only with weight decay (wd = 0 stays at 1.0); zeta_c = sqrt(3) predicted and ~1.75-1.8 measured at
+T = 200;
+teacher-student test MSE falls with sigma while the collapsed modes rise (0 -> ~45 of 64).
+smoke: every part at toy size, a few seconds of compute (plus compilation).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The CPU-scale config; ``arg`` picks a variant: None/'default' or 'smoke'."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.overwrite = False
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "digits"  # any tfds image set; "digits" is scikit-learn's, offline
+    c.data.allow_fallback = True  # a tfds set that is not on disk falls back to digits (source is logged)
+
+    # The digits networks. Thresholds are the paper's.
+    c.net = ml_collections.ConfigDict()
+    c.net.arch = "mlp"
+    c.net.widths = (256, 256)
+    c.net.act = "gelu"
+    c.net.maxpool_after = ()
+    c.net.dense_head = ()
+    c.net.momentum = 0.9
+    c.net.vanish_threshold = 0.1
+    c.net.identical_threshold = 0.1
+
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 32
+    c.train.num_steps = 20000
+    c.train.chunk_steps = 5000  # one compiled call per chunk = checkpoint + independent-fraction measurement
+    c.train.num_seeds = 2
+
+    # One vmapped sweep around the base setting (lr, weight decay, no label noise).
+    c.sweep = ml_collections.ConfigDict()
+    c.sweep.base_lr = 0.05
+    c.sweep.base_weight_decay = 5e-4
+    c.sweep.lrs = (0.02, 0.05, 0.1, 0.2)
+    c.sweep.label_noises = (0.1, 0.2)  # at base lr
+    c.sweep.weight_decays = (0.0,)  # extra weight decays at base lr (0 = the no-collapse control)
+    c.sweep.batch_sizes = (8, 64)  # extra batch sizes at base lr (each its own compiled group)
+    c.sweep.batch_num_seeds = 1
+
+    c.large_lr = ml_collections.ConfigDict()
+    c.large_lr.lr_high = 0.2
+    c.large_lr.lr_low = 0.02
+    c.large_lr.durations = (0, 2500, 5000, 10000)  # steps at lr_high before the drop (within num_steps)
+
+    c.cnn = ml_collections.ConfigDict()
+    c.cnn.enabled = True
+    c.cnn.widths = (16, 32)
+    c.cnn.lrs = (0.05, 0.2)
+    c.cnn.num_steps = 10000
+    c.cnn.num_seeds = 1
+
+    c.sde = ml_collections.ConfigDict()
+    c.sde.mu = 1.5
+    c.sde.zetas = (1.0, 1.4, 1.6, 1.7, 1.75, 1.8, 1.85, 1.9, 2.0, 2.2, 2.5)
+    c.sde.num_seeds = 2000
+    c.sde.dt = 0.01
+    c.sde.time = 200.0
+    c.sde.eps = 1e-15
+    c.sde.neuron_label_noise = 1.0
+    c.sde.neuron_lrs = (1.0, 1.4, 1.6, 1.8, 1.9, 2.0, 2.1, 2.2, 2.5, 3.0)
+    c.sde.neuron_num_seeds = 1000
+    c.sde.neuron_dt = 0.02
+    c.sde.neuron_time = 200.0
+    c.sde.hidden_label_noise = 1.0
+    c.sde.hidden_batch_size = 4
+    c.sde.hidden_lr_factors = (0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)  # x predicted eta_c
+    c.sde.hidden_num_seeds = 512
+    c.sde.hidden_num_steps = 4000
+
+    c.teacher_student = ml_collections.ConfigDict()
+    c.teacher_student.sigmas = (0.0, 5.0, 10.0, 15.0, 20.0)
+    c.teacher_student.lr = 3.0
+    c.teacher_student.num_steps = 60000
+    c.teacher_student.drop_step = 50000
+    c.teacher_student.num_seeds = 4
+    c.teacher_student.collapse_threshold = 1e-3  # a mode is collapsed when its learned product is below this
+
+    if arg in (None, "", "default"):
+        return c
+    if arg == "smoke":
+        c.net.widths = (32, 32)
+        c.train.num_steps = 200
+        c.train.chunk_steps = 100
+        c.train.num_seeds = 1
+        c.sweep.lrs = (0.05, 0.2)
+        c.sweep.label_noises = (0.2,)
+        c.sweep.batch_sizes = (16,)
+        c.large_lr.durations = (0, 100)
+        c.cnn.widths = (4, 8)
+        c.cnn.lrs = (0.1,)
+        c.cnn.num_steps = 100
+        c.sde.zetas = (1.0, 2.5)
+        c.sde.num_seeds = 200
+        c.sde.time = 20.0
+        c.sde.neuron_lrs = (1.0, 3.0)
+        c.sde.neuron_num_seeds = 100
+        c.sde.neuron_time = 20.0
+        c.sde.hidden_lr_factors = (0.5, 1.5)
+        c.sde.hidden_num_seeds = 32
+        c.sde.hidden_num_steps = 200
+        c.teacher_student.sigmas = (0.0, 20.0)
+        c.teacher_student.num_steps = 2000
+        c.teacher_student.drop_step = 1500
+        c.teacher_student.num_seeds = 2
+        return c
+    raise ValueError(f"unknown variant {arg!r}; use 'smoke' or nothing")
