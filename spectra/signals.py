@@ -3,22 +3,29 @@ vectors."""
 
 from __future__ import annotations
 
+import math
+
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
-def random_orthonormal(key: jax.Array, n: int, k: int) -> jax.Array:
-    """An n x k matrix with Haar-distributed orthonormal columns (QR of a Gaussian, signs fixed)."""
-    g = jax.random.normal(key, (n, k), dtype=jnp.float32)
-    q, r = jnp.linalg.qr(g)
-    return q * jnp.sign(jnp.diagonal(r))[None, :]
+def _rng(key: jax.Array) -> np.random.Generator:
+    """A numpy generator seeded by a jax key: reproducible from the key, and no XLA compilation of
+    the random-number kernels for every new matrix shape (a second or more each on CPU)."""
+    return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
 
 
-def signal_matrix(key: jax.Array, n: int, m: int, singular_values: np.ndarray) -> jax.Array:
+def random_orthonormal(key: jax.Array, n: int, k: int) -> np.ndarray:
+    """An n x k float64 matrix with Haar-distributed orthonormal columns (QR of a Gaussian, signs fixed)."""
+    g = _rng(key).standard_normal((n, k))
+    q, r = np.linalg.qr(g)
+    return q * np.sign(np.diagonal(r))[None, :]
+
+
+def signal_matrix(key: jax.Array, n: int, m: int, singular_values: np.ndarray) -> np.ndarray:
     """S = U diag(singular_values) V^T, N x M, with Haar U (N x K) and V (M x K); K =
     len(singular_values)."""
-    sv = jnp.asarray(singular_values, dtype=jnp.float32)
+    sv = np.asarray(singular_values, dtype=np.float64)
     k = sv.shape[0]
     if k > min(n, m):
         raise ValueError(f"rank {k} exceeds min(N, M) = {min(n, m)}")
@@ -37,9 +44,9 @@ def continuous_singular_values(n: int, s_max: float) -> np.ndarray:
     return (s_max * np.arange(1, n + 1) / n).astype(np.float32)
 
 
-def noise(key: jax.Array, n: int, m: int) -> jax.Array:
-    """X with iid N(0, 1/M) entries, N x M (the package's noise convention)."""
-    return jax.random.normal(key, (n, m), dtype=jnp.float32) / np.sqrt(m).astype(np.float32)
+def noise(key: jax.Array, n: int, m: int) -> np.ndarray:
+    """X with iid N(0, 1/M) entries, N x M, float64 (the package's noise convention)."""
+    return _rng(key).standard_normal((n, m)) / math.sqrt(m)
 
 
 def singular_values(y: jax.Array | np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ _N_ETA = 30  # continuation steps in Im z (ratio ~0.36 per step from 10 L down t
 _N_NEWTON = 3  # Newton iterations per continuation step
 _ETA_FINAL_REL = 1e-12
 _ZERO_REL = 1e-6  # density below 1e-6 * max is treated as zero (edges of the support)
-_GRID = 2049  # coarse grid for support detection
+_GRID = 2048  # coarse grid for support detection
 
 
 def esm_spectrum(b: float, s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -128,14 +128,16 @@ def _m(lam: np.ndarray, t: np.ndarray, w: np.ndarray, c: float, eta: float | Non
     lam."""
     lam = np.asarray(lam, dtype=np.float64)
     flat = lam.ravel()
-    # Pad to a power of two (>= 32) so a handful of shapes covers every call: few recompiles.
-    size = max(32, 1 << max(flat.size - 1, 0).bit_length())
+    # Pad to a few fixed sizes (and the atoms to a multiple of 4 with zero weight) so that a
+    # handful of compiled shapes covers every call.
+    size = next((b for b in (64, 512, 2048, 4096) if flat.size <= b), 4096 * -(-flat.size // 4096))
     flat = np.pad(flat, (0, size - flat.size), mode="edge") if flat.size else np.ones(size)
+    n_atoms = 4 * -(-t.size // 4)
     with jax.enable_x64(True):
         out = _solve_m(
             jnp.asarray(flat),
-            jnp.asarray(t),
-            jnp.asarray(w),
+            jnp.asarray(np.pad(t, (0, n_atoms - t.size))),
+            jnp.asarray(np.pad(w, (0, n_atoms - w.size))),
             jnp.asarray(c, dtype=jnp.float64),
             jnp.asarray(_etas(_scale(t, c), eta)),
         )

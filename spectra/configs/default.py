@@ -21,6 +21,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.overwrite = False
+    # BLAS/LAPACK threads for numpy/scipy/jax-CPU linear algebra; 0 = library default. One thread is
+    # several times faster than two on 2 cores shared with other jobs (measured).
+    c.blas_threads = 1
 
     # (a) density and (b) overlaps: N rows, M = N / c columns for each (b, s, c) setting.
     c.n = 1000
