@@ -1,4 +1,5 @@
 """collapse: Stochastic collapse (Chen, Kunin, Yamamura, Ganguli 2023). See collapse/README.md."""
+
 from collapse import experiment
 from common import app
 

@@ -1,0 +1,48 @@
+"""Teacher-student: label noise soft-thresholds the learned singular values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from collapse import teacher_student as ts
+
+
+def test_problem_matches_the_paper_setting():
+    p = ts.make_problem(0)
+    sv = np.linalg.svd(p.w, compute_uv=False)
+    np.testing.assert_allclose(sv[:8], np.linspace(1.0, 0.5, 8), atol=1e-10)
+    assert np.all(sv[8:] < 1e-10)
+    # the SVD basis reconstructs X^T y
+    w_hat = p.v_basis @ np.diag(p.s) @ p.u_basis
+    assert ts.test_mse(p, p.s) == pytest.approx(np.mean((w_hat - p.w) ** 2))
+
+
+def test_noiseless_gd_converges_to_the_data_singular_values():
+    s = jnp.array([0.2, 0.7, 1.3])
+    pf, _ = ts.train_modes(jax.random.key(0), s, 0.0, lr=3.0, num_samples=1024, num_steps=20000)
+    np.testing.assert_allclose(pf, s, rtol=1e-3)
+
+
+def test_time_average_is_the_soft_threshold():
+    # Stationary law is Gamma(shape = s/(eta sigma^2) - 1/2, scale = eta sigma^2): mean max(s - eta sigma^2/2, 0)
+    s = jnp.array([0.05, 0.1, 0.4, 0.7, 1.0])
+    sigma, lr, n = 10.0, 3.0, 1024
+    eta = lr / n
+    f = jax.jit(
+        jax.vmap(lambda k: ts.train_modes(k, s, sigma, lr=lr, num_samples=n, num_steps=30000, average_from=8000))
+    )
+    pf, pa = f(jax.random.split(jax.random.key(1), 32))
+    pa = np.asarray(pa).mean(axis=0)
+    expected = ts.soft_threshold(np.asarray(s), eta, sigma)
+    assert expected[0] == 0 and expected[1] == 0  # below eta sigma^2 / 2 = 0.146
+    # the shift itself is eta sigma^2 / 2 = 0.146; the Monte Carlo error is ~0.01
+    np.testing.assert_allclose(pa[2:], expected[2:], rtol=0, atol=0.03)
+    assert np.all(pa[:2] < 0.01)  # collapsed modes
+    assert np.all(np.asarray(pf)[:, :2] < 1e-3)
+
+
+def test_theory_products_and_collapsed_count():
+    s = np.array([0.1, 0.5, 0.9])
+    th = ts.theory_products(s, sigma=20.0, lr=3.0, num_samples=1024)  # threshold 0.586 at high lr
+    np.testing.assert_allclose(th, [0.0, 0.0, 0.9 - 0.0586], rtol=1e-2)

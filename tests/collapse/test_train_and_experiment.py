@@ -1,0 +1,123 @@
+"""Training loop (chunking, vmapping, label noise) and the experiment's config checks and smoke run."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from collapse import experiment, train
+from collapse.configs import default
+from common import app, sweep
+
+TASK = train.Task("mlp", (8,), 3, (2, 2, 1), batch_size=4)
+
+
+def _hp(**kw):
+    hp = {"lr": 0.1, "lr_late": 0.01, "switch": 30.0, "weight_decay": 1e-3, "label_noise": 0.2}
+    hp.update(kw)
+    return {k: jnp.float32(v) for k, v in hp.items()}
+
+
+def _data(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=(n, 2, 2, 1)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 3, n), jnp.int32)
+    return x, y
+
+
+def test_chunks_compose_exactly():
+    hp, xy = _hp(), _data()
+    s0 = train.init_state(TASK, jax.random.key(0), hp)
+    step = jax.jit(lambda s, t0, n: train.run_steps(TASK, s, hp, xy, t0, n), static_argnums=2)
+    whole, _ = step(s0, jnp.asarray(0), 60)
+    half, _ = step(s0, jnp.asarray(0), 30)
+    half, _ = step(half, jnp.asarray(30), 30)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(half), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_vmapped_sweep_equals_single_runs():
+    xy = _data()
+    rows = [_hp(lr=0.05), _hp(lr=0.2, label_noise=0.0)]
+    hp = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+    keys = jax.vmap(jax.random.key)(jnp.arange(2, dtype=jnp.uint32))
+    fn = sweep.vmapped(lambda k, h, d: train.train(TASK, k, h, d, 40), in_axes=(0, 0, None))
+    states, _ = fn(keys, hp, (*xy, *xy))
+    for r in range(2):
+        single, _ = jax.jit(lambda k, h: train.train(TASK, k, h, (*xy, *xy), 40))(keys[r], rows[r])
+        np.testing.assert_allclose(states["params"][0]["w"][r], single["params"][0]["w"], rtol=1e-5, atol=1e-6)
+
+
+def test_label_noise_rate_and_schedule_switch():
+    labels = jnp.zeros((20000,), jnp.int32)
+    noisy = train.noisy_labels(jax.random.key(0), labels, 0.3, 10)
+    # a flipped label lands on class 0 with prob 1/10: P(changed) = 0.3 * 0.9
+    assert float(jnp.mean(noisy != 0)) == pytest.approx(0.27, abs=0.01)
+    # lr switches from lr to lr_late at step `switch`: zero lr_late freezes the parameters afterwards
+    hp, xy = _hp(lr_late=0.0, switch=10.0, weight_decay=0.0), _data()
+    s0 = train.init_state(TASK, jax.random.key(1), hp)
+    a, _ = train.run_steps(TASK, s0, hp, xy, jnp.asarray(0), 10)
+    b, _ = train.run_steps(TASK, a, hp, xy, jnp.asarray(10), 10)
+    # (optax.sgd's update is -lr * momentum trace, so lr 0 means no motion at all)
+    np.testing.assert_array_equal(a["params"][0]["w"], b["params"][0]["w"])
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("train.chunk_steps", 7),
+        ("sweep.lrs", (0.1, -0.1)),
+        ("sweep.label_noises", (1.5,)),
+        ("net.identical_threshold", 1.5),
+        ("net.act", "sigmoid"),
+        ("large_lr.durations", (10**9,)),
+    ],
+)
+def test_validate_names_the_field(field, value):
+    c = default.get_config("smoke")
+    section, key = field.split(".")
+    c[section][key] = value
+    with pytest.raises(app.ConfigError) as e:
+        experiment.validate(c)
+    assert field in str(e.value)
+
+
+def test_default_and_paper_configs_validate():
+    from collapse.configs import paper
+
+    experiment.validate(default.get_config())
+    experiment.validate(default.get_config("smoke"))
+    experiment.validate(paper.get_config())
+
+
+def test_settings_share_duplicate_runs():
+    c = default.get_config()
+    rows, settings = experiment._settings(c)
+    # lr=0.02 with weight decay, no noise is also the large-lr run with no high-lr phase
+    assert settings["large_lr=0"] == settings["lr=0.02"]
+    assert len(rows) == len({tuple(sorted(r.items())) for r in rows})
+    assert all(len(v) == c.train.num_seeds for v in settings.values())
+
+
+@pytest.mark.slow
+def test_smoke_run_end_to_end(tmp_path):
+    c = default.get_config("smoke")
+    workdir = str(tmp_path / "run")
+    res = app.execute(experiment, c, workdir)
+    assert set(res) - {"runtime_seconds"} == {
+        "sde",
+        "independent_fraction",
+        "teacher_student",
+        "large_lr",
+    }
+    assert set(res["sde"]) == {"quartic", "single_neuron", "hidden_neuron"}
+    assert res["sde"]["quartic"]["predicted"] == pytest.approx(np.sqrt(3))
+    assert set(res["teacher_student"]) == {"0", "20"}
+    assert set(res["large_lr"]) == {"0", "100"}
+    for v in res["independent_fraction"].values():
+        assert len(v) == 2 and all(0 < f <= 1 for f in v)
+    for name in ("independent_fraction", "attractivity", "teacher_student", "large_lr"):
+        assert os.path.exists(os.path.join(workdir, "figures", f"{name}.png"))
+    assert experiment.report(res)
