@@ -42,7 +42,7 @@ def test_sigkill_and_resume_gives_identical_results(tmp_path):
 
     work = tmp_path / "killed"
     p = subprocess.Popen(
-        _cmd(work, "--config.sleep=0.25"),
+        _cmd(work, "--config.sleep=0.5"),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -59,7 +59,7 @@ def test_sigkill_and_resume_gives_identical_results(tmp_path):
 
     # Started again with the same workdir (and the same config): resumes and ends identically.
     proc = subprocess.run(
-        _cmd(work, "--config.sleep=0.25"),
+        _cmd(work, "--config.sleep=0.5"),
         cwd=ROOT,
         env=env,
         capture_output=True,
