@@ -69,6 +69,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config.denoise_continuous_smax > 0, "denoise_continuous_smax", "must be > 0")
     need(config.denoise_seeds >= 1, "denoise_seeds", "must be >= 1")
     need(config.smoothing > 0, "smoothing", "must be > 0")
+    need(config.cov_smoothing > 0, "cov_smoothing", "must be > 0")
     need(config.blas_threads >= 0, "blas_threads", "must be >= 0 (0 = library default)")
 
 
@@ -347,7 +348,9 @@ def _denoise_experiment(config, key, workdir, mw):
         d_acc, c_acc, s_acc = [], [], []
         for r in range(config.denoise_seeds):
             s_mat, y = _sample(jax.random.fold_in(key, 100 * i + r), n, m, sv)
-            d, cv, inf = denoise.compare_estimators(y, s_mat, sigma, int(sv.size), smoothing=config.smoothing)
+            d, cv, inf = denoise.compare_estimators(
+                y, s_mat, sigma, int(sv.size), smoothing=config.smoothing, cov_smoothing=config.cov_smoothing
+            )
             d_acc.append(d)
             c_acc.append(cv)
             s_acc.append(inf["sigma_hat_over_sigma"])
@@ -384,7 +387,7 @@ def _denoise_experiment(config, key, workdir, mw):
     yv = signals.singular_values(y) * 1.0
     lam, u = np.linalg.eigh(y @ y.T)
     yv = np.sqrt(np.maximum(lam, 0))
-    xi, cvals, _ = denoise.rie_shrinkage(yv, config.denoise_c, config.smoothing)
+    xi, cvals, _ = denoise.rie_shrinkage(yv, config.denoise_c, config.smoothing, config.cov_smoothing)
     us = u.T @ s_mat
     oracle_xi = np.sum(us * (u.T @ y), axis=1) / yv
     oracle_cov = np.sum(us * us, axis=1)

@@ -52,7 +52,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.denoise_esm = ((0.5, 1.5), (0.1, 1.0), (0.05, 2.0))  # (b, s) ESM signals
     c.denoise_continuous_smax = 3.0  # plus singular values evenly spread on (0, s_max]
     c.denoise_seeds = 2
-    c.smoothing = 0.5  # RIE smoothing eps = smoothing / sqrt(N)
+    c.smoothing = 1.5  # RIE smoothing eps = smoothing / sqrt(N) (denoiser)
+    c.cov_smoothing = 0.5  # same for the covariance estimator
 
     if arg in (None, "", "default"):
         return c
