@@ -44,8 +44,10 @@ def _kmeanspp(key: jax.Array, x_sxd: jax.Array, k: int) -> jax.Array:
 
     def body(i, carry):
         cent, d2 = carry
-        logits = jnp.log(d2 + 1e-12)
-        idx = jax.random.categorical(jax.random.fold_in(key, i), logits)
+        # D² sampling by inverse CDF: one uniform draw instead of s Gumbel draws per step
+        cdf = jnp.cumsum(d2)
+        u = jax.random.uniform(jax.random.fold_in(key, i)) * cdf[-1]
+        idx = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), s - 1)
         c = x_sxd[idx]
         d2 = jnp.minimum(d2, jnp.maximum(2.0 - 2.0 * (x_sxd @ c), 0.0))
         return cent.at[i].set(c), d2
@@ -54,9 +56,7 @@ def _kmeanspp(key: jax.Array, x_sxd: jax.Array, k: int) -> jax.Array:
     return cent
 
 
-def init_centroids(
-    key: jax.Array, x_sxd: np.ndarray, k: int, method: str = "kmeans++"
-) -> np.ndarray:
+def init_centroids(key: jax.Array, x_sxd: np.ndarray, k: int, method: str = "kmeans++") -> np.ndarray:
     """Initial centroids from the (in-memory) rows x_sxd.
 
     kmeans++: D² sampling (Arthur & Vassilvitskii 2007) with the chordal distance |x - c|² = 2 - 2
@@ -79,14 +79,15 @@ def _accumulate(sums_kxd, counts_k, obj, c_kxd, x_bxd, w_b):
     lab = sim_bxk.argmax(axis=1)
     best = sim_bxk.max(axis=1)
     k = c_kxd.shape[0]
-    sums_kxd = sums_kxd + jax.ops.segment_sum(x_bxd * w_b[:, None], lab, num_segments=k)
-    counts_k = counts_k + jax.ops.segment_sum(w_b, lab, num_segments=k)
+    # sorting first lets XLA's CPU scatter run over contiguous segments (measured faster than unsorted)
+    o = jnp.argsort(lab)
+    lab, xw, w = lab[o], (x_bxd * w_b[:, None])[o], w_b[o]
+    sums_kxd = sums_kxd + jax.ops.segment_sum(xw, lab, num_segments=k, indices_are_sorted=True)
+    counts_k = counts_k + jax.ops.segment_sum(w, lab, num_segments=k, indices_are_sorted=True)
     return sums_kxd, counts_k, obj + jnp.sum(w_b * best)
 
 
-def lloyd_iteration(
-    x, centroids_kxd: np.ndarray, batch_size: int
-) -> tuple[np.ndarray, np.ndarray, float]:
+def lloyd_iteration(x, centroids_kxd: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray, float]:
     """One spherical Lloyd step streamed over x in mini-batches.
 
     Returns (new centroids = normalised cluster sums, counts per cluster, mean similarity of points

@@ -87,9 +87,7 @@ class Stage:
             old = metrics.read_json(mpath)
             if old.get("hash") != self.hash:
                 diff = sorted(
-                    k
-                    for k in set(old.get("key", {})) | set(self.key)
-                    if old.get("key", {}).get(k) != self.key.get(k)
+                    k for k in set(old.get("key", {})) | set(self.key) if old.get("key", {}).get(k) != self.key.get(k)
                 )
                 raise app.UserError(
                     f"{self.dir} was made with different settings ({', '.join(diff) or 'inputs'}); "
@@ -169,13 +167,9 @@ def load_user_embeddings(path: str) -> np.ndarray:
     try:
         x = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input error
-        raise app.UserError(
-            f"embeddings: cannot read {path} as a .npy array ({type(e).__name__}: {e})"
-        ) from e
+        raise app.UserError(f"embeddings: cannot read {path} as a .npy array ({type(e).__name__}: {e})") from e
     if not isinstance(x, np.ndarray):
-        raise app.UserError(
-            f"embeddings: {path} holds several arrays; expected one 2-D float array"
-        )
+        raise app.UserError(f"embeddings: {path} holds several arrays; expected one 2-D float array")
     if x.ndim != 2:
         raise app.UserError(f"embeddings: {path} has shape {x.shape}; expected a 2-D array (N, d)")
     if x.shape[0] == 0 or x.shape[1] == 0:
@@ -213,9 +207,7 @@ def _normalize_into(stage: Stage, x, valid_ids: np.ndarray, chunk: int = 65536) 
     for a in range(done, n, chunk):
         b = min(a + chunk, n)
         xb = np.asarray(x[valid_ids[a:b]], np.float64)
-        arrs["embeddings"][a:b] = (xb / np.linalg.norm(xb, axis=1, keepdims=True)).astype(
-            np.float32
-        )
+        arrs["embeddings"][a:b] = (xb / np.linalg.norm(xb, axis=1, keepdims=True)).astype(np.float32)
         pa.mark(arrs, b)
     pa.complete(arrs)
 
@@ -243,9 +235,7 @@ def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
     if source.kind == "synthetic":
         s = cfg.synthetic
         n, d = int(s.n_items), int(s.dim)
-        pa = PartialArrays(
-            stage, "synthetic", {"embeddings": ((n, d), "float32"), "group": ((n,), "int64")}
-        )
+        pa = PartialArrays(stage, "synthetic", {"embeddings": ((n, d), "float32"), "group": ((n,), "int64")})
         if not pa.finals_exist():
             arrs, done = pa.open()
             nch = -(-n // synthetic.CHUNK)
@@ -254,7 +244,8 @@ def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
                 arrs["embeddings"],
                 arrs["group"],
                 seed,
-                n_topics=s.n_topics,
+                n_topics=synthetic.num_topics(s.n_topics, n),
+                noise_rank=s.noise_rank,
                 topic_strength=s.topic_strength,
                 dup_fraction=s.dup_fraction,
                 max_group_size=s.max_group_size,
@@ -320,9 +311,7 @@ def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
                 )
         valid = np.flatnonzero(~bad).astype(np.int64)
         if valid.size == 0:
-            raise app.UserError(
-                f"{source.kind}: every row of {source.path} is non-finite, zero or blank"
-            )
+            raise app.UserError(f"{source.kind}: every row of {source.path} is non-finite, zero or blank")
         _normalize_into(stage, x, valid)
         metrics.atomic_save_npy(stage.path("ids.npy"), valid)
         excluded = np.flatnonzero(bad).astype(np.int64)
@@ -365,9 +354,7 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
     ksample, kinit = jax.random.split(rkey)
     bs = int(km.batch_size)
     if 0 < km.sample_size < n:
-        rows = np.sort(
-            np.random.default_rng([seed, 0x5A]).choice(n, int(km.sample_size), replace=False)
-        )
+        rows = np.sort(np.random.default_rng([seed, 0x5A]).choice(n, int(km.sample_size), replace=False))
         fit_x = np.asarray(x[rows], np.float32)
     else:
         fit_x = x
@@ -381,14 +368,10 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
         ip = int(km.init_points)
         init_x = fit_x
         if 0 < ip < fit_x.shape[0]:
-            r = np.sort(
-                np.asarray(jax.random.choice(ksample, fit_x.shape[0], (ip,), replace=False))
-            )
+            r = np.sort(np.asarray(jax.random.choice(ksample, fit_x.shape[0], (ip,), replace=False)))
             init_x = np.asarray(fit_x[r], np.float32)
         if k > init_x.shape[0]:
-            raise app.UserError(
-                f"n_clusters: {k} exceeds the {init_x.shape[0]} points used to initialise"
-            )
+            raise app.UserError(f"n_clusters: {k} exceeds the {init_x.shape[0]} points used to initialise")
         c = kmeans.init_centroids(kinit, np.asarray(init_x, np.float32), k, km.init)
         it, objective = 0, []
         metrics.atomic_save_npy(cent_path, c)
@@ -444,9 +427,7 @@ def unit_ranges(k: int, per_file: int) -> list[tuple[int, int]]:
     return [(a, min(a + per_file, k)) for a in range(0, k, per_file)]
 
 
-def shard_units(
-    units: Sequence[tuple[int, int]], shard: int, num_shards: int
-) -> list[tuple[int, int]]:
+def shard_units(units: Sequence[tuple[int, int]], shard: int, num_shards: int) -> list[tuple[int, int]]:
     """The contiguous block of units (hence clusters) that process `shard` of `num_shards`
     handles."""
     u = len(units)

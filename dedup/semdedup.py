@@ -57,9 +57,7 @@ def _row_block(n: int) -> int:
     return n if n <= 1024 else 512
 
 
-def paper_rule_single(
-    e_nxd: jax.Array, valid_n: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+def paper_rule_single(e_nxd: jax.Array, valid_n: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """For one padded, ordered cluster: (M, argmax, nn) with M[j] = max_{i<j} S[i,j] over valid i.
 
     M[j] = -inf when no valid i < j exists (the first item is always kept). argmax is the position
@@ -149,9 +147,7 @@ def _compiled(rule: str, n: int, d: int, batch: int, num_e: int):
             partner = jnp.broadcast_to(colarg[:, None, :], removed.shape)
             psim = jnp.broadcast_to(colmax[:, None, :], removed.shape)
         else:
-            removed, partner, psim = jax.vmap(greedy_rule_single, in_axes=(0, 0, None))(
-                e_bxnxd, valid_bxn, thr_e
-            )
+            removed, partner, psim = jax.vmap(greedy_rule_single, in_axes=(0, 0, None))(e_bxnxd, valid_bxn, thr_e)
         return removed, partner, psim, nn
 
     return (
@@ -178,9 +174,7 @@ def run_bucket(
     b, n, d = e_bxnxd.shape
     thr = np.asarray([1.0 - float(x) for x in eps], np.float32)
     fn, shard, repl = _compiled(rule, n, d, b, len(thr))
-    out = fn(
-        jax.device_put(e_bxnxd, shard), jax.device_put(valid_bxn, shard), jax.device_put(thr, repl)
-    )
+    out = fn(jax.device_put(e_bxnxd, shard), jax.device_put(valid_bxn, shard), jax.device_put(thr, repl))
     return tuple(np.asarray(x) for x in out)
 
 

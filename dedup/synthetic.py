@@ -15,13 +15,23 @@ import numpy as np
 CHUNK = 65536
 
 
-def topic_model(seed: int, n_topics: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Topic directions [T, d] (unit) and topic probabilities [T] (lognormal, sigma 1)."""
+def num_topics(requested: int, n: int) -> int:
+    """config.synthetic.n_topics, or 2·round(√N) when 0 (about two topics per √N-cluster)."""
+    return int(requested) if requested > 0 else max(1, 2 * int(round(np.sqrt(n))))
+
+
+def topic_model(seed: int, n_topics: int, dim: int, rank: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Topic directions [T, d] (unit), topic probabilities [T] (lognormal, sigma 1) and, when rank > 0, an
+    orthonormal basis [d, rank] of the shared low-dimensional subspace the within-topic variation lives in."""
     rng = np.random.default_rng([seed, 0x70])
     c = rng.normal(size=(n_topics, dim)).astype(np.float32)
     c /= np.linalg.norm(c, axis=1, keepdims=True)
     w = rng.lognormal(0.0, 1.0, n_topics)
-    return c, w / w.sum()
+    basis = None
+    if rank > 0:
+        q, _ = np.linalg.qr(rng.normal(size=(dim, min(rank, dim))))
+        basis = q.astype(np.float32)
+    return c, w / w.sum(), basis
 
 
 def generate_chunk(
@@ -31,6 +41,7 @@ def generate_chunk(
     first_id: int,
     centers: np.ndarray,
     probs: np.ndarray,
+    basis: np.ndarray | None = None,
     *,
     topic_strength: float,
     dup_fraction: float,
@@ -59,6 +70,11 @@ def generate_chunk(
     topics = rng.choice(len(probs), size=n_orig, p=probs)
     a = topic_strength
     g = rng.normal(size=(n_orig, d)).astype(np.float32) / np.sqrt(d)
+    if basis is not None:
+        # mostly low-rank variation (real embeddings have low intrinsic dimension) + 10% isotropic
+        r = basis.shape[1]
+        z = rng.normal(size=(n_orig, r)).astype(np.float32) / np.sqrt(r)
+        g = np.sqrt(0.9) * (z @ basis.T) + np.sqrt(0.1) * g
     orig = np.sqrt(a) * centers[topics] + np.sqrt(1 - a) * g
     orig /= np.linalg.norm(orig, axis=1, keepdims=True)
     sizes_arr = np.asarray(sizes)
@@ -94,6 +110,7 @@ def generate(
     seed: int,
     *,
     n_topics: int,
+    noise_rank: int = 0,
     topic_strength: float,
     dup_fraction: float,
     max_group_size: int,
@@ -105,7 +122,7 @@ def generate(
     """Fills out_x [N, d] and out_group [N] (arrays or memmaps) chunk by chunk from chunk
     `start_chunk`; `on_chunk(chunks_done)` runs after each chunk (for resumable writes)."""
     n, d = out_x.shape
-    centers, probs = topic_model(seed, n_topics, d)
+    centers, probs, basis = topic_model(seed, n_topics, d, noise_rank)
     nchunks = -(-n // CHUNK)
     for c in range(start_chunk, nchunks):
         a, b = c * CHUNK, min((c + 1) * CHUNK, n)
@@ -116,6 +133,7 @@ def generate(
             a,
             centers,
             probs,
+            basis,
             topic_strength=topic_strength,
             dup_fraction=dup_fraction,
             max_group_size=max_group_size,
@@ -128,9 +146,7 @@ def generate(
             on_chunk(c + 1)
 
 
-def planted_scores(
-    group: np.ndarray, removed_ids: np.ndarray, duplicate_of: np.ndarray
-) -> tuple[float, float]:
+def planted_scores(group: np.ndarray, removed_ids: np.ndarray, duplicate_of: np.ndarray) -> tuple[float, float]:
     """(precision, recall) of removals against the planted groups.
 
     A removal is correct when the item and the item it duplicates are in the same planted group.

@@ -7,6 +7,7 @@ with HF_HUB_OFFLINE=1: nothing is downloaded.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from importlib import resources
@@ -20,6 +21,16 @@ def builtin_path() -> str:
     """Path of the shipped text set: 94 hand-written English sentences, about half of them
     paraphrase groups."""
     return str(resources.files("dedup") / "data" / "sentences.txt")
+
+
+def builtin_groups(n: int) -> np.ndarray:
+    """Group id per line of the shipped set (-1: no paraphrase; else the group's first line number)."""
+    with open(resources.files("dedup") / "data" / "sentence_groups.json", encoding="utf-8") as f:
+        groups = json.load(f)["groups"]
+    out = np.full(n, -1, np.int64)
+    for g in groups:
+        out[g] = g[0]
+    return out
 
 
 def read_lines(path: str) -> list[str]:

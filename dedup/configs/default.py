@@ -35,10 +35,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.synthetic = ml_collections.ConfigDict()
     c.synthetic.n_items = 300_000
     c.synthetic.dim = 384
-    c.synthetic.n_topics = 3000
-    c.synthetic.topic_strength = (
-        0.6  # a in x = √a·topic + √(1-a)·noise; unrelated items share cos ≈ a
-    )
+    c.synthetic.n_topics = 0  # 0 = 2·round(√N): about two topics per k-means cluster
+    c.synthetic.noise_rank = 0  # 0 = isotropic within-topic noise; r > 0 = mostly in an r-dim subspace
+    # a in x = √a·topic + √(1-a)·noise: unrelated items of one topic have cos ≈ a
+    c.synthetic.topic_strength = 0.75
     c.synthetic.dup_fraction = 0.2  # fraction of items that are planted copies
     c.synthetic.max_group_size = 4
     c.synthetic.sim_min = 0.96  # cosine of a copy to its original, uniform in [sim_min, sim_max]
@@ -48,11 +48,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.kmeans = ml_collections.ConfigDict()
     c.kmeans.init = "kmeans++"  # or "random"
     c.kmeans.iterations = 20
-    c.kmeans.sample_size = (
-        100_000  # fit on this many rows drawn uniformly; 0 = stream over all rows
-    )
-    c.kmeans.init_points = 0  # initialise from this many of the fit rows; 0 = all of them
-    c.kmeans.batch_size = 8192
+    # fit on this many rows drawn uniformly (then one assignment pass over all); 0 = stream over all
+    c.kmeans.sample_size = 100_000
+    # k-means++ is memory-bound (k passes over its rows): initialise from this many fit rows; 0 = all
+    c.kmeans.init_points = 20_000
+    c.kmeans.batch_size = 4096
 
     c.eps = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
     c.eval_eps = 0.1  # the ε at which precision/recall are reported
@@ -70,6 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.n_clusters = 12
         c.kmeans.iterations = 5
         c.kmeans.sample_size = 0
+        c.kmeans.init_points = 0
         c.kmeans.batch_size = 512
         c.clusters_per_file = 4
         c.eps = (0.02, 0.05, 0.1, 0.3)
@@ -77,6 +78,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.texts = "builtin"
         c.n_clusters = 6
         c.kmeans.sample_size = 0
+        c.kmeans.init_points = 0
         c.kmeans.batch_size = 256
         c.eps = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
         c.eval_eps = 0.25
