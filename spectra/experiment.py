@@ -55,6 +55,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config.phase_grid_b >= 2, "phase_grid_b", "must be >= 2")
     need(config.phase_grid_s >= 2, "phase_grid_s", "must be >= 2")
     need(config.phase_s_max > 0, "phase_s_max", "must be > 0")
+    need(all(0 < b < 1 for b in config.phase_sim_bs), "phase_sim_bs", "every b must be in (0, 1)")
+    need(config.phase_sim_offset > 0, "phase_sim_offset", "must be > 0")
     need(config.finite_n >= 10, "finite_n", "must be >= 10")
     need(1 <= config.finite_rank <= config.finite_n, "finite_rank", "must be in [1, finite_n]")
     need(all(t > 0 for t in config.finite_thetas), "finite_thetas", "must be > 0")
@@ -96,11 +98,15 @@ def _theory_cdf(t, w, c):
 
 def _density_experiment(config, key, workdir, mw):
     """(a) theory density vs simulated singular values; max abs quantile error per setting."""
-    qs = np.linspace(0.005, 0.995, 199)
+    # Mid-point levels: a level equal to a bulk's exact mass (e.g. 1 - b when the signal bulk is
+    # separated) would sit on a jump of the quantile function and measure the gap, not an error.
+    qs = (np.arange(200) + 0.5) / 200
     errors, integrals = {}, {}
-    ncol = len(config.density_settings)
-    fig, axes = plotting.figure(1, ncol, width=3.6 * ncol, height=3.0)
-    axes = np.atleast_1d(axes)
+    k = len(config.density_settings)
+    ncol = min(k, 2)
+    nrow = -(-k // ncol)
+    fig, axes = plotting.figure(nrow, ncol, width=4.6 * ncol, height=3.1 * nrow)
+    axes = np.atleast_1d(axes).ravel()
     for i, (b, s, c) in enumerate(config.density_settings):
         n = config.n
         m = int(round(n / c))
@@ -124,9 +130,11 @@ def _density_experiment(config, key, workdir, mw):
             ax.axvline(hi, color="0.4", lw=0.6, ls=":")
         ax.set_title(f"b={b:g}, s={s:g}, c={c:g} ({len(sup)} bulk{'s' if len(sup) > 1 else ''})")
         ax.set_xlabel("singular value y")
+        ax.set_ylabel("density p(y)")
         if i == 0:
-            ax.set_ylabel("density p(y)")
             ax.legend()
+    for ax in axes[k:]:
+        ax.set_visible(False)
     plotting.save(fig, os.path.join(workdir, "figures", "a_density.png"))
     return errors, integrals
 
@@ -230,7 +238,34 @@ def _overlap_experiment(config, key, workdir, mw):
     return errors, bbp_err, bbp_top_err
 
 
-def _phase_experiment(config, workdir, mw):
+def _phase_simulation(config, key, c):
+    """Simulated ESM spectra at s_c(b) +- offset: is there a gap after the K-th singular value?"""
+    n = config.n
+    m = int(round(n / c))
+    out = []
+    for i, b in enumerate(config.phase_sim_bs):
+        sc = theory.critical_strength(b, c, tol=1e-3)
+        k = max(1, int(round(b * n)))
+        for j, s in enumerate((sc - config.phase_sim_offset, sc + config.phase_sim_offset)):
+            _, y = _sample(jax.random.fold_in(key, 10 * i + j), n, m, signals.esm_singular_values(n, b, s))
+            sv = signals.singular_values(y)
+            spacing = np.median(-np.diff(sv[max(k - 30, 0) : k + 30]))
+            ratio = float((sv[k - 1] - sv[k]) / spacing)
+            # Gap > 5 typical spacings = separated (measured at N = 1000: <= 2.8 below s_c - 0.1,
+            # >= 7 above s_c + 0.1).
+            out.append(
+                {
+                    "b": float(b),
+                    "s": float(s),
+                    "gap_over_spacing": ratio,
+                    "separated": ratio > 5,
+                    "theory_separated": bool(s > sc),
+                }
+            )
+    return out
+
+
+def _phase_experiment(config, key, workdir, mw):
     """(c) phase diagram over (b, s): number of bulks, s_c(b) and the BBP limit."""
     c = config.phase_c
     sc = {}
@@ -253,8 +288,19 @@ def _phase_experiment(config, workdir, mw):
             if abs(ss_img[i] - line[j]) > 0.02:
                 checked += 1
                 agree += int((img[i, j] >= 2) == (ss_img[i] > line[j]))
+    sims = _phase_simulation(config, key, c)
     fig, ax = plotting.figure(1, 1, width=5.2, height=3.8)
     ax.pcolormesh(bs_img, ss_img, img, cmap="Blues", shading="nearest", vmin=0.5, vmax=3)
+    for k_, row in enumerate(sims):
+        ax.plot(
+            row["b"],
+            row["s"],
+            "o" if row["separated"] else "x",
+            color="k",
+            ms=5,
+            mfc="none" if row["separated"] else None,
+            label=(f"simulation N={config.n}: o gap, x no gap" if k_ == 0 else None),
+        )
     bs_line = np.array(sorted(float(b) for b in config.phase_bs))
     ax.plot(bs_line, [sc[f"{b:g}"] for b in bs_line], "o-", color="C1", label="s_c(b) (theory)")
     ax.axhline(c**0.25, color="k", ls="--", lw=1, label="BBP threshold c^(1/4)")
@@ -263,8 +309,9 @@ def _phase_experiment(config, workdir, mw):
     ax.set_ylabel("signal strength s")
     ax.set_title(f"ESM phase diagram, c={c:g} (dark: signal bulk separated)")
     ax.legend(loc="upper left")
+    ax.grid(False)
     plotting.save(fig, os.path.join(workdir, "figures", "c_phase_diagram.png"))
-    return sc, (agree / checked if checked else float("nan"))
+    return sc, (agree / checked if checked else float("nan")), sims
 
 
 def _finite_rank_experiment(config, key, workdir, mw):
@@ -363,24 +410,24 @@ def _denoise_experiment(config, key, workdir, mw):
         info[name] = float(np.mean(s_acc))
         mw.write(i, run=f"denoise/{name}", **{f"err_{k}": v[name] for k, v in den.items()})
     names = [nm for nm, _ in signal_list]
-    fig, axes = plotting.figure(1, 2, width=11, height=3.8)
+    fig, axes = plotting.figure(1, 2, width=11, height=4.4)
+    top = 1.3
     for ax, table, title in ((axes[0], den, "denoising S"), (axes[1], cov, "estimating S S^T")):
         ests = list(table)
         width = 0.8 / len(ests)
         col = plotting.palette(len(ests))
         for e_i, est in enumerate(ests):
-            ax.bar(
-                np.arange(len(names)) + e_i * width,
-                [table[est][nm] for nm in names],
-                width,
-                color=col[e_i],
-                label=est,
-            )
+            xs = np.arange(len(names)) + e_i * width
+            vals = np.array([table[est][nm] for nm in names])
+            ax.bar(xs, np.minimum(vals, top), width, color=col[e_i], label=est)
+            for x_, v in zip(xs, vals, strict=True):
+                if v > top:  # clipped bar: print its value
+                    ax.text(x_, top * 0.98, f"{v:.2f}", rotation=90, ha="center", va="top", fontsize=6)
         ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, fontsize=7)
         ax.set_ylabel("relative Frobenius error")
-        ax.set_ylim(0, 1.2)
+        ax.set_ylim(0, top)
         ax.set_title(title)
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     plotting.save(fig, os.path.join(workdir, "figures", "e_denoise.png"))
     # Shrinkage curves on one ESM sample: data-driven xi(y) and cov(y) vs the oracle values.
     name, s_mat, y = shrink_example
@@ -417,7 +464,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def _run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     key = jax.random.key(config.seed)
-    k_a, k_b, k_d, k_e = jax.random.split(key, 4)
+    k_a, k_b, k_c, k_d, k_e = jax.random.split(key, 5)
     times = {}
     results: dict = {}
     with metrics.MetricWriter(os.path.join(workdir, "metrics.jsonl")) as mw:
@@ -440,13 +487,15 @@ def _run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         results["bbp_top_singular_value_max_abs_error"] = bbp_top_err
 
         t0 = time.time()
-        sc, agreement = _phase_experiment(config, workdir, mw)
+        sc, agreement, sims = _phase_experiment(config, k_c, workdir, mw)
         times["c_phase"] = time.time() - t0
         bar.update()
         results["phase_diagram"] = sc
         results["phase_diagram_c"] = config.phase_c
         results["phase_bbp_threshold"] = config.phase_c**0.25
         results["phase_map_agreement"] = agreement
+        results["phase_simulation"] = sims
+        results["phase_simulation_agreement"] = float(np.mean([r["separated"] == r["theory_separated"] for r in sims]))
 
         t0 = time.time()
         rows, s_c_fin = _finite_rank_experiment(config, k_d, workdir, mw)

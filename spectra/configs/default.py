@@ -30,7 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.density_settings = ((0.5, 1.5, 0.5), (0.1, 1.0, 0.5), (0.05, 2.0, 0.5), (0.3, 1.2, 1.0))
     c.overlap_settings = ((0.5, 1.5, 0.5), (0.1, 1.2, 0.5))
     c.bbp_thetas = (1.2, 1.5, 2.0, 3.0)  # rank-one spikes at c = 1/2 (finite-rank overlaps)
-    c.num_seeds = 2
+    c.num_seeds = 3
     c.overlap_bins = 20
 
     # (c) phase diagram of the ESM at ratio c.
@@ -39,6 +39,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.phase_grid_b = 14  # resolution of the (b, s) map of the number of bulks
     c.phase_grid_s = 20
     c.phase_s_max = 2.5
+    c.phase_sim_bs = (0.01, 0.03, 0.1, 0.3, 0.7)  # simulated at s_c(b) -+ phase_sim_offset (N = n)
+    c.phase_sim_offset = 0.15
 
     # (d) finite-rank failure: N = M = finite_n, rank finite_rank, strengths around 1.
     c.finite_n = 1000
@@ -51,7 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.denoise_c = 0.5
     c.denoise_esm = ((0.5, 1.5), (0.1, 1.0), (0.05, 2.0))  # (b, s) ESM signals
     c.denoise_continuous_smax = 3.0  # plus singular values evenly spread on (0, s_max]
-    c.denoise_seeds = 2
+    c.denoise_seeds = 3
     c.smoothing = 1.5  # RIE smoothing eps = smoothing / sqrt(N) (denoiser)
     c.cov_smoothing = 0.5  # same for the covariance estimator
 
@@ -67,6 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.phase_bs = (0.01, 0.3)
         c.phase_grid_b = 3
         c.phase_grid_s = 4
+        c.phase_sim_bs = (0.3,)
         c.finite_n = 100
         c.finite_rank = 2
         c.finite_thetas = (0.8, 1.5)
