@@ -122,35 +122,39 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "stages_run": stages,
     }
 
+    last = max(pipeline.STAGES.index(st) for st in stages)
     t = time.time()
     if "embed" in stages:
         einfo = pipeline.run_embed(root, source, config, seed)
         timings["embed"] = time.time() - t
     else:
         einfo = _need(root, "embed")
-    embed_hash = einfo["hash"]
     results["n_items"] = einfo["n_items"]
     results["n_total"] = einfo["n_total"]
     results["excluded"] = {k: len(v) for k, v in einfo.get("excluded", {}).items()}
     if results["excluded"]:
         results["excluded_ids"] = {k: v[:100] for k, v in einfo["excluded"].items()}
 
-    t = time.time()
-    if "cluster" in stages:
-        cinfo = pipeline.run_cluster(root, config, seed, embed_hash)
-        timings["cluster"] = time.time() - t
-    else:
-        cinfo = _need(root, "cluster")
-    results["n_clusters"] = cinfo["n_clusters"]
-    results["kmeans_objective"] = cinfo["objective"][-1] if cinfo["objective"] else None
+    if last >= 1:
+        t = time.time()
+        if "cluster" in stages:
+            cinfo = pipeline.run_cluster(root, config, seed, einfo["hash"])
+            timings["cluster"] = time.time() - t
+        else:
+            cinfo = _need(root, "cluster")
+        results["n_clusters"] = cinfo["n_clusters"]
+        results["kmeans_objective"] = cinfo["objective"][-1] if cinfo["objective"] else None
 
-    t = time.time()
     if "dedup" in stages:
-        dinfo = pipeline.run_dedup(root, config, seed, cinfo["hash"], int(config.shard), int(config.num_shards))
+        t = time.time()
+        results["dedup_units"] = pipeline.run_dedup(
+            root, config, seed, cinfo["hash"], int(config.shard), int(config.num_shards)
+        )
         timings["dedup"] = time.time() - t
-        results["dedup_units"] = dinfo
     if "select" in stages:
         t = time.time()
+        # refuses unit files made with other eps/keep/rule (raises UserError naming the settings)
+        pipeline.dedup_stage(root, config, seed, cinfo["hash"]).check()
         ids = np.load(os.path.join(root, "embed", "ids.npy"))
         sel = pipeline.run_select(root, workdir, config, ids)
         timings["select"] = time.time() - t

@@ -97,6 +97,11 @@ class Stage:
         os.makedirs(self.dir, exist_ok=True)
         metrics.atomic_write_json(mpath, {"stage": self.name, "hash": self.hash, "key": self.key})
 
+    def check(self) -> None:
+        """Raises UserError when the folder exists with other settings (and does not create it)."""
+        if os.path.exists(self.path("manifest.json")):
+            self.open()
+
     def done(self) -> bool:
         p = self.path("done.json")
         return os.path.exists(p) and metrics.read_json(p).get("hash") == self.hash
@@ -503,6 +508,19 @@ def dedup_unit(root: str, a: int, b: int, x, ids, sims, order, offsets, cfg, see
     )
 
 
+def dedup_stage(root: str, cfg, seed: int, cluster_hash: str) -> Stage:
+    """The dedup stage folder with the settings its unit files depend on."""
+    key = {
+        "cluster": cluster_hash,
+        "eps": [float(e) for e in cfg.eps],
+        "keep": cfg.keep,
+        "rule": cfg.rule,
+        "clusters_per_file": int(cfg.clusters_per_file),
+        "seed": seed,
+    }
+    return Stage(root, "dedup", key)
+
+
 def run_dedup(
     root: str,
     cfg,
@@ -517,15 +535,7 @@ def run_dedup(
     Units whose file exists are skipped, so a killed or pre-empted process resumes, and processes
     given different shards (a job array) fill disjoint units of the same folder.
     """
-    key = {
-        "cluster": cluster_hash,
-        "eps": [float(e) for e in cfg.eps],
-        "keep": cfg.keep,
-        "rule": cfg.rule,
-        "clusters_per_file": int(cfg.clusters_per_file),
-        "seed": seed,
-    }
-    stage = Stage(root, "dedup", key)
+    stage = dedup_stage(root, cfg, seed, cluster_hash)
     stage.open()
     cdir = os.path.join(root, "cluster")
     k = int(metrics.read_json(os.path.join(cdir, "done.json"))["n_clusters"])
@@ -597,6 +607,8 @@ def run_select(root: str, workdir: str, cfg, all_ids: np.ndarray) -> dict:
     and for each removed id the id it duplicates and their similarity. Checks kept ∪ removed = all
     ids, disjoint, once each."""
     k = int(metrics.read_json(os.path.join(root, "cluster", "done.json"))["n_clusters"])
+    if not os.path.exists(os.path.join(root, "dedup", "manifest.json")):
+        raise app.UserError(f"stages: the dedup stage has not run in {root}; include it in stages")
     u = load_units(root, k)
     ids = u["ids"]
     all_sorted = np.sort(all_ids)

@@ -1,0 +1,85 @@
+"""Spherical k-means: one Lloyd step against numpy, assignment, initialisation, recovery of planted clusters."""
+
+import jax
+import numpy as np
+import pytest
+
+from dedup import kmeans
+
+
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _blobs(seed, k=6, per=50, d=16, spread=0.15):
+    rng = np.random.default_rng(seed)
+    centers = _unit(rng.normal(size=(k, d)))
+    lab = np.repeat(np.arange(k), per)
+    x = _unit(centers[lab] + spread * rng.normal(size=(k * per, d)) / np.sqrt(d))
+    perm = rng.permutation(lab.size)
+    return x[perm], lab[perm], centers
+
+
+def test_lloyd_iteration_matches_numpy_with_padded_batches():
+    x, _, _ = _blobs(0)
+    rng = np.random.default_rng(1)
+    c = _unit(rng.normal(size=(6, 16)))
+    c[5] = -x.mean(0) / np.linalg.norm(x.mean(0))  # likely an empty cluster
+    new, counts, obj = kmeans.lloyd_iteration(x, c, batch_size=64)  # 300 rows: last batch padded
+    s = x @ c.T
+    lab = s.argmax(1)
+    ref_counts = np.bincount(lab, minlength=6)
+    sums = np.stack([x[lab == j].sum(0) for j in range(6)])
+    ref = np.where(ref_counts[:, None] > 0, sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-30), c)
+    np.testing.assert_array_equal(counts, ref_counts)
+    np.testing.assert_allclose(new, ref, atol=1e-5)
+    assert obj == pytest.approx(s.max(1).mean(), abs=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(new, axis=1), 1.0, atol=1e-5)
+
+
+def test_assign_streams_into_output_arrays():
+    x, _, centers = _blobs(2)
+    lab = np.full(x.shape[0], -1, np.int32)
+    sim = np.zeros(x.shape[0], np.float32)
+    done = []
+    kmeans.assign(x, centers, 128, lab, sim, start=0, on_batch=done.append)
+    s = x @ centers.T
+    np.testing.assert_array_equal(lab, s.argmax(1))
+    np.testing.assert_allclose(sim, s.max(1), atol=1e-6)
+    assert done == [128, 256, 300]
+    lab2 = lab.copy()
+    lab2[200:] = -1
+    kmeans.assign(x, centers, 100, lab2, sim, start=200)  # resume from row 200
+    np.testing.assert_array_equal(lab2, lab)
+
+
+@pytest.mark.parametrize("init", ["kmeans++", "random"])
+def test_init_picks_distinct_data_rows(init):
+    x, _, _ = _blobs(3)
+    c = kmeans.init_centroids(jax.random.key(0), x, 6, init)
+    match = (np.abs(c[:, None, :] - x[None]).max(-1) < 1e-6).any(1)
+    assert match.all()
+    assert len({tuple(np.round(r, 5)) for r in c}) == 6
+    with pytest.raises(ValueError, match="exceeds"):
+        kmeans.init_centroids(jax.random.key(0), x[:3], 6, init)
+
+
+def test_kmeanspp_covers_separated_blobs():
+    """D² sampling puts one seed in each of 6 far-apart blobs (almost surely)."""
+    x, lab, _ = _blobs(4, spread=0.05)
+    hits = 0
+    for s in range(5):
+        c = kmeans.init_centroids(jax.random.key(s), x, 6, "kmeans++")
+        hits += len(set((c @ _blobs(4, spread=0.05)[2].T).argmax(1))) == 6
+    assert hits >= 4
+
+
+def test_fit_recovers_planted_clusters_and_objective_increases():
+    x, lab, centers = _blobs(5)
+    c, hist = kmeans.fit(x, 6, jax.random.key(1), iterations=8, batch_size=100)
+    pred = (x @ c.T).argmax(1)
+    # a perfect clustering up to relabelling: each planted blob maps to one predicted cluster
+    pairs = set(zip(lab.tolist(), pred.tolist(), strict=True))
+    assert len(pairs) == 6 and len({p for _, p in pairs}) == 6
+    assert all(b >= a - 1e-6 for a, b in zip(hist, hist[1:], strict=False))
+    np.testing.assert_allclose(np.sort((c @ centers.T).max(1)), np.ones(6), atol=0.01)

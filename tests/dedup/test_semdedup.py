@@ -1,0 +1,149 @@
+"""The per-cluster rule against a brute-force double loop, the keep orders, non-transitivity, no recompiles."""
+
+import jax
+import numpy as np
+import pytest
+
+from dedup import pipeline, semdedup
+
+EPS = (0.02, 0.1, 0.3, 0.7, 1.2, 1.9)
+
+
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _cluster(rng, n, d=6):
+    """Random unit vectors with some planted near-copies, so every ε removes something different."""
+    x = rng.normal(size=(n, d))
+    k = n // 3
+    if k:
+        src = rng.integers(0, n, k)
+        dst = rng.integers(0, n, k)
+        x[dst] = x[src] + rng.uniform(0.02, 0.5, (k, 1)) * rng.normal(size=(k, d))
+    return _unit(x)
+
+
+def _agree(got, ref, e_nxd, eps, tol=1e-5):
+    """Equal wherever the max similarity is not within float32 rounding of the threshold."""
+    s = e_nxd.astype(np.float64) @ e_nxd.T.astype(np.float64)
+    near = np.zeros_like(ref)
+    for k, x in enumerate(eps):
+        near[:, k] = (np.abs(s - (1 - x)) < tol).any(axis=0)
+    assert np.array_equal(got[~near], ref[~near])
+    assert near.mean() < 0.01
+
+
+@pytest.mark.parametrize("rule", ["paper", "greedy"])
+@pytest.mark.parametrize("keep", ["hard", "easy", "random"])
+def test_rule_matches_brute_force(rule, keep):
+    rng = np.random.default_rng(hash((rule, keep)) % 2**32)
+    sizes = [1, 2, 3, 9, 16, 17, 30, 41]
+    clusters, ordered = [], []
+    for c, n in enumerate(sizes):
+        e = _cluster(rng, n)
+        centroid = _unit(e.sum(0, keepdims=True))[0]
+        sims = e @ centroid
+        order = pipeline.keep_order(np.arange(n), sims, keep, seed=3, cluster=c)
+        ordered.append(e[order])
+        clusters.append(order)
+    out = semdedup.dedup_clusters(ordered, EPS, rule)
+    for e, o in zip(ordered, out, strict=True):
+        ref = semdedup.brute_force(e, EPS, rule)
+        _agree(o["removed"], ref, e, EPS)
+        assert not o["removed"][0].any()  # the first item is always kept
+        # every removal names an earlier item above the threshold, with the right similarity
+        for j, k in zip(*np.nonzero(o["removed"]), strict=True):
+            p = o["partner"][j, k]
+            assert 0 <= p < j
+            assert o["partner_sim"][j, k] == pytest.approx(float(e[p] @ e[j]), abs=1e-5)
+            assert o["partner_sim"][j, k] > 1 - EPS[k] - 1e-5
+            if rule == "paper":  # the paper's partner is the most similar earlier item
+                assert o["partner_sim"][j, k] == pytest.approx((e[:j] @ e[j]).max(), abs=1e-5)
+        assert np.isnan(o["partner_sim"][~o["removed"]]).all()
+        assert (o["partner"][~o["removed"]] == -1).all()
+
+
+def test_nearest_neighbour_similarity():
+    rng = np.random.default_rng(0)
+    e = _cluster(rng, 37)
+    (o,) = semdedup.dedup_clusters([e], (0.1,), "paper")
+    s = e @ e.T
+    np.fill_diagonal(s, -np.inf)
+    np.testing.assert_allclose(o["nn_sim"], s.max(axis=1), atol=1e-5)
+
+
+def _chain():
+    """A, B, C on a great circle: cos(A,B) = cos(B,C) = 0.95, cos(A,C) = cos(2·acos 0.95) = 0.805."""
+    t = np.arccos(0.95)
+    ang = np.array([0.0, t, 2 * t])
+    return np.stack([np.cos(ang), np.sin(ang), np.zeros(3)], 1).astype(np.float32)
+
+
+def test_paper_rule_is_not_transitive_greedy_is():
+    e = _chain()
+    s = e @ e.T
+    assert s[0, 1] > 0.9 and s[1, 2] > 0.9 and s[0, 2] < 0.9
+    (paper,) = semdedup.dedup_clusters([e], (0.1,), "paper")
+    (greedy,) = semdedup.dedup_clusters([e], (0.1,), "greedy")
+    assert paper["removed"][:, 0].tolist() == [False, True, True]  # only A survives
+    assert paper["partner"][2, 0] == 1  # C is removed as a duplicate of the removed B
+    assert greedy["removed"][:, 0].tolist() == [False, True, False]  # C duplicates nothing kept
+
+
+def test_keep_orders():
+    sims = np.array([0.9, 0.2, 0.5, 0.2])
+    pos = np.arange(4)
+    assert pipeline.keep_order(pos, sims, "hard", 0, 0).tolist() == [1, 3, 2, 0]
+    assert pipeline.keep_order(pos, sims, "easy", 0, 0).tolist() == [0, 2, 1, 3]
+    r1 = pipeline.keep_order(pos, sims, "random", 0, 5)
+    assert sorted(r1.tolist()) == [0, 1, 2, 3]
+    assert np.array_equal(r1, pipeline.keep_order(pos, sims, "random", 0, 5))  # same per cluster
+
+
+def test_keep_hard_keeps_the_item_farthest_from_the_centroid():
+    rng = np.random.default_rng(1)
+    base = _unit(rng.normal(size=(1, 8)))[0]
+    x = _unit(np.stack([base, base + 0.05 * rng.normal(size=8), rng.normal(size=8)]))
+    centroid = _unit(x.sum(0, keepdims=True))[0]
+    sims = x @ centroid
+    far = int(np.argmin(sims[:2]))
+    for keep, kept in (("hard", far), ("easy", 1 - far)):
+        order = pipeline.keep_order(np.arange(3), sims, keep, 0, 0)
+        (o,) = semdedup.dedup_clusters([x[order]], (0.05,), "paper")
+        kept_pos = order[~o["removed"][:, 0]]
+        assert kept in kept_pos and (1 - kept) not in kept_pos
+
+
+def test_buckets():
+    sizes = semdedup.bucket_sizes(5000)
+    assert sizes[:6] == [16, 24, 32, 48, 64, 96] and sizes[-1] >= 5000
+    assert all(b / a <= 1.5 for a, b in zip(sizes, sizes[1:], strict=False))
+    assert all(s % 512 == 0 for s in sizes if s > 1024)
+    assert semdedup.pick_bucket(17, sizes) == 24 and semdedup.pick_bucket(16, sizes) == 16
+
+
+def test_row_blocks_match_single_block():
+    """A padded size above 1024 runs as a scan over 512-row blocks; compare with the one-block path."""
+    rng = np.random.default_rng(2)
+    e = _cluster(rng, 1100, d=4)
+    (o,) = semdedup.dedup_clusters([e], (0.01, 0.2), "paper")
+    s = e.astype(np.float64) @ e.T.astype(np.float64)
+    m = np.where(np.triu(np.ones_like(s, bool), 1), s, -np.inf).max(axis=0)
+    ref = np.stack([m > 0.99, m > 0.8], 1)
+    _agree(o["removed"], ref, e, (0.01, 0.2))
+
+
+def test_fixed_shapes_no_recompile_and_sharded():
+    assert jax.device_count() == 4  # conftest: 4 fake CPU devices
+    rng = np.random.default_rng(3)
+    first = [_cluster(rng, n) for n in (17, 20, 5)]  # buckets 24, 24, 16
+    semdedup.dedup_clusters(first, (0.1,), "paper")
+    fn24, shard, _ = semdedup._compiled("paper", 24, 6, semdedup.batch_size_for(24, 6), 1)
+    before = fn24._cache_size()
+    infos = semdedup._compiled.cache_info().currsize
+    semdedup.dedup_clusters([_cluster(rng, n) for n in (18, 23, 24, 9)], (0.1,), "paper")
+    assert fn24._cache_size() == before  # same bucket shape: no new trace
+    assert semdedup._compiled.cache_info().currsize == infos
+    assert semdedup.batch_size_for(24, 6) % 4 == 0
+    assert len(shard.device_set) == 4
