@@ -1,0 +1,277 @@
+"""SemDeDup at scale: N = 10⁵, 3·10⁵, 10⁶ synthetic 384-d embeddings with planted duplicates.
+
+    .venv/bin/python benchmarks/dedup_scale.py [--sizes 100000,300000,1000000] [--dir /tmp/dedup_bench]
+
+For each N, in separate processes (so each peak RSS is its own):
+  gen    the synthetic corpus (the embed stage) written to a memmap;
+  ours   dedup/ stages cluster → dedup → select (JAX spherical k-means fitted on a 10⁵ sample, √N clusters,
+         bucketed per-cluster rule), via the CLI with a shared pipeline_dir;
+  faiss  the released code's approach: faiss-cpu spherical k-means (same sample, clusters, iterations) and
+         per-cluster numpy (S = E Eᵀ, strict upper triangle, column max), hard keep order;
+  exact  blocked all-pairs in id order (M[j] = max_{i<j} xᵢ·xⱼ), numpy matmul: run in full up to
+         --exact-max-n, otherwise timed on its first blocks and extrapolated by the pair count (marked ~).
+Scores at ε = 0.1 against the planted groups (precision, recall as in dedup.synthetic.planted_scores).
+End-to-end = cluster + dedup + select (the embeddings exist on disk; generation is shown apart).
+Prints one table, then `RESULT dedup_scale_e2e_seconds_<N>=<s> target=600` for the largest N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EPS = 0.1
+TARGET_SECONDS = 600.0
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cli(args: list[str], timeout: int) -> None:
+    cmd = [sys.executable, "-m", "dedup.main", "--config=dedup/configs/default.py", *args]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+
+
+def _common(n: int, pipe: str) -> list[str]:
+    return [f"--config.synthetic.n_items={n}", f"--config.pipeline_dir={pipe}", f"--config.eps=({EPS},)",
+            f"--config.eval_eps={EPS}"]
+
+
+def run_gen(n: int, base: str) -> dict:
+    pipe = os.path.join(base, "pipeline")
+    t = time.time()
+    _cli([*_common(n, pipe), "--config.stages=embed", f"--workdir={os.path.join(base, 'gen')}"], 3600)
+    return {"seconds": time.time() - t}
+
+
+def run_ours(n: int, base: str) -> dict:
+    pipe = os.path.join(base, "pipeline")
+    wd = os.path.join(base, "ours")
+    t = time.time()
+    _cli([*_common(n, pipe), "--config.stages=cluster,dedup,select", f"--workdir={wd}"], 3600)
+    wall = time.time() - t
+    with open(os.path.join(wd, "results.json")) as f:
+        r = json.load(f)
+    st = r["stage_seconds"]
+    return {"e2e": st["cluster"] + st["dedup"] + st["select"], "wall_with_startup": wall,
+            "cluster": st["cluster"], "dedup": st["dedup"], "select": st["select"],
+            "peak_mb": r["peak_rss_mb"], "precision": r["precision"], "recall": r["recall"],
+            "same_cluster": r["pairs_in_same_cluster"], "kept_fraction": r["eps"][f"{EPS:g}"]["kept_fraction"]}
+
+
+# ---------------------------------------------------------------- baselines (run in child processes)
+
+
+def _load(base: str):
+    x = np.load(os.path.join(base, "pipeline", "embed", "embeddings.npy"), mmap_mode="r")
+    group = np.load(os.path.join(base, "pipeline", "embed", "group.npy"))
+    return x, group
+
+
+def _scores(group, rem, dup):
+    sys.path.insert(0, ROOT)
+    from dedup import synthetic
+
+    return synthetic.planted_scores(group, np.asarray(rem, np.int64), np.asarray(dup, np.int64))
+
+
+def child_faiss(base: str) -> dict:
+    import faiss
+
+    x, group = _load(base)
+    n, d = x.shape
+    k = int(round(np.sqrt(n)))
+    t0 = time.time()
+    rows = np.sort(np.random.default_rng(0).choice(n, min(n, 100_000), replace=False))
+    xs = np.ascontiguousarray(x[rows], np.float32)
+    km = faiss.Kmeans(d, k, niter=20, spherical=True, seed=0, verbose=False,
+                      max_points_per_centroid=xs.shape[0])
+    km.train(xs)
+    index = faiss.IndexFlatIP(d)
+    index.add(km.centroids)
+    labels = np.empty(n, np.int64)
+    sims = np.empty(n, np.float32)
+    for a in range(0, n, 65536):
+        s, i = index.search(np.ascontiguousarray(x[a : a + 65536], np.float32), 1)
+        labels[a : a + 65536], sims[a : a + 65536] = i[:, 0], s[:, 0]
+    t1 = time.time()
+    order = np.argsort(labels, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=k))])
+    rem, dup = [], []
+    for c in range(k):
+        pos = np.sort(order[bounds[c] : bounds[c + 1]])
+        if pos.size < 2:
+            continue
+        pos = pos[np.argsort(sims[pos], kind="stable")]  # hard: farthest from the centroid first
+        e = np.asarray(x[pos], np.float32)
+        s = np.triu(e @ e.T, 1)
+        s[np.tril_indices(pos.size)] = -np.inf
+        m = s.max(axis=0)
+        j = np.flatnonzero(m > 1 - EPS)
+        rem.append(pos[j])
+        dup.append(pos[s[:, j].argmax(axis=0)])
+    t2 = time.time()
+    rem = np.concatenate(rem) if rem else np.zeros(0, np.int64)
+    dup = np.concatenate(dup) if dup else np.zeros(0, np.int64)
+    p, r = _scores(group, rem, dup)
+    return {"e2e": t2 - t0, "cluster": t1 - t0, "dedup": t2 - t1, "peak_mb": _peak_mb(),
+            "precision": p, "recall": r, "kept_fraction": 1 - rem.size / n}
+
+
+def child_exact(base: str, full: bool, budget_s: float) -> dict:
+    x, group = _load(base)
+    n, _ = x.shape
+    blk = 4096
+    colmax = np.full(n, -np.inf, np.float32)
+    colarg = np.zeros(n, np.int64)
+    t0 = time.time()
+    pairs_done = 0
+    done_cols = 0
+    for b in range(0, n, blk):
+        cols = np.asarray(x[b : b + blk], np.float32)
+        m = cols.shape[0]
+        for a in range(0, b + m, blk):
+            rows = np.asarray(x[a : a + blk], np.float32)
+            s = rows @ cols.T
+            if a == b:
+                s[np.tril_indices(m, 0, s.shape[1])] = -np.inf
+            mx = s.max(axis=0)
+            better = mx > colmax[b : b + m]
+            colarg[b : b + m][better] = a + s.argmax(axis=0)[better]
+            colmax[b : b + m][better] = mx[better]
+        pairs_done += (b + m) * m
+        done_cols = b + m
+        if not full and time.time() - t0 > budget_s:
+            break
+    elapsed = time.time() - t0
+    total_pairs = n * n
+    out = {"peak_mb": _peak_mb()}
+    if done_cols >= n:
+        rem = np.flatnonzero(colmax > 1 - EPS)
+        p, r = _scores(group, rem, colarg[rem])
+        out.update(e2e=elapsed, precision=p, recall=r, kept_fraction=1 - rem.size / n,
+                   extrapolated=False)
+    else:
+        out.update(e2e=elapsed * total_pairs / pairs_done, extrapolated=True,
+                   measured_seconds=elapsed, measured_fraction=pairs_done / total_pairs)
+    return out
+
+
+def _child(kind: str, base: str, *extra: str, timeout: int = 3600) -> dict | None:
+    out = os.path.join(base, f"{kind}.json")
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, "--dir", base, *extra, "--out", out]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        print(f"  {kind} failed: {p.stderr[-600:]}", flush=True)
+        return None
+    with open(out) as f:
+        return json.load(f)
+
+
+def _fmt(v, spec=".1f", tilde=False) -> str:
+    if v is None:
+        return "-"
+    s = format(v, spec)
+    return ("~" + s) if tilde else s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100000,300000,1000000")
+    ap.add_argument("--dir", default=None, help="scratch directory (default: a temporary one, removed)")
+    ap.add_argument("--exact-max-n", type=int, default=100_000)
+    ap.add_argument("--exact-budget", type=float, default=60.0, help="seconds timed before extrapolating")
+    ap.add_argument("--skip-exact", action="store_true")
+    ap.add_argument("--child", default=None)
+    ap.add_argument("--full", action="store_true")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    if a.child:
+        if a.child == "faiss":
+            res = child_faiss(a.dir)
+        else:
+            res = child_exact(a.dir, a.full, a.exact_budget)
+        with open(a.out, "w") as f:
+            json.dump(res, f)
+        return
+
+    try:
+        import faiss  # noqa: F401
+
+        have_faiss = True
+    except ImportError:
+        have_faiss = False
+        print("faiss is not importable: the faiss column is skipped (pip install faiss-cpu)")
+    scratch = a.dir or tempfile.mkdtemp(prefix="dedup_bench_")
+    rows = []
+    try:
+        for n in [int(s) for s in a.sizes.split(",")]:
+            base = os.path.join(scratch, f"n{n}")
+            shutil.rmtree(base, ignore_errors=True)
+            os.makedirs(base)
+            print(f"N={n:,}: generating ...", flush=True)
+            gen = run_gen(n, base)
+            file_mb = os.path.getsize(os.path.join(base, "pipeline", "embed", "embeddings.npy")) / 2**20
+            print(f"N={n:,}: ours ...", flush=True)
+            ours = run_ours(n, base)
+            fa = None
+            if have_faiss:
+                print(f"N={n:,}: faiss + numpy ...", flush=True)
+                fa = _child("faiss", base)
+            ex = None
+            if not a.skip_exact:
+                print(f"N={n:,}: exact all-pairs ...", flush=True)
+                ex = _child("exact", base, *(["--full"] if n <= a.exact_max_n else []),
+                            "--exact-budget", str(a.exact_budget))
+            rows.append((n, file_mb, gen, ours, fa, ex))
+            shutil.rmtree(os.path.join(base, "pipeline"), ignore_errors=True)
+    finally:
+        if a.dir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    print()
+    print("ε = 0.1; times in seconds; peak = peak RSS of the process (MB); ~ = extrapolated by pair count")
+    hdr = (f"{'N':>9} {'file MB':>8} {'gen s':>6} | {'ours e2e':>8} {'kmeans':>7} {'dedup':>6} "
+           f"{'peak':>6} {'peak/file':>9} {'prec':>6} {'recall':>6} {'same-cl':>7} | "
+           f"{'faiss e2e':>9} {'prec':>6} {'recall':>6} | {'exact e2e':>9} {'recall':>6} | "
+           f"{'faiss/ours':>10} {'exact/ours':>10}")
+    print(hdr)
+    print("-" * len(hdr))
+    for n, file_mb, gen, o, fa, ex in rows:
+        fa_e = fa["e2e"] if fa else None
+        ex_e = ex["e2e"] if ex else None
+        print(
+            f"{n:>9,} {file_mb:>8.0f} {gen['seconds']:>6.0f} | {o['e2e']:>8.1f} {o['cluster']:>7.1f} "
+            f"{o['dedup']:>6.1f} {o['peak_mb']:>6.0f} {o['peak_mb'] / file_mb:>9.2f} "
+            f"{o['precision']:>6.4f} {o['recall']:>6.4f} {o['same_cluster']:>7.4f} | "
+            f"{_fmt(fa_e):>9} {_fmt(fa and fa['precision'], '.4f'):>6} "
+            f"{_fmt(fa and fa['recall'], '.4f'):>6} | "
+            f"{_fmt(ex_e, '.0f', bool(ex and ex['extrapolated'])):>9} "
+            f"{_fmt(ex and ex.get('recall'), '.4f'):>6} | "
+            f"{_fmt(fa_e and fa_e / o['e2e'], '.2f'):>10} "
+            f"{_fmt(ex_e and ex_e / o['e2e'], '.1f', bool(ex and ex['extrapolated'])):>10}"
+        )
+    for n, _, _, o, fa, _ in rows:
+        if fa:
+            print(f"  N={n:,}: faiss k-means {fa['cluster']:.1f} s + numpy per-cluster {fa['dedup']:.1f} s, "
+                  f"peak {fa['peak_mb']:.0f} MB")
+    n, _, _, o, _, _ = rows[-1]
+    print("machine: 2 CPU cores shared with other jobs; wall times are inflated by that load")
+    print(f"RESULT dedup_scale_e2e_seconds_{n}={o['e2e']:.1f} target={TARGET_SECONDS:.0f}")
+
+
+if __name__ == "__main__":
+    main()
