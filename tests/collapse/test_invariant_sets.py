@@ -153,3 +153,11 @@ def test_extraction_of_near_collapsed_network_is_close():
     x = jax.random.normal(jax.random.key(0), (20, 4))
     err = float(jnp.max(jnp.abs(models.apply(small, x) - models.apply(p, x))))
     assert 0 < err < 1e-3
+
+
+def test_patch_convolution_equals_lax_conv():
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
+    for k in (1, 2, 3):
+        w = jax.random.normal(jax.random.key(k), (k, k, 3, 4))
+        ref = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        np.testing.assert_allclose(models.conv2d_same(x, w), ref, rtol=1e-5, atol=1e-5)
