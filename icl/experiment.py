@@ -121,8 +121,8 @@ def train_sweep(
   try:
     return checkpoint.run_chunked(
       chunk_fn, state0, num_steps=tcfg.num_steps, chunk_steps=chunk_steps, checkpointer=ckpt,
-      on_chunk=on_chunk, metric_writer=writer, desc=desc,
-    )
+      on_chunk=on_chunk, desc=desc,
+    )  # no metric_writer: its resume truncation is by step and would drop the other batch size's rows
   finally:
     if ckpt is not None:
       ckpt.close()

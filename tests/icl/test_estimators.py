@@ -118,4 +118,4 @@ def test_ridge_is_bayes_optimal_on_gaussian_tasks():
   dm = estimators.squared_error(estimators.dmmse_predictions(batch.xs, batch.ys, pool, s2), target, d)
   assert float(ridge.mean()) < float(ls.mean()) and float(ridge.mean()) < float(dm.mean())
   # first position: prediction 0, error E[(w.x)^2]/D = 1
-  assert float(ridge[0]) == pytest.approx(1.0, abs=0.06)
+  assert float(ridge[0]) == pytest.approx(1.0, abs=0.1)  # 3 standard errors at 4096 prompts

@@ -18,11 +18,14 @@ CFG = train.TrainConfig(
 )
 
 
+TRAIN = train.make_train(CFG)
+ALONE = jax.jit(TRAIN)
+
+
 def test_vmapped_sweep_over_m_equals_runs_done_alone():
   g = sweep.grid([0, 1], num_tasks=[2.0, 16.0, np.inf], lr=[3e-3])
-  fn = train.make_train(CFG)
-  state, m = sweep.sweep(fn, g.keys(), g.hparams)
-  alone = jax.jit(fn)
+  state, m = sweep.sweep(TRAIN, g.keys(), g.hparams)
+  alone = ALONE
   keys = g.keys()
   for r in range(g.size):
     hp = {k: jnp.asarray(v[r]) for k, v in g.hparams.items()}
@@ -37,7 +40,7 @@ def test_vmapped_sweep_over_m_equals_runs_done_alone():
 def test_chunked_training_equals_one_scan():
   key = jax.random.key(3)
   hp = {"num_tasks": jnp.float32(4.0), "lr": jnp.float32(1e-2)}
-  whole, _ = jax.jit(train.make_train(CFG))(key, hp)
+  whole, _ = ALONE(key, hp)
   chunk = jax.jit(train.make_chunk(CFG, 4))
   state = train.init_state(key, hp, CFG)
   for start in range(0, CFG.num_steps, 4):
@@ -60,7 +63,8 @@ def test_triangle_schedule_and_injected_rate():
   opt = tx.init(params)
   opt[0].hyperparams["learning_rate"] = jnp.float32(0.1)
   grads = {"w": jnp.ones(3)}
+  update = jax.jit(tx.update)
   for _ in range(6):  # step t is scaled by schedule(t); schedule(6) = 6/6 at the peak for 12 steps
-    upd, opt = tx.update(grads, opt, params)
+    upd, opt = update(grads, opt, params)
   np.testing.assert_allclose(upd["w"], -0.1 * 5 / 6, rtol=1e-4)
   assert isinstance(opt[1], optax.ScaleByScheduleState)
