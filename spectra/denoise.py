@@ -150,15 +150,25 @@ class _Problem:
         out = out.astype(self.dtype, copy=False)
         return out.T if self.transposed else out
 
-    def covariance(self, values: np.ndarray) -> np.ndarray:
-        """U diag(values) U^T in user units (values in normalized units of lambda)."""
-        if self.transposed:
-            raise ValueError(
-                f"Y: covariance estimation of S S^T needs N <= M (rows <= columns); got {self.m} x {self.n}"
-            )
+    def covariance(self, values: np.ndarray, null: float = 0.0) -> np.ndarray:
+        """Estimate of S S^T (user units, N x N for the user's N rows) from per-vector values.
+
+        N <= M: U diag(values) U^T on the left singular vectors. N > M (transposed internally): the
+        user's rows are the right side here, so V diag(values) V^T + null (I - V V^T), with
+        V = Yn^T U / y the right singular vectors and `null` the value on the N - M directions
+        orthogonal to them. Values in normalized units of lambda.
+        """
         v = np.asarray(values, dtype=np.float64) * self.scale**2
         u = np.asarray(self.u, dtype=np.float64)
-        return ((u * v[None, :]) @ u.T).astype(self.dtype, copy=False)
+        if not self.transposed:
+            return ((u * v[None, :]) @ u.T).astype(self.dtype, copy=False)
+        y = self.y_raw
+        ok = y > 0
+        right = (np.asarray(self.a, dtype=np.float64).T @ u[:, ok]) / y[ok][None, :]
+        null_u = float(null) * self.scale**2
+        out = (right * (v[ok] - null_u)[None, :]) @ right.T
+        out[np.diag_indices_from(out)] += null_u
+        return out.astype(self.dtype, copy=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -202,6 +212,37 @@ def _rie_core(y, c, eps, eps_cov, iso_dist):
     cov_iso = c - (1 - c) * (ab + c * mb) + y * y * (2 * ab * c * mb + ab * ab)
     cov = jnp.where(isolated, cov_iso, cov_bulk)
     return jnp.maximum(xi, 0.0), jnp.maximum(cov, 0.0), isolated
+
+
+@jax.jit
+def _right_cov_core(y, c, eps, iso_dist):
+    """RI estimate of u^T S^T S u... on the right singular vectors (used when the user's N > M).
+
+    With m the Stieltjes transform of Yn Yn^T (the small side), A = 1 + c m, A~ = A - (1 - c)/z:
+    c_R(lambda) = Im F_R(m) / Im m, F_R(m) = A~ (1 + A z m - (1 - c) m) (= int t T_t dH from the
+    right-resolvent deterministic equivalent); isolated outliers d/dm F_R at the bulk m; on the
+    M - N null directions the z -> 0 limit, c (1 - (1 - c) m(0)) with m(0) = mean(1/y^2).
+    """
+    n = y.shape[0]
+    eye = jnp.eye(n, dtype=bool)
+    isolated = jnp.min(jnp.abs(y[:, None] - y[None, :]) + jnp.where(eye, jnp.inf, 0.0), 1) > iso_dist
+    w = y + 1j * eps
+    g = jnp.mean(0.5 * (1 / (y[None, :] - w[:, None]) - 1 / (y[None, :] + w[:, None])), 1)
+    z = w * w
+    m = g / w
+    a = 1 + c * m
+    at = a - (1 - c) / z
+    bulk = jnp.imag(at * (1 + a * z * m - (1 - c) * m)) / jnp.imag(m)
+    safe = jnp.where(eye, 1.0, y[None, :] - y[:, None])
+    g_loo = jnp.sum(jnp.where(eye, 0.0, 0.5 * (1 / safe - 1 / (y[None, :] + y[:, None]))), 1) / n
+    ys = jnp.maximum(y, 1e-30)
+    lam = ys * ys
+    mb = g_loo / ys
+    ab = 1 + c * mb
+    atb = ab - (1 - c) / lam
+    iso = c * (1 + ab * lam * mb - (1 - c) * mb) + atb * (c * lam * mb + ab * lam - (1 - c))
+    null = c * (1 - (1 - c) * jnp.mean(1 / jnp.maximum(y * y, 1e-300)))
+    return jnp.maximum(jnp.where(isolated, iso, bulk), 0.0), jnp.maximum(null, 0.0)
 
 
 def _eps(n: int, smoothing: float) -> float:
@@ -259,14 +300,28 @@ def rie_denoise(y, noise_std: float | None = None, *, smoothing: float = SMOOTHI
 
 
 def rie_covariance(y, noise_std: float | None = None, *, smoothing: float = COV_SMOOTHING) -> np.ndarray:
-    """Optimal rotationally invariant estimate of S S^T (N x N, N <= M) from Y = S + noise.
+    """Optimal rotationally invariant estimate of S S^T (N x N, N = rows of Y) from Y = S + noise.
 
-    Eigenvectors of Y Y^T with eigenvalues c(lambda) = Im[A (1 - B m)] / Im m (not xi^2; see
-    `rie_shrinkage`).
+    N <= M: eigenvectors of Y Y^T with eigenvalues c(lambda) = Im[A (1 - B m)] / Im m (not xi^2;
+    see `rie_shrinkage`). N > M: the rows are the long side, so the estimate lives on the right
+    singular vectors of the transposed problem, c_R(lambda) = Im[A~ (1 + A z m - (1 - c) m)] / Im m
+    with A~ = A - (1 - c)/z, plus c (1 - (1 - c) m(0)) on the N - M directions orthogonal to them
+    (the z -> 0 limit of the same expression; 0 on pure noise).
     """
     p = _Problem(y, noise_std)
-    _, cov, _ = rie_shrinkage(p.y, p.c, cov_smoothing=smoothing)
-    return p.covariance(cov)
+    if not p.transposed:
+        _, cov, _ = rie_shrinkage(p.y, p.c, cov_smoothing=smoothing)
+        return p.covariance(cov)
+    n = p.y.size
+    with jax.enable_x64(True):
+        vals, null = _right_cov_core(
+            jnp.asarray(p.y),
+            jnp.float64(p.c),
+            jnp.float64(_eps(n, smoothing)),
+            jnp.float64(ISOLATION / math.sqrt(n)),
+        )
+        vals, null = np.asarray(vals), float(null)
+    return p.covariance(vals, null)
 
 
 def gd_hard_threshold(y, noise_std: float | None = None) -> np.ndarray:
@@ -332,11 +387,24 @@ def oracle_denoise(y, s) -> np.ndarray:
 
 
 def oracle_covariance(y, s) -> np.ndarray:
-    """Oracle RI estimate of S S^T on the left singular vectors: values u_i^T S S^T u_i (needs
-    S)."""
+    """Oracle RI estimate of S S^T: on the singular vectors of Y on the rows' side, the true values
+    x^T S S^T x (needs S); for N > M also the true mean value on the N - M remaining directions."""
     p = _Problem(y, None, need_sigma=False)
-    _, cv = _oracle_values(p, s)
-    return p.covariance(cv)
+    if not p.transposed:
+        _, cv = _oracle_values(p, s)
+        return p.covariance(cv)
+    s_t = np.asarray(_as_matrix(s, "S"), dtype=np.float64).T  # = the transposed problem's signal
+    if s_t.shape != p.a.shape:
+        raise ValueError(f"S: shape {s_t.T.shape} does not match Y")
+    u = np.asarray(p.u, dtype=np.float64)
+    ok = p.y_raw > 0
+    right = (np.asarray(p.a, dtype=np.float64).T @ u[:, ok]) / p.y_raw[ok][None, :]
+    sv = s_t @ right
+    vals = np.zeros(p.n)
+    vals[ok] = np.sum(sv * sv, axis=0)
+    rest = right.shape[0] - right.shape[1]
+    null = (np.sum(s_t * s_t) - vals.sum()) / rest if rest > 0 else 0.0
+    return p.covariance(vals, null)
 
 
 def estimate_noise_std(y) -> float:

@@ -115,3 +115,26 @@ def test_bad_noise_std_and_rank():
         denoise.rie_denoise(y, -1.0)
     with pytest.raises(ValueError, match="rank"):
         denoise.truncated_svd(y, 11)
+
+
+def test_covariance_of_a_tall_matrix_uses_the_right_side():
+    # N > M: S S^T is N x N with N - M directions outside the right singular vectors of Y^T.
+    n, m = 600, 300
+    sigma = 1 / math.sqrt(n)  # noise N(0, 1/N): the package convention after transposition
+    kx, ks = jax.random.split(jax.random.key(5))
+    x = signals.noise(kx, n, n)[:, :m]
+    assert np.linalg.norm(denoise.rie_covariance(x, sigma)) < 0.02 * np.linalg.norm(x @ x.T)
+    s = signals.signal_matrix(ks, n, m, signals.esm_singular_values(m, 0.5, 1.5))
+    y = s + x
+    target = s @ s.T
+    e_rie = denoise.relative_error(denoise.rie_covariance(y, sigma), target)
+    e_oracle = denoise.relative_error(denoise.oracle_covariance(y, s), target)
+    e_sample = denoise.relative_error(y @ y.T - (m / n) * np.eye(n), target)
+    assert e_oracle <= e_rie <= 1.03 * e_oracle
+    assert e_rie < 0.7 * e_sample
+    # Same estimate from the transposed problem's point of view: Y^T = S^T + X^T has the rows as
+    # columns, so its right-side estimate of S^T S (M x M) is the ordinary left one.
+    left = denoise.rie_covariance(y.T, sigma)
+    assert denoise.relative_error(left, s.T @ s) <= 1.03 * denoise.relative_error(
+        denoise.oracle_covariance(y.T, s.T), s.T @ s
+    )
