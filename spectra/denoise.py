@@ -286,7 +286,7 @@ def rie_shrinkage(
         return np.asarray(xi), np.asarray(cov), np.asarray(iso)
 
 
-def rie_denoise(y, noise_std: float | None = None, *, smoothing: float = SMOOTHING) -> np.ndarray:
+def rie_denoise(y: np.ndarray, noise_std: float | None = None, *, smoothing: float = SMOOTHING) -> np.ndarray:
     """Optimal rotationally invariant estimate of S from Y = S + noise (paper's rectangular RIE).
 
     Keeps the singular vectors of Y and replaces each singular value by xi(y) (see `rie_shrinkage`),
@@ -299,7 +299,7 @@ def rie_denoise(y, noise_std: float | None = None, *, smoothing: float = SMOOTHI
     return p.rebuild(xi)
 
 
-def rie_covariance(y, noise_std: float | None = None, *, smoothing: float = COV_SMOOTHING) -> np.ndarray:
+def rie_covariance(y: np.ndarray, noise_std: float | None = None, *, smoothing: float = COV_SMOOTHING) -> np.ndarray:
     """Optimal rotationally invariant estimate of S S^T (N x N, N = rows of Y) from Y = S + noise.
 
     N <= M: eigenvectors of Y Y^T with eigenvalues c(lambda) = Im[A (1 - B m)] / Im m (not xi^2;
@@ -324,7 +324,7 @@ def rie_covariance(y, noise_std: float | None = None, *, smoothing: float = COV_
     return p.covariance(vals, null)
 
 
-def gd_hard_threshold(y, noise_std: float | None = None) -> np.ndarray:
+def gd_hard_threshold(y: np.ndarray, noise_std: float | None = None) -> np.ndarray:
     """Gavish-Donoho (2014) optimal hard threshold: keep the singular values above the threshold,
     unchanged.
 
@@ -348,13 +348,13 @@ def gd_shrink_values(y: np.ndarray, c: float) -> np.ndarray:
     return np.where(above, np.sqrt(np.maximum((ys**2 - c - 1) ** 2 - 4 * c, 0.0)) / ys, 0.0)
 
 
-def gd_shrink(y, noise_std: float | None = None) -> np.ndarray:
+def gd_shrink(y: np.ndarray, noise_std: float | None = None) -> np.ndarray:
     """Gavish-Donoho Frobenius-optimal singular value shrinkage (sigma estimated when None)."""
     p = _Problem(y, noise_std)
     return p.rebuild(gd_shrink_values(p.y, p.c))
 
 
-def truncated_svd(y, rank: int) -> np.ndarray:
+def truncated_svd(y: np.ndarray, rank: int) -> np.ndarray:
     """Best rank-`rank` approximation of Y (the top singular triplets, unchanged)."""
     p = _Problem(y, None, need_sigma=False)
     if not (isinstance(rank, int | np.integer) and 0 <= rank <= p.n):
@@ -378,7 +378,7 @@ def _oracle_values(p: _Problem, s) -> tuple[np.ndarray, np.ndarray]:
     return d, np.sum(us * us, axis=1)
 
 
-def oracle_denoise(y, s) -> np.ndarray:
+def oracle_denoise(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Oracle RI estimate: data singular vectors u_i, v_i with the true values u_i^T S v_i (needs
     S)."""
     p = _Problem(y, None, need_sigma=False)
@@ -386,7 +386,7 @@ def oracle_denoise(y, s) -> np.ndarray:
     return p.rebuild(d)
 
 
-def oracle_covariance(y, s) -> np.ndarray:
+def oracle_covariance(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Oracle RI estimate of S S^T: on the singular vectors of Y on the rows' side, the true values
     x^T S S^T x (needs S); for N > M also the true mean value on the N - M remaining directions."""
     p = _Problem(y, None, need_sigma=False)
@@ -407,13 +407,13 @@ def oracle_covariance(y, s) -> np.ndarray:
     return p.covariance(vals, null)
 
 
-def estimate_noise_std(y) -> float:
+def estimate_noise_std(y: np.ndarray) -> float:
     """Per-entry noise standard deviation from the median singular value (Gavish-Donoho; see module
     doc)."""
     return float(_Problem(y, None).sigma)
 
 
-def relative_error(estimate, target) -> float:
+def relative_error(estimate: np.ndarray, target: np.ndarray) -> float:
     """||estimate - target||_F / ||target||_F (float64)."""
     e = np.asarray(estimate, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
@@ -421,8 +421,8 @@ def relative_error(estimate, target) -> float:
 
 
 def compare_estimators(
-    y,
-    s,
+    y: np.ndarray,
+    s: np.ndarray,
     noise_std: float,
     rank: int,
     *,
