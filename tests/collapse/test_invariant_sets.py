@@ -161,3 +161,29 @@ def test_patch_convolution_equals_lax_conv():
         w = jax.random.normal(jax.random.key(k), (k, k, 3, 4))
         ref = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         np.testing.assert_allclose(models.conv2d_same(x, w), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_user_nnx_model_through_declared_layer_structure():
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.fc1 = nnx.Linear(5, 6, rngs=rngs)
+            self.fc2 = nnx.Linear(6, 2, rngs=rngs)
+
+    net = Net(nnx.Rngs(0))
+    _, state = nnx.split(net)
+    tree = nnx.to_pure_dict(state)
+    paths = [(("fc1", "kernel"), ("fc1", "bias")), (("fc2", "kernel"), ("fc2", "bias"))]
+    layers = models.layers_from_tree(tree, paths)
+    layers = _set_identical(_set_vanishing(layers, 0, 1), 0, 2, 4)
+    a = inv.analyse(layers)
+    assert a[0].vanishing.tolist() == [False, True, False, False, False, False]
+    assert [2, 4] in a[0].groups and a[0].independent == 4
+    # the declared structure computes what the NNX model computes
+    for mod, layer in ((net.fc1, layers[0]), (net.fc2, layers[1])):
+        mod.kernel[...] = layer["w"]
+        mod.bias[...] = layer["b"]
+    x = jnp.ones((3, 5))
+    ref = net.fc2(jax.nn.gelu(net.fc1(x), approximate=False))
+    np.testing.assert_allclose(models.apply(layers, x), ref, rtol=1e-6)
