@@ -6,7 +6,8 @@ For each N, in separate processes (so each peak RSS is its own):
   gen    the synthetic corpus (the embed stage) written to a memmap;
   ours   dedup/ stages cluster → dedup → select (JAX spherical k-means fitted on a 10⁵ sample, √N clusters,
          bucketed per-cluster rule), via the CLI with a shared pipeline_dir;
-  faiss  the released code's approach: faiss-cpu spherical k-means (same sample, clusters, iterations) and
+  faiss  the released code's approach: faiss-cpu spherical k-means (same sample, clusters, and the
+         iteration count ours stopped at) and
          per-cluster numpy (S = E Eᵀ, strict upper triangle, column max), hard keep order;
   exact  blocked all-pairs in id order (M[j] = max_{i<j} xᵢ·xⱼ), numpy matmul: run in full up to
          --exact-max-n, otherwise timed on its first blocks and extrapolated by the pair count (marked ~).
@@ -46,8 +47,12 @@ def _cli(args: list[str], timeout: int) -> None:
 
 
 def _common(n: int, pipe: str) -> list[str]:
-    return [f"--config.synthetic.n_items={n}", f"--config.pipeline_dir={pipe}", f"--config.eps=({EPS},)",
-            f"--config.eval_eps={EPS}"]
+    return [
+        f"--config.synthetic.n_items={n}",
+        f"--config.pipeline_dir={pipe}",
+        f"--config.eps=({EPS},)",
+        f"--config.eval_eps={EPS}",
+    ]
 
 
 def run_gen(n: int, base: str) -> dict:
@@ -66,10 +71,19 @@ def run_ours(n: int, base: str) -> dict:
     with open(os.path.join(wd, "results.json")) as f:
         r = json.load(f)
     st = r["stage_seconds"]
-    return {"e2e": st["cluster"] + st["dedup"] + st["select"], "wall_with_startup": wall,
-            "cluster": st["cluster"], "dedup": st["dedup"], "select": st["select"],
-            "peak_mb": r["peak_rss_mb"], "precision": r["precision"], "recall": r["recall"],
-            "same_cluster": r["pairs_in_same_cluster"], "kept_fraction": r["eps"][f"{EPS:g}"]["kept_fraction"]}
+    return {
+        "e2e": st["cluster"] + st["dedup"] + st["select"],
+        "wall_with_startup": wall,
+        "cluster": st["cluster"],
+        "dedup": st["dedup"],
+        "select": st["select"],
+        "peak_mb": r["peak_rss_mb"],
+        "precision": r["precision"],
+        "recall": r["recall"],
+        "same_cluster": r["pairs_in_same_cluster"],
+        "iters": r["kmeans_iterations"],
+        "kept_fraction": r["eps"][f"{EPS:g}"]["kept_fraction"],
+    }
 
 
 # ---------------------------------------------------------------- baselines (run in child processes)
@@ -88,7 +102,7 @@ def _scores(group, rem, dup):
     return synthetic.planted_scores(group, np.asarray(rem, np.int64), np.asarray(dup, np.int64))
 
 
-def child_faiss(base: str) -> dict:
+def child_faiss(base: str, niter: int) -> dict:
     import faiss
 
     x, group = _load(base)
@@ -97,8 +111,7 @@ def child_faiss(base: str) -> dict:
     t0 = time.time()
     rows = np.sort(np.random.default_rng(0).choice(n, min(n, 100_000), replace=False))
     xs = np.ascontiguousarray(x[rows], np.float32)
-    km = faiss.Kmeans(d, k, niter=20, spherical=True, seed=0, verbose=False,
-                      max_points_per_centroid=xs.shape[0])
+    km = faiss.Kmeans(d, k, niter=niter, spherical=True, seed=0, verbose=False, max_points_per_centroid=xs.shape[0])
     km.train(xs)
     index = faiss.IndexFlatIP(d)
     index.add(km.centroids)
@@ -127,8 +140,15 @@ def child_faiss(base: str) -> dict:
     rem = np.concatenate(rem) if rem else np.zeros(0, np.int64)
     dup = np.concatenate(dup) if dup else np.zeros(0, np.int64)
     p, r = _scores(group, rem, dup)
-    return {"e2e": t2 - t0, "cluster": t1 - t0, "dedup": t2 - t1, "peak_mb": _peak_mb(),
-            "precision": p, "recall": r, "kept_fraction": 1 - rem.size / n}
+    return {
+        "e2e": t2 - t0,
+        "cluster": t1 - t0,
+        "dedup": t2 - t1,
+        "peak_mb": _peak_mb(),
+        "precision": p,
+        "recall": r,
+        "kept_fraction": 1 - rem.size / n,
+    }
 
 
 def child_exact(base: str, full: bool, budget_s: float) -> dict:
@@ -162,11 +182,14 @@ def child_exact(base: str, full: bool, budget_s: float) -> dict:
     if done_cols >= n:
         rem = np.flatnonzero(colmax > 1 - EPS)
         p, r = _scores(group, rem, colarg[rem])
-        out.update(e2e=elapsed, precision=p, recall=r, kept_fraction=1 - rem.size / n,
-                   extrapolated=False)
+        out.update(e2e=elapsed, precision=p, recall=r, kept_fraction=1 - rem.size / n, extrapolated=False)
     else:
-        out.update(e2e=elapsed * total_pairs / pairs_done, extrapolated=True,
-                   measured_seconds=elapsed, measured_fraction=pairs_done / total_pairs)
+        out.update(
+            e2e=elapsed * total_pairs / pairs_done,
+            extrapolated=True,
+            measured_seconds=elapsed,
+            measured_fraction=pairs_done / total_pairs,
+        )
     return out
 
 
@@ -198,10 +221,11 @@ def main() -> None:
     ap.add_argument("--child", default=None)
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--niter", type=int, default=20)
     a = ap.parse_args()
     if a.child:
         if a.child == "faiss":
-            res = child_faiss(a.dir)
+            res = child_faiss(a.dir, a.niter)
         else:
             res = child_exact(a.dir, a.full, a.exact_budget)
         with open(a.out, "w") as f:
@@ -230,12 +254,13 @@ def main() -> None:
             fa = None
             if have_faiss:
                 print(f"N={n:,}: faiss + numpy ...", flush=True)
-                fa = _child("faiss", base)
+                fa = _child("faiss", base, "--niter", str(ours["iters"]))
             ex = None
             if not a.skip_exact:
                 print(f"N={n:,}: exact all-pairs ...", flush=True)
-                ex = _child("exact", base, *(["--full"] if n <= a.exact_max_n else []),
-                            "--exact-budget", str(a.exact_budget))
+                ex = _child(
+                    "exact", base, *(["--full"] if n <= a.exact_max_n else []), "--exact-budget", str(a.exact_budget)
+                )
             rows.append((n, file_mb, gen, ours, fa, ex))
             shutil.rmtree(os.path.join(base, "pipeline"), ignore_errors=True)
     finally:
@@ -244,10 +269,12 @@ def main() -> None:
 
     print()
     print("ε = 0.1; times in seconds; peak = peak RSS of the process (MB); ~ = extrapolated by pair count")
-    hdr = (f"{'N':>9} {'file MB':>8} {'gen s':>6} | {'ours e2e':>8} {'kmeans':>7} {'dedup':>6} "
-           f"{'peak':>6} {'peak/file':>9} {'prec':>6} {'recall':>6} {'same-cl':>7} | "
-           f"{'faiss e2e':>9} {'prec':>6} {'recall':>6} | {'exact e2e':>9} {'recall':>6} | "
-           f"{'faiss/ours':>10} {'exact/ours':>10}")
+    hdr = (
+        f"{'N':>9} {'file MB':>8} {'gen s':>6} | {'ours e2e':>8} {'kmeans':>7} {'dedup':>6} "
+        f"{'peak':>6} {'peak/file':>9} {'prec':>6} {'recall':>6} {'same-cl':>7} | "
+        f"{'faiss e2e':>9} {'prec':>6} {'recall':>6} | {'exact e2e':>9} {'recall':>6} | "
+        f"{'faiss/ours':>10} {'exact/ours':>10}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for n, file_mb, gen, o, fa, ex in rows:
@@ -266,8 +293,11 @@ def main() -> None:
         )
     for n, _, _, o, fa, _ in rows:
         if fa:
-            print(f"  N={n:,}: faiss k-means {fa['cluster']:.1f} s + numpy per-cluster {fa['dedup']:.1f} s, "
-                  f"peak {fa['peak_mb']:.0f} MB")
+            print(
+                f"  N={n:,}: ours: {o['iters']} k-means iterations (tol 1e-4), {o['cluster']:.1f} s; "
+                f"faiss: same iterations {fa['cluster']:.1f} s + numpy per-cluster {fa['dedup']:.1f} s, "
+                f"peak {fa['peak_mb']:.0f} MB"
+            )
     n, _, _, o, _, _ = rows[-1]
     print("machine: 2 CPU cores shared with other jobs; wall times are inflated by that load")
     print(f"RESULT dedup_scale_e2e_seconds_{n}={o['e2e']:.1f} target={TARGET_SECONDS:.0f}")

@@ -55,6 +55,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise app.ConfigError("keep", f"must be hard, easy or random, got {config.keep!r}")
     if config.rule not in ("paper", "greedy"):
         raise app.ConfigError("rule", f"must be paper or greedy, got {config.rule!r}")
+    if config.kmeans.tol < 0:
+        raise app.ConfigError("kmeans.tol", f"must be >= 0, got {config.kmeans.tol}")
     if config.kmeans.init not in ("kmeans++", "random"):
         raise app.ConfigError("kmeans.init", f"must be kmeans++ or random, got {config.kmeans.init!r}")
     for key, lo in (
@@ -144,6 +146,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             cinfo = _need(root, "cluster")
         results["n_clusters"] = cinfo["n_clusters"]
         results["kmeans_objective"] = cinfo["objective"][-1] if cinfo["objective"] else None
+        results["kmeans_iterations"] = cinfo["iterations"]
 
     if "dedup" in stages:
         t = time.time()

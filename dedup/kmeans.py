@@ -9,7 +9,7 @@ function compiles once per (batch, K, d).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -135,6 +135,15 @@ def assign(
             on_batch(b)
 
 
+def converged(objective: Sequence[float], tol: float) -> bool:
+    """True when the last Lloyd step raised the mean similarity by less than tol (relative).
+
+    objective[t] is measured against the centroids *before* step t, so it is non-decreasing."""
+    if tol <= 0 or len(objective) < 2:
+        return False
+    return objective[-1] - objective[-2] < tol * abs(objective[-1])
+
+
 def fit(
     x,
     k: int,
@@ -144,6 +153,7 @@ def fit(
     batch_size: int = 8192,
     init: str = "kmeans++",
     init_points: int = 0,
+    tol: float = 0.0,
 ) -> tuple[np.ndarray, list[float]]:
     """Spherical k-means on x (in memory or memmap); returns (centroids [k, d], objective per
     iteration).
@@ -160,6 +170,8 @@ def fit(
     c = init_centroids(kinit, xs, k, init)
     hist = []
     for _ in range(iterations):
+        if converged(hist, tol):
+            break
         c, _, obj = lloyd_iteration(x, c, batch_size)
         hist.append(obj)
     return c, hist

@@ -22,7 +22,6 @@ import glob
 import hashlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -382,7 +381,7 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
         metrics.atomic_save_npy(cent_path, c)
         metrics.atomic_write_json(state_path, {"iteration": 0, "objective": []})
     prog = metrics.progress(max(int(km.iterations) - it, 1), "cluster: k-means iterations")
-    while it < int(km.iterations):
+    while it < int(km.iterations) and not kmeans.converged(objective, float(km.tol)):
         c, counts, obj = kmeans.lloyd_iteration(fit_x, c, bs)
         it += 1
         objective.append(obj)
@@ -426,21 +425,39 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
 # ----------------------------------------------------------------------------------------- dedup
 
 
-def unit_ranges(k: int, per_file: int) -> list[tuple[int, int]]:
-    """Cluster ranges [a, b) of the dedup output files (fixed by k and per_file, not by the
-    sharding)."""
-    return [(a, min(a + per_file, k)) for a in range(0, k, per_file)]
+def shard_range(k: int, shard: int, num_shards: int) -> tuple[int, int]:
+    """The contiguous cluster-id range [a, b) that process `shard` of `num_shards` handles (the
+    released code's job-array model)."""
+    return shard * k // num_shards, (shard + 1) * k // num_shards
 
 
-def shard_units(units: Sequence[tuple[int, int]], shard: int, num_shards: int) -> list[tuple[int, int]]:
-    """The contiguous block of units (hence clusters) that process `shard` of `num_shards`
-    handles."""
-    u = len(units)
-    return list(units[shard * u // num_shards : (shard + 1) * u // num_shards])
+def plan_units(clusters: Sequence[int], sizes: np.ndarray, buckets: Sequence[int], per_file: int) -> list[np.ndarray]:
+    """Groups clusters into output units: clusters of one padded size together (so batches are full
+    and nothing is padded in the batch dimension), at most per_file clusters a unit, in id order."""
+    by_bucket: dict[int, list[int]] = {}
+    for c in clusters:
+        by_bucket.setdefault(semdedup.pick_bucket(max(int(sizes[c]), 1), buckets), []).append(int(c))
+    units = []
+    for b in sorted(by_bucket):
+        cs = by_bucket[b]
+        units += [np.asarray(cs[i : i + per_file], np.int64) for i in range(0, len(cs), per_file)]
+    return units
 
 
-def unit_path(root: str, a: int, b: int) -> str:
-    return os.path.join(root, "dedup", "units", f"c{a:07d}-{b:07d}.npz")
+def unit_path(root: str, clusters: np.ndarray) -> str:
+    """Unit file name: first cluster id and a digest of the whole cluster list (unique, stable)."""
+    h = hashlib.sha1(np.asarray(clusters, np.int64).tobytes()).hexdigest()[:12]
+    return os.path.join(root, "dedup", "units", f"c{int(clusters[0]):07d}-{h}.npz")
+
+
+def covered_clusters(root: str, k: int) -> tuple[np.ndarray, list[str]]:
+    """How many unit files cover each cluster (0, 1, or more on an overlap) and the file list."""
+    files = sorted(glob.glob(os.path.join(root, "dedup", "units", "c*.npz")))
+    cover = np.zeros(k, np.int64)
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            cover[z["clusters"]] += 1
+    return cover, files
 
 
 def keep_order(pos: np.ndarray, sims: np.ndarray, keep: str, seed: int, cluster: int) -> np.ndarray:
@@ -465,26 +482,22 @@ def _write_unit(path: str, arrays: dict[str, np.ndarray]) -> None:
     atomic_savez(path, **arrays)
 
 
-def dedup_unit(root: str, a: int, b: int, x, ids, sims, order, offsets, cfg, seed: int) -> None:
-    """Runs the per-cluster rule for clusters [a, b) and writes their unit file atomically."""
+def dedup_unit(root: str, clusters: np.ndarray, x, ids, sims, order, offsets, buckets, cfg, seed: int) -> None:
+    """Runs the per-cluster rule for the given clusters and writes their unit file atomically."""
     eps = [float(e) for e in cfg.eps]
-    clusters, positions = [], []
-    for c in range(a, b):
+    positions = []
+    for c in clusters:
         pos = np.sort(order[offsets[c] : offsets[c + 1]])
-        if pos.size == 0:
-            continue
-        p = keep_order(pos, sims, cfg.keep, seed, c)
-        positions.append((c, p))
-    allpos = np.concatenate([p for _, p in positions]) if positions else np.zeros(0, np.int64)
+        positions.append((int(c), keep_order(pos, sims, cfg.keep, seed, int(c))))
+    allpos = np.concatenate([p for _, p in positions])
     srt = np.argsort(allpos, kind="stable")
     rows = np.empty((allpos.size, x.shape[1]), np.float32)
     rows[srt] = x[allpos[srt]]  # sorted reads from the memmap
-    start = 0
+    blocks, start = [], 0
     for _, p in positions:
-        clusters.append(rows[start : start + p.size])
+        blocks.append(rows[start : start + p.size])
         start += p.size
-    res = semdedup.dedup_clusters(clusters, eps, cfg.rule)
-    num_e = len(eps)
+    res = semdedup.dedup_clusters(blocks, eps, cfg.rule, sizes=buckets, max_batch=int(cfg.clusters_per_file))
     out_ids, out_cl, rem, par, psim, nn = [], [], [], [], [], []
     for (c, p), r in zip(positions, res, strict=True):
         cid = ids[p]
@@ -494,16 +507,16 @@ def dedup_unit(root: str, a: int, b: int, x, ids, sims, order, offsets, cfg, see
         par.append(np.where(r["partner"] >= 0, cid[np.maximum(r["partner"], 0)], -1))
         psim.append(r["partner_sim"])
         nn.append(r["nn_sim"].astype(np.float32))
-    cat = lambda xs, shape, dt: np.concatenate(xs) if xs else np.zeros(shape, dt)
     _write_unit(
-        unit_path(root, a, b),
+        unit_path(root, clusters),
         {
-            "ids": cat(out_ids, (0,), np.int64).astype(np.int64),
-            "cluster": cat(out_cl, (0,), np.int32),
-            "removed": cat(rem, (0, num_e), bool),
-            "duplicate_of": cat(par, (0, num_e), np.int64).astype(np.int64),
-            "similarity": cat(psim, (0, num_e), np.float32),
-            "nn_sim": cat(nn, (0,), np.float32),
+            "clusters": np.asarray(clusters, np.int64),
+            "ids": np.concatenate(out_ids).astype(np.int64),
+            "cluster": np.concatenate(out_cl),
+            "removed": np.concatenate(rem),
+            "duplicate_of": np.concatenate(par).astype(np.int64),
+            "similarity": np.concatenate(psim),
+            "nn_sim": np.concatenate(nn),
         },
     )
 
@@ -539,63 +552,55 @@ def run_dedup(
     stage.open()
     cdir = os.path.join(root, "cluster")
     k = int(metrics.read_json(os.path.join(cdir, "done.json"))["n_clusters"])
-    units = unit_ranges(k, int(cfg.clusters_per_file))
-    mine = shard_units(units, shard, num_shards)
-    todo = [(a, b) for a, b in mine if not os.path.exists(unit_path(root, a, b))]
-    if todo:
+    offsets = np.load(os.path.join(cdir, "offsets.npy"))
+    sizes = np.diff(offsets)
+    buckets = semdedup.bucket_sizes(max(int(sizes.max()), 1))  # the same for every process
+    lo, hi = shard_range(k, shard, num_shards)
+    cover, _ = covered_clusters(root, k)
+    todo = [c for c in range(lo, hi) if cover[c] == 0 and sizes[c] > 0]
+    units = plan_units(todo, sizes, buckets, int(cfg.clusters_per_file))
+    if units:
         x = np.load(os.path.join(root, "embed", "embeddings.npy"), mmap_mode="r")
         ids = np.load(os.path.join(root, "embed", "ids.npy"))
         sims = np.load(os.path.join(cdir, "sims.npy"))
         order = np.load(os.path.join(cdir, "order.npy"))
-        offsets = np.load(os.path.join(cdir, "offsets.npy"))
-        prog = metrics.progress(len(todo), f"dedup: cluster files (shard {shard}/{num_shards})")
-        for a, b in todo:
-            dedup_unit(root, a, b, x, ids, sims, order, offsets, cfg, seed)
+        prog = metrics.progress(len(units), f"dedup: cluster files (shard {shard}/{num_shards})")
+        for u in units:
+            dedup_unit(root, u, x, ids, sims, order, offsets, buckets, cfg, seed)
             prog.update(1)
             if on_unit is not None:
-                on_unit(a, b)
+                on_unit(int(u[0]), int(u[-1]))
         prog.close()
-    present = sum(os.path.exists(unit_path(root, a, b)) for a, b in units)
+    cover, files = covered_clusters(root, k)
+    nonempty = sizes > 0
     return {
-        "units_total": len(units),
-        "units_mine": len(mine),
-        "units_run": len(todo),
-        "units_present": present,
-        "stage_hash": stage.hash,
+        "clusters_in_range": int(hi - lo),
+        "units_run": len(units),
+        "clusters_done": int((cover[nonempty] > 0).sum()),
+        "clusters_total": int(nonempty.sum()),
+        "unit_files": len(files),
     }
 
 
-# ----------------------------------------------------------------------------------------- select
-
-_UNIT_RE = re.compile(r"c(\d+)-(\d+)\.npz$")
-
-
-def load_units(root: str, k: int) -> dict[str, np.ndarray]:
-    """Concatenates every unit file, checking they tile clusters [0, k) exactly once (UserError
-    otherwise)."""
-    files = sorted(glob.glob(os.path.join(root, "dedup", "units", "c*.npz")))
-    ranges = []
-    for f in files:
-        m = _UNIT_RE.search(os.path.basename(f))
-        if m:
-            ranges.append((int(m.group(1)), int(m.group(2)), f))
-    ranges.sort()
-    pos, missing = 0, []
-    for a, b, f in ranges:
-        if a < pos:
-            raise app.UserError(f"dedup: {f} overlaps clusters already covered (up to {pos})")
-        if a > pos:
-            missing.append(f"{pos}-{a - 1}")
-        pos = b
-    if pos < k:
-        missing.append(f"{pos}-{k - 1}")
-    if missing:
+def load_units(root: str, k: int, sizes: np.ndarray) -> dict[str, np.ndarray]:
+    """Concatenates every unit file, checking they cover each non-empty cluster exactly once
+    (UserError naming the missing or doubly covered clusters otherwise)."""
+    cover, files = covered_clusters(root, k)
+    need = sizes > 0
+    missing = np.flatnonzero(need & (cover == 0))
+    if missing.size:
         raise app.UserError(
-            f"dedup: clusters {', '.join(missing[:5])} have no output in {root}/dedup/units; run the "
-            f"dedup stage for the remaining shards first"
+            f"dedup: clusters {_fmt_ids(missing, 8)} have no output in {root}/dedup/units; run "
+            f"the dedup stage for the remaining shards first"
+        )
+    double = np.flatnonzero(cover > 1)
+    if double.size:
+        raise app.UserError(
+            f"dedup: clusters {_fmt_ids(double, 8)} are covered by more than one file in "
+            f"{root}/dedup/units (outputs of different runs mixed); remove that folder and rerun"
         )
     parts: dict[str, list[np.ndarray]] = {}
-    for _, _, f in ranges:
+    for f in files:
         with np.load(f, allow_pickle=False) as z:
             for name in z.files:
                 parts.setdefault(name, []).append(z[name])
@@ -609,7 +614,8 @@ def run_select(root: str, workdir: str, cfg, all_ids: np.ndarray) -> dict:
     k = int(metrics.read_json(os.path.join(root, "cluster", "done.json"))["n_clusters"])
     if not os.path.exists(os.path.join(root, "dedup", "manifest.json")):
         raise app.UserError(f"stages: the dedup stage has not run in {root}; include it in stages")
-    u = load_units(root, k)
+    sizes = np.diff(np.load(os.path.join(root, "cluster", "offsets.npy")))
+    u = load_units(root, k, sizes)
     ids = u["ids"]
     all_sorted = np.sort(all_ids)
     if ids.size != all_sorted.size or not np.array_equal(np.sort(ids), all_sorted):

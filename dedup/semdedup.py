@@ -32,16 +32,19 @@ _MIN_BUCKET = 16
 
 
 def bucket_sizes(max_size: int) -> list[int]:
-    """Padded cluster sizes 16, 24, 32, 48, 64, 96, ... (2^k and 3·2^(k-1)) up to the first >=
-    max_size.
+    """Padded cluster sizes up to the first >= max_size: 16, 24, 32, 48, ..., 384, 512 (2^k and
+    3·2^(k-1)), then four steps per doubling (640, 768, 896, 1024, 1280, ...).
 
-    Padding wastes at most a factor 1.5 in size (2.25 in similarity work); every size above 1024 is
-    a multiple of 512, so the row-block scan divides it evenly.
+    Above 512, where the similarity work lies, padding wastes at most a factor 1.25 in size; every
+    size above 1024 is a multiple of 256, so the row-block scan divides it evenly.
     """
     sizes = [_MIN_BUCKET]
     while sizes[-1] < max_size:
         s = sizes[-1]
-        sizes.append(s * 3 // 2 if (s & (s - 1)) == 0 else s * 4 // 3)
+        if s < 512:
+            sizes.append(s * 3 // 2 if (s & (s - 1)) == 0 else s * 4 // 3)
+        else:
+            sizes.append(s + (1 << (s.bit_length() - 1)) // 4)
     return sizes
 
 
@@ -54,7 +57,7 @@ def pick_bucket(n: int, sizes: Sequence[int]) -> int:
 
 
 def _row_block(n: int) -> int:
-    return n if n <= 1024 else 512
+    return n if n <= 1024 else 256
 
 
 def paper_rule_single(e_nxd: jax.Array, valid_n: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -157,11 +160,11 @@ def _compiled(rule: str, n: int, d: int, batch: int, num_e: int):
     )
 
 
-def batch_size_for(n: int, d: int, budget_floats: int = 1 << 23) -> int:
+def batch_size_for(n: int, d: int, budget_floats: int = 1 << 23, max_batch: int = 256) -> int:
     """Clusters per call for padded size n: the (block x n) similarity and (n x d) inputs fit the
-    budget, rounded up to a multiple of the device count."""
+    budget, at most max_batch, rounded up to a multiple of the device count."""
     per = _row_block(n) * n + n * d
-    b = max(1, min(256, budget_floats // per))
+    b = max(1, min(max_batch, budget_floats // per))
     ndev = jax.device_count()
     return int(math.ceil(b / ndev) * ndev)
 
@@ -184,6 +187,7 @@ def dedup_clusters(
     rule: str = "paper",
     sizes: Sequence[int] | None = None,
     budget_floats: int = 1 << 23,
+    max_batch: int = 256,
 ) -> list[dict[str, np.ndarray]]:
     """Applies the rule to each cluster (a list of ordered, unit-norm (n_c, d) float32 arrays).
 
@@ -206,7 +210,7 @@ def dedup_clusters(
     num_e = len(eps)
     for n_pad in sorted(groups):
         members = groups[n_pad]
-        bsz = batch_size_for(n_pad, d, budget_floats)
+        bsz = batch_size_for(n_pad, d, budget_floats, max_batch)
         for start in range(0, len(members), bsz):
             chunk = members[start : start + bsz]
             e = np.zeros((bsz, n_pad, d), np.float32)

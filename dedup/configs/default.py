@@ -47,7 +47,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.n_clusters = 0  # 0 = round(√N)
     c.kmeans = ml_collections.ConfigDict()
     c.kmeans.init = "kmeans++"  # or "random"
-    c.kmeans.iterations = 20
+    c.kmeans.iterations = 20  # at most
+    c.kmeans.tol = 1e-4  # stop when a step raises the mean similarity by less (relative); 0 = never
     # fit on this many rows drawn uniformly (then one assignment pass over all); 0 = stream over all
     c.kmeans.sample_size = 100_000
     # k-means++ is memory-bound (k passes over its rows): initialise from this many fit rows; 0 = all

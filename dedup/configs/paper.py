@@ -23,6 +23,7 @@ def get_config(arg: str | None = None):
     c.synthetic.n_topics = 0
     c.n_clusters = 50_000
     c.kmeans.iterations = 100
+    c.kmeans.tol = 0.0  # the released code runs all 100
     c.kmeans.sample_size = 0
     c.kmeans.init_points = 1_000_000
     c.kmeans.batch_size = 65536

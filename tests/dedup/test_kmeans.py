@@ -83,3 +83,13 @@ def test_fit_recovers_planted_clusters_and_objective_increases():
     assert len(pairs) == 6 and len({p for _, p in pairs}) == 6
     assert all(b >= a - 1e-6 for a, b in zip(hist, hist[1:], strict=False))
     np.testing.assert_allclose(np.sort((c @ centers.T).max(1)), np.ones(6), atol=0.01)
+
+
+def test_converged_rule():
+    assert not kmeans.converged([0.5], 1e-4)
+    assert kmeans.converged([0.5, 0.50001], 1e-4)
+    assert not kmeans.converged([0.5, 0.6], 1e-4)
+    assert not kmeans.converged([0.5, 0.5], 0.0)  # tol = 0: run every iteration
+    x, _, _ = _blobs(6)
+    _, hist = kmeans.fit(x, 6, jax.random.key(0), iterations=50, batch_size=100, tol=1e-4)
+    assert len(hist) < 50 and kmeans.converged(hist, 1e-4)

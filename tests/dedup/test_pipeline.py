@@ -147,7 +147,8 @@ def test_resume_after_kill_mid_dedup_is_identical(ref, tmp_path, monkeypatch):
     assert len(units) == 1 and not os.path.exists(os.path.join(workdir, "results.json"))
     monkeypatch.setattr(pipeline, "_write_unit", real)
     r = app.execute(experiment, _cfg(), workdir)
-    assert r["dedup_units"]["units_run"] == 2  # only the missing units were redone
+    # only the missing units were redone
+    assert r["dedup_units"]["units_run"] == r["dedup_units"]["unit_files"] - 1 >= 1
     _assert_same(_outputs(workdir, cfg.eps), _outputs(workdir_ref, cfg.eps))
     assert r["eps"] == r_ref["eps"]
     assert not glob.glob(os.path.join(workdir, "pipeline", "**", "*.tmp"), recursive=True)
@@ -183,13 +184,14 @@ def test_job_array_shards_merge_to_the_same_result(ref, tmp_path):
     shared = str(tmp_path / "pipeline")
     app.execute(experiment, _cfg(pipeline_dir=shared, stages="embed,cluster"), str(tmp_path / "prep"))
     app.execute(experiment, _cfg(pipeline_dir=shared, stages="dedup", shard=2, num_shards=3), str(tmp_path / "s2"))
-    with pytest.raises(app.UserError, match="clusters 0-"):
+    with pytest.raises(app.UserError, match="clusters 0, 1, .* have no output"):
         app.execute(experiment, _cfg(pipeline_dir=shared, stages="select"), str(tmp_path / "early"))
     for s in (0, 1):
         r = app.execute(
             experiment, _cfg(pipeline_dir=shared, stages="dedup", shard=s, num_shards=3), str(tmp_path / f"s{s}")
         )
-        assert r["dedup_units"]["units_run"] == 1
+        lo, hi = pipeline.shard_range(12, s, 3)
+        assert r["dedup_units"]["clusters_in_range"] == hi - lo
     r = app.execute(experiment, _cfg(pipeline_dir=shared), str(tmp_path / "final"))
     assert r["dedup_units"]["units_run"] == 0  # all done by the shards; select merges
     _assert_same(_outputs(str(tmp_path / "final"), cfg.eps), _outputs(workdir_ref, cfg.eps))
