@@ -247,6 +247,9 @@ def _train_group(
     acc_fn = sweep.vmapped(lambda s, x, y: train.accuracy(task, s["params"], x, y), in_axes=(0, None, None))
     acc = np.asarray(acc_fn(state, arrays[2], arrays[3]))
     frac = inv.independent_fraction_batched(state["params"], **thresholds)
+    for r in range(len(rows)):
+        writer.write(num_steps, run=f"{name}/{r}", group=name, final_test_acc=float(acc[r]))
+        logging.info("%s run %d %s: test acc %.4f, independent %s", name, r, rows[r], acc[r], frac[r])
     return state, acc, frac
 
 
@@ -493,7 +496,7 @@ def figures(config, workdir: str, nets: dict, sde: dict, tsr: dict) -> None:
 
     # Over training: mean over seeds of each layer's fraction at each checkpoint, main group.
     rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-    rows = [r for r in rows if r.get("group") == "main"]
+    rows = [r for r in rows if r.get("group") == "main" and "independent_fraction" in r]
     names = [k for k in nets["main_settings"]]
     fig, axes = plotting.figure(1, len(config.net.widths), width=4.0 * len(config.net.widths))
     axes = np.atleast_1d(axes)
