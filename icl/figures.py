@@ -47,7 +47,7 @@ def loss_vs_m(results: dict, path: str) -> str:
     ax.set_title(f"evaluated on {title}")
     ax.set_ylabel(f"MSE / D ({results.get('loss_units', 'noiseless')} target)")
     ax.set_ylim(bottom=0)
-  axes[0].legend(loc="upper left")
+  axes[0].legend(loc="best")
   th = results.get("threshold_M", {}).get("batch_crossing", {})
   if th and th.get("log2_M") is not None:
     for ax in axes:

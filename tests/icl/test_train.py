@@ -42,7 +42,7 @@ def test_chunked_training_equals_one_scan():
   hp = {"num_tasks": jnp.float32(4.0), "lr": jnp.float32(1e-2)}
   whole, _ = ALONE(key, hp)
   chunk = jax.jit(train.make_chunk(CFG, 4))
-  state = train.init_state(key, hp, CFG)
+  state = jax.jit(lambda k, h: train.init_state(k, h, CFG))(key, hp)
   for start in range(0, CFG.num_steps, 4):
     state, _ = chunk(state, hp, jnp.int32(start))
   for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(state), strict=True):
@@ -54,7 +54,7 @@ def test_triangle_schedule_and_injected_rate():
   assert float(sched(0)) == 0.0 and float(sched(50)) == pytest.approx(1.0)
   assert float(sched(25)) == pytest.approx(0.5) and float(sched(75)) == pytest.approx(0.5)
   assert float(sched(100)) == pytest.approx(0.0)
-  state = jax.vmap(lambda k, lr: train.init_state(k, {"num_tasks": 2.0, "lr": lr}, CFG))(
+  state = jax.jit(jax.vmap(lambda k, lr: train.init_state(k, {"num_tasks": 2.0, "lr": lr}, CFG)))(
     jax.random.split(jax.random.key(0), 2), jnp.array([1e-3, 5e-3]))
   np.testing.assert_allclose(state["opt"][0].hyperparams["learning_rate"], [1e-3, 5e-3])
   # one step with a unit gradient moves every parameter by lr * schedule(0) ... Adam's first step is lr-sized
