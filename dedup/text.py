@@ -7,7 +7,6 @@ with HF_HUB_OFFLINE=1: nothing is downloaded.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from importlib import resources
@@ -25,8 +24,9 @@ def builtin_path() -> str:
 
 def builtin_groups(n: int) -> np.ndarray:
     """Group id per line of the shipped set (-1: no paraphrase; else the group's first line number)."""
-    with open(resources.files("dedup") / "data" / "sentence_groups.json", encoding="utf-8") as f:
-        groups = json.load(f)["groups"]
+    path = resources.files("dedup") / "data" / "sentence_groups.txt"
+    with open(path, encoding="utf-8") as f:
+        groups = [[int(t) for t in ln.split()] for ln in f if ln.strip() and not ln.startswith("#")]
     out = np.full(n, -1, np.int64)
     for g in groups:
         out[g] = g[0]
