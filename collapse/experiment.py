@@ -248,7 +248,8 @@ def _train_group(
     acc = np.asarray(acc_fn(state, arrays[2], arrays[3]))
     frac = inv.independent_fraction_batched(state["params"], **thresholds)
     for r in range(len(rows)):
-        writer.write(num_steps, run=f"{name}/{r}", group=name, final_test_acc=float(acc[r]))
+        if "state" in latest:  # trained in this process (else restored finished: rows already written)
+            writer.write(num_steps, run=f"{name}/{r}", group=name, final_test_acc=float(acc[r]))
         logging.info("%s run %d %s: test acc %.4f, independent %s", name, r, rows[r], acc[r], frac[r])
     return state, acc, frac
 
