@@ -1,38 +1,27 @@
-"""Stochastic attractivity of invariant sets (paper Sec. 4): the curvature-vs-noise condition and
-simulations.
+"""Stochastic attractivity of invariant sets (paper Sec. 4): the curvature-vs-noise condition and simulations.
 
-Near an invariant set the coordinates ``z`` normal to it follow, to first order, the random linear
-map
+Near an invariant set the coordinates ``z`` normal to it follow, to first order, the random linear map
 
     z_{k+1} = (I - eta J_k) z_k,   J_k = Hbar + A_k,   E[A_k] = 0,
 
-where ``Hbar`` is the loss Hessian in the normal directions and ``A_k`` its minibatch / label-noise
-fluctuation
-(on a vanishing set every per-sample gradient vanishes, so the gradient noise is itself linear in
-``z``). Along a
+where ``Hbar`` is the loss Hessian in the normal directions and ``A_k`` its minibatch / label-noise fluctuation
+(on a vanishing set every per-sample gradient vanishes, so the gradient noise is itself linear in ``z``). Along a
 direction ``e`` (unit, an eigenvector of ``Hbar`` with eigenvalue ``h``) the log-distance drifts by
-``-eta h - eta^2 s / 2`` per step with ``s = E[(e^T A_k e)^2]`` (Ito / second order), so the set
-attracts when
+``-eta h - eta^2 s / 2`` per step with ``s = E[(e^T A_k e)^2]`` (Ito / second order), so the set attracts when
 
-    h + (eta / 2) s > 0                                                                  (curvature
-    condition)
+    h + (eta / 2) s > 0                                                                  (curvature condition)
 
-even for ``h < 0`` (a saddle or a maximum of the loss): the critical learning rate is ``eta_c = -2
-h / s``. In the
-1-D SDE form ``d theta = -L'(theta) dt + g(theta) dW`` with ``g(0) = 0`` this is ``L''(0) + g'(0)^2
-/ 2 > 0``,
-i.e. ``L''(0) + D''(0) / 2 > 0`` with ``D = g^2 / 2`` (the notes' normalisation). For the quartic
-well
+even for ``h < 0`` (a saddle or a maximum of the loss): the critical learning rate is ``eta_c = -2 h / s``. In the
+1-D SDE form ``d theta = -L'(theta) dt + g(theta) dW`` with ``g(0) = 0`` this is ``L''(0) + g'(0)^2 / 2 > 0``,
+i.e. ``L''(0) + D''(0) / 2 > 0`` with ``D = g^2 / 2`` (the notes' normalisation). For the quartic well
 ``d theta = -(theta^3 - mu theta) dt + zeta theta dW`` it gives ``zeta_c = sqrt(2 mu)``
 (``sqrt(3)`` at
-``mu = 1.5``). Beyond the second-order condition, :func:`lyapunov_exponent` computes the exact top
-Lyapunov
+``mu = 1.5``). Beyond the second-order condition, :func:`lyapunov_exponent` computes the exact top Lyapunov
 exponent of the linearised SGD map by Monte Carlo (no small-``eta`` expansion).
 
 Simulations (:func:`simulate_sde_1d`, :func:`simulate_single_neuron_sde`,
 :func:`simulate_hidden_neuron_sgd`)
-run thousands of trajectories at once (vectorised over seeds and ``vmap``-ed over the swept noise
-level) to
+run thousands of trajectories at once (vectorised over seeds and ``vmap``-ed over the swept noise level) to
 measure the collapse probability.
 """
 
@@ -50,8 +39,7 @@ import numpy as np
 
 
 def quartic_loss(theta: jax.Array, mu: float = 1.5) -> jax.Array:
-    """The quartic well ``L = theta^4 / 4 - mu theta^2 / 2`` (drift ``-(theta^3 - mu theta)``, Fig.
-    1)."""
+    """The quartic well ``L = theta^4 / 4 - mu theta^2 / 2`` (drift ``-(theta^3 - mu theta)``, Fig. 1)."""
     return theta**4 / 4.0 - mu * theta**2 / 2.0
 
 
@@ -60,13 +48,11 @@ def margin_1d(
     noise_fn: Callable[[jax.Array], jax.Array],
     theta_star: float = 0.0,
 ) -> float:
-    """``L''(theta*) + D''(theta*) / 2`` with ``D = g^2 / 2``: positive means theta* attracts (1-D
-    condition).
+    """``L''(theta*) + D''(theta*) / 2`` with ``D = g^2 / 2``: positive means theta* attracts (1-D condition).
 
     Args:
       loss_fn: the loss ``L`` whose negative gradient is the drift.
-      noise_fn: the diffusion coefficient ``g`` (``d theta = -L' dt + g dW``); must vanish at
-      theta*.
+      noise_fn: the diffusion coefficient ``g`` (``d theta = -L' dt + g dW``); must vanish at theta*.
       theta_star: the invariant point.
     """
     t = jnp.asarray(theta_star, jnp.float32)
@@ -80,8 +66,7 @@ def critical_noise_1d(
     noise_shape: Callable[[jax.Array], jax.Array],
     theta_star: float = 0.0,
 ) -> float:
-    """Smallest ``zeta`` for which ``g = zeta * noise_shape`` makes theta* attractive (0 if it
-    already is).
+    """Smallest ``zeta`` for which ``g = zeta * noise_shape`` makes theta* attractive (0 if it already is).
 
     The margin is ``L'' + zeta^2 h'(0)^2 / 2`` for ``g = zeta h`` with ``h(0) = 0``, so
     ``zeta_c = sqrt(-2 L'' / h'^2)``.
@@ -104,8 +89,7 @@ def simulate_sde_1d(
     dt: float,
     num_steps: int,
 ) -> jax.Array:
-    """Euler-Maruyama ``theta += drift dt + noise sqrt(dt) N(0, 1)`` for a vector of independent
-    trajectories.
+    """Euler-Maruyama ``theta += drift dt + noise sqrt(dt) N(0, 1)`` for a vector of independent trajectories.
 
     Returns ``theta`` after ``num_steps`` steps, same shape as ``theta0``.
     """
@@ -130,8 +114,7 @@ def quartic_collapse_probability(
     init_scale: float = 2.0,
     eps: float = 1e-15,
 ) -> jax.Array:
-    """P(|theta_T| < eps) for the quartic-well SDE at each ``zeta`` (all trajectories in one
-    vmapped scan).
+    """P(|theta_T| < eps) for the quartic-well SDE at each ``zeta`` (all trajectories in one vmapped scan).
 
     ``theta_0 ~ init_scale * N(0, 1)`` as in the paper's Fig. 1 notebook.
     """
@@ -147,8 +130,7 @@ def quartic_collapse_probability(
 
 
 def crossing(xs: np.ndarray, ps: np.ndarray, level: float = 0.5) -> float:
-    """First ``x`` at which the increasing curve ``ps(xs)`` reaches ``level`` (linear
-    interpolation); nan if never."""
+    """First ``x`` at which the increasing curve ``ps(xs)`` reaches ``level`` (linear interpolation); nan if never."""
     xs, ps = np.asarray(xs, np.float64), np.asarray(ps, np.float64)
     above = np.flatnonzero(ps >= level)
     if above.size == 0:
@@ -168,10 +150,8 @@ def crossing(xs: np.ndarray, ps: np.ndarray, level: float = 0.5) -> float:
 class Linearization:
     """Per-sample second-order data at an invariant point, in the coordinates normal to the set.
 
-    For the per-sample loss ``l_i = (f_i(z) - y_i - xi_i)^2 / 2`` with label noise ``xi_i ~ N(0,
-    zeta^2)`` and
-    ``grad_z f_i = 0`` on the set: ``Hess_z l_i = H0_i - xi_i G_i`` with ``H0_i = (f_i - y_i) G_i``
-    and
+    For the per-sample loss ``l_i = (f_i(z) - y_i - xi_i)^2 / 2`` with label noise ``xi_i ~ N(0, zeta^2)`` and
+    ``grad_z f_i = 0`` on the set: ``Hess_z l_i = H0_i - xi_i G_i`` with ``H0_i = (f_i - y_i) G_i`` and
     ``G_i = Hess_z f_i``.
 
     Attributes:
@@ -196,10 +176,8 @@ class Linearization:
         """``s = E[(e^T A e)^2]`` for one SGD step.
 
         ``batch_size=None`` means the SDE of the paper's single-neuron notebook, whose diffusion is
-        ``sqrt(eta) zeta / sqrt(n) * sum_i grad f_i dW_i`` (no minibatch sampling noise): ``s =
-        zeta^2 E_i[(e^T G_i
-        e)^2]``. Otherwise minibatches of ``batch_size`` drawn with replacement, each sample with
-        fresh label
+        ``sqrt(eta) zeta / sqrt(n) * sum_i grad f_i dW_i`` (no minibatch sampling noise): ``s = zeta^2 E_i[(e^T G_i
+        e)^2]``. Otherwise minibatches of ``batch_size`` drawn with replacement, each sample with fresh label
         noise: ``s = (Var_i[e^T H0_i e] + zeta^2 E_i[(e^T G_i e)^2]) / B``.
         """
         if e is None:
@@ -212,8 +190,7 @@ class Linearization:
         return float((np.var(qh) + label) / batch_size)
 
     def critical_lr(self, label_noise: float, batch_size: int | None) -> float:
-        """Second-order (curvature condition) critical learning rate ``eta_c = -2 h / s`` (0 if ``h
-        >= 0``)."""
+        """Second-order (curvature condition) critical learning rate ``eta_c = -2 h / s`` (0 if ``h >= 0``)."""
         h, e = self.most_unstable()
         if h >= 0:
             return 0.0
@@ -232,12 +209,10 @@ def linearize(
     y: jax.Array,
     dim: int,
 ) -> Linearization:
-    """Per-sample Hessians at ``z = 0`` of a scalar model ``output_fn(z, x_i)`` whose set ``z = 0``
-    is invariant.
+    """Per-sample Hessians at ``z = 0`` of a scalar model ``output_fn(z, x_i)`` whose set ``z = 0`` is invariant.
 
     Args:
-      output_fn: model output as a function of the normal coordinates ``z`` (``[dim]``) and one
-      input.
+      output_fn: model output as a function of the normal coordinates ``z`` (``[dim]``) and one input.
       x: inputs ``[n, ...]``.
       y: targets ``[n]``.
       dim: number of normal coordinates.
@@ -262,13 +237,10 @@ def lyapunov_exponent(
     num_steps: int = 2000,
     num_seeds: int = 64,
 ) -> jax.Array:
-    """Top Lyapunov exponent per step of ``z -> (I - eta J_k) z`` (linearised SGD), for each
-    ``eta`` in ``lrs``.
+    """Top Lyapunov exponent per step of ``z -> (I - eta J_k) z`` (linearised SGD), for each ``eta`` in ``lrs``.
 
-    ``J_k = mean_{i in batch}(H0_i - xi_i G_i)`` with a fresh batch (with replacement) and fresh
-    label noise each
-    step; negative means the invariant set attracts. Averaged over ``num_seeds`` independent
-    products.
+    ``J_k = mean_{i in batch}(H0_i - xi_i G_i)`` with a fresh batch (with replacement) and fresh label noise each
+    step; negative means the invariant set attracts. Averaged over ``num_seeds`` independent products.
     """
     h0 = jnp.asarray(lin.h0, jnp.float32)
     g = jnp.asarray(lin.g, jnp.float32)
@@ -322,8 +294,7 @@ def single_neuron_output(z: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def single_neuron_critical_lr(x: np.ndarray, y: np.ndarray, label_noise: float) -> float:
-    """Closed form for the notebook's SDE: collapse iff ``eta zeta^2 sigma'(0) / 2 > sum x y / sum
-    x^2``."""
+    """Closed form for the notebook's SDE: collapse iff ``eta zeta^2 sigma'(0) / 2 > sum x y / sum x^2``."""
     return float(2.0 * np.sum(x * y) / np.sum(x * x) / label_noise**2)  # sigma'(0) = 1 for tanh
 
 
@@ -340,13 +311,10 @@ def simulate_single_neuron_sde(
     init_std: float = 1e-3,
     threshold: float = 1e-2,
 ) -> jax.Array:
-    """P(||w_T|| < threshold) for the single-neuron SDE of the paper's Fig. 2, at each learning
-    rate.
+    """P(||w_T|| < threshold) for the single-neuron SDE of the paper's Fig. 2, at each learning rate.
 
-    ``dw = -grad L dt + sqrt(eta) zeta / sqrt(n) sum_i grad f_i dW_i``; the 2-D noise is sampled
-    exactly from
-    its 2x2 covariance ``eta zeta^2 / n * sum_i grad f_i grad f_i^T`` (cheaper than n Wiener
-    increments).
+    ``dw = -grad L dt + sqrt(eta) zeta / sqrt(n) sum_i grad f_i dW_i``; the 2-D noise is sampled exactly from
+    its 2x2 covariance ``eta zeta^2 / n * sum_i grad f_i grad f_i^T`` (cheaper than n Wiener increments).
     """
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y, jnp.float32)
@@ -422,10 +390,8 @@ def make_hidden_neuron_problem(
     units whose first ``width - 1`` are trained
     by full-batch GD while the last is held on its vanishing set (which GD preserves).
 
-    With scalar inputs (``d = 1``, the paper's 1-H-1 networks) the per-sample Hessians in the
-    normal plane
-    ``(w_probe, a_probe)`` all commute, so the curvature condition is exact to second order; with
-    ``d > 1`` the
+    With scalar inputs (``d = 1``, the paper's 1-H-1 networks) the per-sample Hessians in the normal plane
+    ``(w_probe, a_probe)`` all commute, so the curvature condition is exact to second order; with ``d > 1`` the
     rotating noise makes :func:`lyapunov_exponent` the relevant predictor.
     """
     rng = np.random.default_rng(seed)
@@ -485,12 +451,9 @@ def simulate_hidden_neuron_sgd(
 ) -> jax.Array:
     """P(probe neuron norm < threshold after ``num_steps``) under nonlinear SGD.
 
-    Plain SGD, minibatches with replacement, Gaussian label noise of std ``label_noise`` redrawn
-    per sample and
-    step; every run starts at the trained point with the probe neuron at ``init_std * N(0, I)``.
-    With
-    ``train_rest`` all parameters move (the real dynamics); without, only the probe neuron does
-    (the setting
+    Plain SGD, minibatches with replacement, Gaussian label noise of std ``label_noise`` redrawn per sample and
+    step; every run starts at the trained point with the probe neuron at ``init_std * N(0, I)``. With
+    ``train_rest`` all parameters move (the real dynamics); without, only the probe neuron does (the setting
     the linearisation describes exactly).
     """
     d = problem.x.shape[1]

@@ -1,14 +1,10 @@
-"""Stochastic collapse experiments: trained networks, attractivity toys, teacher-student, large lr
-early.
+"""Stochastic collapse experiments: trained networks, attractivity toys, teacher-student, large lr early.
 
 ``run(config, workdir)`` wires the modules together:
 
-1. digits (or a tfds set) networks: one vmapped, checkpointed sweep per static group (batch size,
-architecture),
-   the fraction of independent neurons per layer measured at every checkpoint (Fig. 4 / 5 of the
-   paper);
-2. attractivity: quartic-well SDE, single-neuron SDE, hidden-neuron SGD, predicted threshold vs
-measured
+1. digits (or a tfds set) networks: one vmapped, checkpointed sweep per static group (batch size, architecture),
+   the fraction of independent neurons per layer measured at every checkpoint (Fig. 4 / 5 of the paper);
+2. attractivity: quartic-well SDE, single-neuron SDE, hidden-neuron SGD, predicted threshold vs measured
    collapse probability (Fig. 1-3);
 3. linear teacher-student, theory line vs simulation (Fig. 6);
 4. large learning rate early (Fig. 7).
@@ -136,8 +132,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def _settings(config: ml_collections.ConfigDict) -> tuple[list[dict], dict[str, list[int]]]:
-    """Unique hyperparameter rows of the main (base batch size) sweep, and setting name -> row
-    indices."""
+    """Unique hyperparameter rows of the main (base batch size) sweep, and setting name -> row indices."""
     s, ll = config.sweep, config.large_lr
     rows: list[dict] = []
     settings: dict[str, list[int]] = {}
@@ -267,8 +262,7 @@ def _load(config: ml_collections.ConfigDict) -> tuple[data.Dataset, tuple[np.nda
 
 
 def trained_networks(config: ml_collections.ConfigDict, workdir: str, writer) -> dict[str, Any]:
-    """All digits sweeps. Returns per-setting fractions (mean over seeds), accuracies and the
-    rows."""
+    """All digits sweeps. Returns per-setting fractions (mean over seeds), accuracies and the rows."""
     ds, arrays = _load(config)
     out: dict[str, Any] = {"fraction": {}, "fraction_sd": {}, "test_acc": {}, "source": ds.source}
     arch = config.net.arch

@@ -1,27 +1,20 @@
-"""Detection of the two invariant sets of the paper (Sec. 3) in MLP and CNN parameters, and
-extraction of the
+"""Detection of the two invariant sets of the paper (Sec. 3) in MLP and CNN parameters, and extraction of the
 collapsed subnetwork.
 
-A hidden neuron (a unit of a dense layer, or a channel of a convolution) is the vector of its
-incoming weights,
-its bias and its outgoing weights (the next layer's weights that read it). With an activation that
-has
+A hidden neuron (a unit of a dense layer, or a channel of a convolution) is the vector of its incoming weights,
+its bias and its outgoing weights (the next layer's weights that read it). With an activation that has
 sigma(0) = 0:
 
 * a *vanishing* neuron (all three zero) gets zero gradient from every sample;
 * *identical* neurons (equal incoming weights, biases and outgoing weights) get equal gradients;
 
 so both sets are invariant under SGD with any minibatch. In trained networks the sets are detected
-approximately with the paper's thresholds: vanishing if ``||theta_i|| < 0.1 * max_j ||theta_j||``
-in the layer;
-identical if ``2 ||theta_i - theta_j||^2 / (||theta_i||^2 + ||theta_j||^2) < 0.1``. The fraction of
-independent
+approximately with the paper's thresholds: vanishing if ``||theta_i|| < 0.1 * max_j ||theta_j||`` in the layer;
+identical if ``2 ||theta_i - theta_j||^2 / (||theta_i||^2 + ||theta_j||^2) < 0.1``. The fraction of independent
 neurons of a layer is (number of groups of identical non-vanishing neurons) / width.
 
-Grouping is a leader clustering: neurons are visited in order; an unassigned neuron starts a group
-and takes
-every later unassigned neuron within the threshold of it (so no chains of ever more distant
-neurons). The
+Grouping is a leader clustering: neurons are visited in order; an unassigned neuron starts a group and takes
+every later unassigned neuron within the threshold of it (so no chains of ever more distant neurons). The
 released notebooks use a similar greedy pairwise rule.
 """
 
@@ -46,8 +39,7 @@ class LayerCollapse:
     Attributes:
       width: number of neurons (units or channels).
       vanishing: bool ``[width]``, True where the neuron is (approximately) vanishing.
-      groups: groups of identical non-vanishing neurons (each a sorted list of indices; singletons
-      included).
+      groups: groups of identical non-vanishing neurons (each a sorted list of indices; singletons included).
     """
 
     width: int
@@ -61,8 +53,7 @@ class LayerCollapse:
 
     @property
     def fraction(self) -> float:
-        """Fraction of independent neurons (groups / width), the quantity plotted in the paper's
-        Fig. 4."""
+        """Fraction of independent neurons (groups / width), the quantity plotted in the paper's Fig. 4."""
         return self.independent / self.width
 
 
@@ -77,8 +68,7 @@ def _outgoing(w_next: np.ndarray, width: int, next_after_conv: bool) -> np.ndarr
 
 
 def neuron_vectors(layers: Layers, index: int) -> np.ndarray:
-    """Each neuron of hidden layer ``index`` as one row ``[incoming weights, bias, outgoing
-    weights]``.
+    """Each neuron of hidden layer ``index`` as one row ``[incoming weights, bias, outgoing weights]``.
 
     Args:
       layers: the network as a list of ``{"w", "b"}`` layers (see :mod:`collapse.models`).
@@ -101,8 +91,7 @@ def neuron_vectors(layers: Layers, index: int) -> np.ndarray:
 
 
 def relative_distances(vectors: np.ndarray) -> np.ndarray:
-    """Pairwise ``2 ||v_i - v_j||^2 / (||v_i||^2 + ||v_j||^2)`` (0 for identical, 2 for
-    orthogonal)."""
+    """Pairwise ``2 ||v_i - v_j||^2 / (||v_i||^2 + ||v_j||^2)`` (0 for identical, 2 for orthogonal)."""
     v = np.asarray(vectors, np.float64)
     sq = np.sum(v * v, axis=1)
     gram = v @ v.T
@@ -128,8 +117,7 @@ def vanishing_mask(vectors: np.ndarray, threshold: float = VANISH_THRESHOLD) -> 
 def identical_groups(
     vectors: np.ndarray, keep: np.ndarray | None = None, threshold: float = IDENTICAL_THRESHOLD
 ) -> list[list[int]]:
-    """Groups of identical neurons among those with ``keep`` True (leader clustering, see module
-    doc)."""
+    """Groups of identical neurons among those with ``keep`` True (leader clustering, see module doc)."""
     n = len(vectors)
     keep = np.ones(n, bool) if keep is None else np.asarray(keep, bool)
     close = relative_distances(vectors) < threshold
@@ -177,8 +165,7 @@ def independent_fraction(
 
 
 def independent_fraction_batched(layers: Layers, **kw) -> np.ndarray:
-    """:func:`independent_fraction` for a stack of networks (leading runs axis on every leaf):
-    ``[R, L-1]``."""
+    """:func:`independent_fraction` for a stack of networks (leading runs axis on every leaf): ``[R, L-1]``."""
     leaves = [np.asarray(layer["w"]) for layer in layers]
     runs = leaves[0].shape[0]
     out = []
@@ -189,8 +176,7 @@ def independent_fraction_batched(layers: Layers, **kw) -> np.ndarray:
 
 
 def _group_rows(w_next: np.ndarray, groups: Sequence[Sequence[int]], width: int, after_conv: bool):
-    """Sums the incoming rows of the next layer over each group (the merged neuron's outgoing
-    weights)."""
+    """Sums the incoming rows of the next layer over each group (the merged neuron's outgoing weights)."""
     if w_next.ndim == 4:
         return np.stack([w_next[:, :, list(g), :].sum(axis=2) for g in groups], axis=2)
     if after_conv:
@@ -204,13 +190,10 @@ def _group_rows(w_next: np.ndarray, groups: Sequence[Sequence[int]], width: int,
 def extract_subnetwork(
     layers: Layers, analysis: Sequence[LayerCollapse] | None = None, **kw
 ) -> tuple[Layers, list[list[list[int]]]]:
-    """The collapsed subnetwork: vanishing neurons removed, each group of identical neurons merged
-    into one.
+    """The collapsed subnetwork: vanishing neurons removed, each group of identical neurons merged into one.
 
-    A merged neuron takes the group's mean incoming weights and bias and the *sum* of its outgoing
-    weights, so on
-    an exact invariant set the smaller network computes exactly the same function (Sec. 3:
-    identical neurons
+    A merged neuron takes the group's mean incoming weights and bias and the *sum* of its outgoing weights, so on
+    an exact invariant set the smaller network computes exactly the same function (Sec. 3: identical neurons
     contribute ``sum_j a_j sigma(w^T x + b)``; vanishing ones contribute nothing).
 
     Args:
@@ -218,8 +201,7 @@ def extract_subnetwork(
       analysis: per hidden layer structure (default: :func:`analyse` with ``**kw`` thresholds).
 
     Returns:
-      ``(smaller_layers, groups)`` where ``groups[l]`` lists, for each kept neuron of hidden layer
-      ``l``, the
+      ``(smaller_layers, groups)`` where ``groups[l]`` lists, for each kept neuron of hidden layer ``l``, the
       original neurons it stands for.
     """
     if analysis is None:

@@ -1,15 +1,10 @@
 """Plain-pytree MLP and CNN models with a declared layer structure.
 
-A network is a list of layers ``[{"w": ..., "b": ...}, ...]``. Dense weights are ``[in, out]``;
-convolution
-kernels are ``[kh, kw, in, out]`` (HWIO, stride 1, SAME padding). The activation is applied after
-every layer
-but the last. A dense layer that follows a convolution sees the channels-last flattening of the
-feature map
-(or its global average, ``pool="mean"``), so channel ``c`` feeds dense rows ``c, c + C, c + 2C,
-...``. This list
-*is* the layer structure that :mod:`collapse.invariant_sets` reads: any user model whose parameters
-can be
+A network is a list of layers ``[{"w": ..., "b": ...}, ...]``. Dense weights are ``[in, out]``; convolution
+kernels are ``[kh, kw, in, out]`` (HWIO, stride 1, SAME padding). The activation is applied after every layer
+but the last. A dense layer that follows a convolution sees the channels-last flattening of the feature map
+(or its global average, ``pool="mean"``), so channel ``c`` feeds dense rows ``c, c + C, c + 2C, ...``. This list
+*is* the layer structure that :mod:`collapse.invariant_sets` reads: any user model whose parameters can be
 written this way (see :func:`layers_from_tree`) can be analysed.
 """
 
@@ -53,8 +48,7 @@ def init_mlp(key: jax.Array, sizes: Sequence[int]) -> Layers:
 
 
 def init_cnn(key: jax.Array, in_channels: int, channels: Sequence[int], num_classes: int, *, kernel: int = 3) -> Layers:
-    """Initialises a CNN: ``len(channels)`` 3x3 convolutions, global average pooling, one dense
-    head."""
+    """Initialises a CNN: ``len(channels)`` 3x3 convolutions, global average pooling, one dense head."""
     layers = []
     keys = jax.random.split(key, len(channels) + 1)
     c_in = in_channels
@@ -104,10 +98,8 @@ def apply(
       layers: the network (see module docstring).
       x: inputs, ``[B, D]`` for an MLP or ``[B, H, W, C]`` for a CNN.
       act: hidden activation.
-      pool: how a convolution output enters a following dense layer, "mean" (global average) or
-      "flatten".
-      maxpool_after: indices of convolution layers followed (after the activation) by 2x2 max
-      pooling (VGG).
+      pool: how a convolution output enters a following dense layer, "mean" (global average) or "flatten".
+      maxpool_after: indices of convolution layers followed (after the activation) by 2x2 max pooling (VGG).
 
     Returns:
       Outputs ``[B, out]`` (logits for classification).
@@ -140,8 +132,7 @@ def layers_from_tree(tree: Any, paths: Sequence[tuple[Sequence[str], Sequence[st
 
     Args:
       tree: nested mapping of parameters.
-      paths: for each layer in order, ``(path_to_kernel, path_to_bias)`` as key sequences. Kernels
-      must be
+      paths: for each layer in order, ``(path_to_kernel, path_to_bias)`` as key sequences. Kernels must be
         ``[in, out]`` or HWIO ``[kh, kw, in, out]`` (Flax's layout).
 
     Returns:

@@ -1,26 +1,18 @@
-"""Linear teacher-student model (paper Sec. 5): label noise soft-thresholds the student's singular
-values.
+"""Linear teacher-student model (paper Sec. 5): label noise soft-thresholds the student's singular values.
 
-A rank-``r`` teacher ``W`` (``n x m``) labels orthonormal inputs ``X`` (``N x n``) with small
-output noise. A
-two-layer linear student trained by full-batch gradient descent from a balanced, SVD-aligned start
-stays aligned,
+A rank-``r`` teacher ``W`` (``n x m``) labels orthonormal inputs ``X`` (``N x n``) with small output noise. A
+two-layer linear student trained by full-batch gradient descent from a balanced, SVD-aligned start stays aligned,
 so each mode ``i`` of ``X^T y = V diag(s) U`` evolves independently as a product ``p_i = u_i v_i``:
 
-    residual = u v - s + sigma xi,     u -= eta residual v,     v -= eta residual u,     eta = lr /
-    N
+    residual = u v - s + sigma xi,     u -= eta residual v,     v -= eta residual u,     eta = lr / N
 
-with label noise ``sigma xi`` (``xi ~ N(0, 1)``) on each residual. In the SDE limit the stationary
-law of ``p`` is
+with label noise ``sigma xi`` (``xi ~ N(0, 1)``) on each residual. In the SDE limit the stationary law of ``p`` is
 a Gamma distribution with shape ``s / (eta sigma^2) - 1/2`` and scale ``eta sigma^2``, whose mean is
 
-    E[p] = max(s - eta sigma^2 / 2, 0)                                                       (soft
-    threshold)
+    E[p] = max(s - eta sigma^2 / 2, 0)                                                       (soft threshold)
 
-and which exists only when ``s > eta sigma^2 / 2``: weaker modes collapse to zero (the vanishing
-invariant set
-of that mode). Modes below the threshold are mostly noise, so removing them lowers the test error.
-"""
+and which exists only when ``s > eta sigma^2 / 2``: weaker modes collapse to zero (the vanishing invariant set
+of that mode). Modes below the threshold are mostly noise, so removing them lowers the test error."""
 
 from __future__ import annotations
 
@@ -33,8 +25,7 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    """Teacher ``w`` ``[n, m]``; SVD ``X^T y = v_basis diag(s) u_basis`` of the noisy data
-    correlation."""
+    """Teacher ``w`` ``[n, m]``; SVD ``X^T y = v_basis diag(s) u_basis`` of the noisy data correlation."""
 
     w: np.ndarray
     s: np.ndarray
@@ -59,8 +50,7 @@ def make_problem(
     sv_high: float = 1.0,
     output_noise: float = 0.5,
 ) -> Problem:
-    """The paper's setting: rank-8 teacher with singular values evenly in [0.5, 1], 1024
-    orthonormal inputs,
+    """The paper's setting: rank-8 teacher with singular values evenly in [0.5, 1], 1024 orthonormal inputs,
     label noise ``output_noise * N(0, 1) / sqrt(m)`` per output."""
     if rank > min(n, m) or n > num_samples:
         raise ValueError("need rank <= min(n, m) and n <= num_samples")
@@ -86,8 +76,7 @@ def train_modes(
     drop_factor: float = 0.1,
     average_from: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Gradient descent with label noise on each mode product; pure, vmappable over ``key`` and
-    ``sigma``.
+    """Gradient descent with label noise on each mode product; pure, vmappable over ``key`` and ``sigma``.
 
     Args:
       key: PRNG key of the run.
@@ -121,16 +110,13 @@ def train_modes(
 
 
 def soft_threshold(s: np.ndarray, eta: float, sigma: float) -> np.ndarray:
-    """``max(s - eta sigma^2 / 2, 0)``: the mean stationary product of each mode (see module
-    docstring)."""
+    """``max(s - eta sigma^2 / 2, 0)``: the mean stationary product of each mode (see module docstring)."""
     return np.maximum(np.asarray(s) - eta * sigma**2 / 2.0, 0.0)
 
 
 def theory_products(s: np.ndarray, sigma: float, lr: float, num_samples: int, drop_factor: float = 0.1) -> np.ndarray:
-    """Predicted products after high-rate training then a rate drop: modes below the high-rate
-    threshold have
-    collapsed (and cannot regrow from ~0 in the short low-rate phase); the others sit at the
-    low-rate
+    """Predicted products after high-rate training then a rate drop: modes below the high-rate threshold have
+    collapsed (and cannot regrow from ~0 in the short low-rate phase); the others sit at the low-rate
     soft threshold."""
     eta = lr / num_samples
     alive = np.asarray(s) > eta * sigma**2 / 2.0

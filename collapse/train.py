@@ -1,20 +1,16 @@
 """SGD training of the list-of-layers MLP/CNN classifiers as pure, vmappable functions.
 
-One run is ``state -> state`` over ``lax.scan`` steps, parametrised by scalar hyperparameters
-(traced, so a whole
+One run is ``state -> state`` over ``lax.scan`` steps, parametrised by scalar hyperparameters (traced, so a whole
 grid is one ``jit(vmap(...))`` through :func:`common.sweep.vmapped`):
 
-* ``lr``: learning rate until step ``switch``; ``lr_late`` after it (the large-learning-rate-early
-experiment);
+* ``lr``: learning rate until step ``switch``; ``lr_late`` after it (the large-learning-rate-early experiment);
 * ``weight_decay``: L2 coupling added to the gradient before momentum (PyTorch SGD convention);
-* ``label_noise``: probability that a loaded example's label is replaced by a uniformly random
-class, redrawn
+* ``label_noise``: probability that a loaded example's label is replaced by a uniformly random class, redrawn
   every time the example is loaded (the paper's label-noise setting).
 
 SGD with momentum 0.9; the rate and weight decay live in the optimizer state
 (``optax.inject_hyperparams``) so
-they are traced per run and saved in checkpoints. Minibatches are drawn uniformly with replacement
-using
+they are traced per run and saved in checkpoints. Minibatches are drawn uniformly with replacement using
 ``fold_in(key, step)``, so a run is reproducible and resumable at any chunk boundary.
 """
 
@@ -102,16 +98,14 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def noisy_labels(key: jax.Array, labels: jax.Array, p: jax.Array, num_classes: int) -> jax.Array:
-    """Each label replaced by a uniform random class with probability ``p`` (fresh draw on every
-    call)."""
+    """Each label replaced by a uniform random class with probability ``p`` (fresh draw on every call)."""
     k1, k2 = jax.random.split(key)
     flip = jax.random.uniform(k1, labels.shape) < p
     return jnp.where(flip, jax.random.randint(k2, labels.shape, 0, num_classes), labels)
 
 
 def init_state(task: Task, key: jax.Array, hp: dict[str, jax.Array]) -> dict[str, Any]:
-    """Initial training state ``{"params", "opt", "key"}`` (key stored as raw key data for
-    checkpoints)."""
+    """Initial training state ``{"params", "opt", "key"}`` (key stored as raw key data for checkpoints)."""
     k_init, k_loop = jax.random.split(key)
     params = task.init(k_init)
     opt = make_optimizer(task.momentum)(learning_rate=hp["lr"], weight_decay=hp["weight_decay"])
@@ -126,8 +120,7 @@ def run_steps(
     start: jax.Array,
     num_steps: int,
 ) -> tuple[dict[str, Any], jax.Array]:
-    """Advances one run by ``num_steps`` SGD steps from global step ``start``; returns the mean
-    train loss."""
+    """Advances one run by ``num_steps`` SGD steps from global step ``start``; returns the mean train loss."""
     x_train, y_train = data
     n = x_train.shape[0]
     opt = make_optimizer(task.momentum)(learning_rate=hp["lr"], weight_decay=hp["weight_decay"])
@@ -162,8 +155,7 @@ def train(
     data: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
     num_steps: int,
 ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
-    """One whole run as a pure function (for ``jit(vmap)``): returns the final state and test
-    accuracy."""
+    """One whole run as a pure function (for ``jit(vmap)``): returns the final state and test accuracy."""
     state = init_state(task, key, hp)
     state, loss = run_steps(task, state, hp, data[:2], jnp.asarray(0), num_steps)
     return state, {"train_loss": loss, "test_acc": accuracy(task, state["params"], *data[2:])}

@@ -58,8 +58,7 @@ def test_detection_on_hand_built_parameters():
 
 
 def test_thresholds_are_the_papers():
-    # Two neurons at relative distance just below / above 0.1, and one at 0.09 x / 0.11 x the
-    # largest norm.
+    # Two neurons at relative distance just below / above 0.1, and one at 0.09 x / 0.11 x the largest norm.
     u = np.array([1.0, 0.0, 0.0])
 
     def off(r):  # offset e with 2 e^2 / (2 + e^2) = r
