@@ -102,3 +102,18 @@ def test_closer_to_ridge_per_seed():
   assert out["per_seed_log2"] == [3.0, 4.0]
   assert out["log2_M_mean"] == pytest.approx(3.5) and out["log2_M_std"] == pytest.approx(0.5)
   assert math.isclose(2 ** out["log2_M_mean"], 2**3.5)
+
+
+@pytest.mark.slow
+def test_resume_from_a_mid_run_checkpoint_is_bit_exact(tmp_path):
+  import shutil
+
+  workdir = str(tmp_path / "w")
+  first = app.execute(experiment, default.get_config("smoke"), workdir)
+  os.unlink(os.path.join(workdir, "results.json"))
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "B32", "200"))  # as if killed after step 100 of batch 32
+  second = app.execute(experiment, default.get_config("smoke"), workdir)
+  assert os.path.isdir(os.path.join(workdir, "checkpoints", "B32", "200"))  # steps 100-200 were trained again
+  first.pop("runtime_seconds")
+  second.pop("runtime_seconds")
+  assert first == second
