@@ -186,3 +186,24 @@ def test_user_nnx_model_through_declared_layer_structure():
     x = jnp.ones((3, 5))
     ref = net.fc2(jax.nn.gelu(net.fc1(x), approximate=False))
     np.testing.assert_allclose(models.apply(layers, x), ref, rtol=1e-6)
+
+
+def test_paper_vgg16_structure_shapes_and_analysis():
+    from collapse.configs import paper
+
+    c = paper.get_config()
+    task = train.Task(
+        "cnn",
+        tuple(c.net.widths),
+        10,
+        (32, 32, 3),
+        batch_size=2,
+        maxpool_after=tuple(c.net.maxpool_after),
+        dense_head=tuple(c.net.dense_head),
+    )
+    p = task.init(jax.random.key(0))
+    assert len(p) == 16  # 13 convolutions + 3 dense layers, as in the released VGG-16
+    out = task.apply(p, jnp.ones((2, 32, 32, 3)))
+    assert out.shape == (2, 10)
+    frac = inv.independent_fraction(p)
+    assert frac.shape == (15,) and np.all(frac == 1.0)  # a random initialisation has no collapsed neurons
