@@ -27,75 +27,77 @@ from icl.configs import default
 
 
 def _timed(fn, *args):
-  t = time.perf_counter()
-  out = fn(*args)
-  jax.block_until_ready(out)
-  return out, time.perf_counter() - t
+    t = time.perf_counter()
+    out = fn(*args)
+    jax.block_until_ready(out)
+    return out, time.perf_counter() - t
 
 
 def matmul_peak(n: int = 2048, reps: int = 10) -> float:
-  """Measured float32 matmul rate in FLOP/s (best of `reps`)."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  jax.block_until_ready(f(a))
-  best = min(_timed(f, a)[1] for _ in range(reps))
-  return 2.0 * n**3 / best
+    """Measured float32 matmul rate in FLOP/s (best of `reps`)."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(f(a))
+    best = min(_timed(f, a)[1] for _ in range(reps))
+    return 2.0 * n**3 / best
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--steps", type=int, default=300)
-  args = parser.parse_args()
-  c = default.get_config()
-  b = c.sweep.batch_sizes[0]
-  tcfg = experiment._train_config(c, c.task.dim, c.task.num_points, c.task.noise_var, b)
-  tcfg = train.TrainConfig(**{**tcfg.__dict__, "num_steps": args.steps, "max_tasks": 2**7})
-  g = sweep.grid([0, 1], num_tasks=[float(2**a) for a in range(1, 8)] + [math.inf], lr=[1e-3])
-  fn = train.make_train(tcfg)
-  keys = g.keys()
-  print(f"jax {jax.__version__}, {jax.device_count()} device(s): {jax.devices()[0].device_kind}; "
-        f"{g.size} runs x {args.steps} steps, batch {b}")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    c = default.get_config()
+    b = c.sweep.batch_sizes[0]
+    tcfg = experiment._train_config(c, c.task.dim, c.task.num_points, c.task.noise_var, b)
+    tcfg = train.TrainConfig(**{**tcfg.__dict__, "num_steps": args.steps, "max_tasks": 2**7})
+    g = sweep.grid([0, 1], num_tasks=[float(2**a) for a in range(1, 8)] + [math.inf], lr=[1e-3])
+    fn = train.make_train(tcfg)
+    keys = g.keys()
+    print(
+        f"jax {jax.__version__}, {jax.device_count()} device(s): {jax.devices()[0].device_kind}; "
+        f"{g.size} runs x {args.steps} steps, batch {b}"
+    )
 
-  # (i) one vmapped sweep: first call compiles, second call is steady state
-  _, t_vmap_first = _timed(sweep.sweep, fn, keys, g.hparams)
-  _, t_vmap = _timed(sweep.sweep, fn, keys, g.hparams)
+    # (i) one vmapped sweep: first call compiles, second call is steady state
+    _, t_vmap_first = _timed(sweep.sweep, fn, keys, g.hparams)
+    _, t_vmap = _timed(sweep.sweep, fn, keys, g.hparams)
 
-  # sequential: one jit(train) reused for all 16 runs
-  alone = jax.jit(fn)
-  hps = [{k: jnp.asarray(v[r]) for k, v in g.hparams.items()} for r in range(g.size)]
-  t_seq_first = 0.0
-  t_seq = 0.0
-  for r in range(g.size):
-    _, dt = _timed(alone, keys[r], hps[r])
-    t_seq_first += dt
-  for r in range(g.size):
-    _, dt = _timed(alone, keys[r], hps[r])
-    t_seq += dt
+    # sequential: one jit(train) reused for all 16 runs
+    alone = jax.jit(fn)
+    hps = [{k: jnp.asarray(v[r]) for k, v in g.hparams.items()} for r in range(g.size)]
+    t_seq_first = 0.0
+    t_seq = 0.0
+    for r in range(g.size):
+        _, dt = _timed(alone, keys[r], hps[r])
+        t_seq_first += dt
+    for r in range(g.size):
+        _, dt = _timed(alone, keys[r], hps[r])
+        t_seq += dt
 
-  e2e = t_seq_first / t_vmap_first
-  steady = t_seq / t_vmap
-  print(f"{'':28s}{'vmapped':>12s}{'sequential':>12s}{'ratio':>8s}")
-  print(f"{'end to end (with compile) s':28s}{t_vmap_first:12.2f}{t_seq_first:12.2f}{e2e:8.2f}")
-  print(f"{'steady state s':28s}{t_vmap:12.2f}{t_seq:12.2f}{steady:8.2f}")
-  print(f"{'run-steps per second':28s}{g.size * args.steps / t_vmap:12.0f}"
-        f"{g.size * args.steps / t_seq:12.0f}")
+    e2e = t_seq_first / t_vmap_first
+    steady = t_seq / t_vmap
+    print(f"{'':28s}{'vmapped':>12s}{'sequential':>12s}{'ratio':>8s}")
+    print(f"{'end to end (with compile) s':28s}{t_vmap_first:12.2f}{t_seq_first:12.2f}{e2e:8.2f}")
+    print(f"{'steady state s':28s}{t_vmap:12.2f}{t_seq:12.2f}{steady:8.2f}")
+    print(f"{'run-steps per second':28s}{g.size * args.steps / t_vmap:12.0f}{g.size * args.steps / t_seq:12.0f}")
 
-  # (ii) FLOP utilisation of the default config's sweep (steady state of one chunk)
-  full = sweep.grid(list(range(c.sweep.num_seeds)), num_tasks=experiment._num_tasks_axis(c),
-                    lr=list(c.sweep.lrs))
-  dcfg = experiment._train_config(c, c.task.dim, c.task.num_points, c.task.noise_var, b)
-  hp = {"num_tasks": full.hparams["num_tasks"], "lr": full.hparams["lr"]}
-  state = sweep.vmapped(lambda k, h: train.init_state(k, h, dcfg))(full.keys(), hp)
-  chunk = sweep.vmapped(train.make_chunk(dcfg, args.steps), in_axes=(0, 0, None))
-  (state, _), _ = _timed(chunk, state, hp, np.int32(0))  # compiles
-  _, t_chunk = _timed(chunk, state, hp, np.int32(args.steps))
-  flops = transformer.train_flops_per_step(dcfg.model, b) * full.size * args.steps
-  rate = flops / t_chunk
-  peak = matmul_peak()
-  print(f"default sweep: {full.size} runs x {args.steps} steps in {t_chunk:.2f}s = {rate / 1e9:.2f} GFLOP/s "
-        f"(analytic matmul FLOPs); matmul peak {peak / 1e9:.2f} GFLOP/s; utilisation {100 * rate / peak:.1f}%")
-  print(f"RESULT icl_sweep_speedup={steady:.2f} target=4")
+    # (ii) FLOP utilisation of the default config's sweep (steady state of one chunk)
+    full = sweep.grid(list(range(c.sweep.num_seeds)), num_tasks=experiment._num_tasks_axis(c), lr=list(c.sweep.lrs))
+    dcfg = experiment._train_config(c, c.task.dim, c.task.num_points, c.task.noise_var, b)
+    hp = {"num_tasks": full.hparams["num_tasks"], "lr": full.hparams["lr"]}
+    state = sweep.vmapped(lambda k, h: train.init_state(k, h, dcfg))(full.keys(), hp)
+    chunk = sweep.vmapped(train.make_chunk(dcfg, args.steps), in_axes=(0, 0, None))
+    (state, _), _ = _timed(chunk, state, hp, np.int32(0))  # compiles
+    _, t_chunk = _timed(chunk, state, hp, np.int32(args.steps))
+    flops = transformer.train_flops_per_step(dcfg.model, b) * full.size * args.steps
+    rate = flops / t_chunk
+    peak = matmul_peak()
+    print(
+        f"default sweep: {full.size} runs x {args.steps} steps in {t_chunk:.2f}s = {rate / 1e9:.2f} GFLOP/s "
+        f"(analytic matmul FLOPs); matmul peak {peak / 1e9:.2f} GFLOP/s; utilisation {100 * rate / peak:.1f}%"
+    )
+    print(f"RESULT icl_sweep_speedup={steady:.2f} target=4")
 
 
 if __name__ == "__main__":
-  main()
+    main()

@@ -11,6 +11,7 @@ uninterrupted run ends (on CPU). Typed PRNG keys in the state are stored as thei
 
 from __future__ import annotations
 
+import logging as logging_stdlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,16 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from common import metrics
+
+
+class _QuietOrbax(logging_stdlib.Filter):
+    """Drops orbax's INFO chatter (several lines per save) from the console and log.txt; keeps its warnings."""
+
+    def filter(self, record: logging_stdlib.LogRecord) -> bool:
+        return record.levelno >= logging_stdlib.WARNING or "/orbax/" not in record.pathname.replace("\\", "/")
+
+
+logging.get_absl_logger().addFilter(_QuietOrbax())
 
 
 def _is_key(x: Any) -> bool:
@@ -123,13 +134,15 @@ def run_chunked(
     checkpointer: Checkpointer | None = None,
     on_chunk: Callable[[int, Any], None] | None = None,
     metric_writer: metrics.MetricWriter | None = None,
+    metric_run_prefix: str | None = None,
     desc: str = "train",
 ) -> Any:
     """Advances `init_state` to `num_steps` steps in chunks of `chunk_steps`, checkpointing and resuming.
 
     `chunk_fn(state, start_step)` must advance exactly `chunk_steps` steps. After each chunk `on_chunk(end_step,
     metrics)` is called (log, check finiteness) and the checkpointer saves when its interval is reached; the final state
-    is always saved. On resume, rows of `metric_writer` past the restored step are dropped so none are duplicated.
+    is always saved. On resume, rows of `metric_writer` past the restored step are dropped so none are duplicated
+    (only rows whose `run` starts with `metric_run_prefix`, when given: several sweeps can share one file).
     """
     if chunk_steps <= 0 or num_steps < 0 or num_steps % chunk_steps != 0:
         raise ValueError(f"num_steps ({num_steps}) must be a non-negative multiple of chunk_steps ({chunk_steps})")
@@ -139,7 +152,7 @@ def run_chunked(
     if step % chunk_steps != 0:
         raise ValueError(f"checkpoint at step {step} is not on a chunk boundary of {chunk_steps}")
     if metric_writer is not None:
-        metric_writer.truncate_after(step)
+        metric_writer.truncate_after(step, run_prefix=metric_run_prefix)
     bar = metrics.progress(num_steps, desc)
     bar.update(step)
     try:

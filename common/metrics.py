@@ -104,11 +104,21 @@ class MetricWriter:
         self._f.write(json.dumps(to_jsonable(row)) + "\n")
         self._f.flush()
 
-    def truncate_after(self, step: int) -> None:
-        """Drops rows whose step is greater than `step` (used after restoring a checkpoint at `step`)."""
+    def truncate_after(self, step: int, run_prefix: str | None = None) -> None:
+        """Drops rows whose step is greater than `step` (used after restoring a checkpoint at `step`).
+
+        With `run_prefix`, only rows whose `run` starts with it are dropped: an experiment that trains several
+        sweeps into one file (each restarting at step 0) resumes one of them without touching the others' rows.
+        """
         self._f.close()
+
+        def keep(row: dict) -> bool:
+            if row.get("step", 0) <= step:
+                return True
+            return run_prefix is not None and not str(row.get("run", "")).startswith(run_prefix)
+
         with open(self.path) as f:
-            rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+            rows = [line for line in f if line.strip() and keep(json.loads(line))]
         _atomic_write(self.path, lambda f: f.writelines(rows))
         self._f = open(self.path, "a")
 

@@ -12,116 +12,125 @@ from common import plotting
 
 
 def _x_positions(ms: list) -> tuple[np.ndarray, list[str]]:
-  finite = [math.log2(m) for m in ms if m != "inf"]
-  top = max(finite) if finite else 0.0
-  xs = np.array([top + 1.5 if m == "inf" else math.log2(m) for m in ms])
-  labels = ["∞" if m == "inf" else f"$2^{{{int(round(math.log2(m)))}}}$" for m in ms]
-  return xs, labels
+    finite = [math.log2(m) for m in ms if m != "inf"]
+    top = max(finite) if finite else 0.0
+    xs = np.array([top + 1.5 if m == "inf" else math.log2(m) for m in ms])
+    labels = ["∞" if m == "inf" else f"$2^{{{int(round(math.log2(m)))}}}$" for m in ms]
+    return xs, labels
 
 
 def _set_m_axis(ax, ms: list) -> np.ndarray:
-  xs, labels = _x_positions(ms)
-  step = max(1, int(math.ceil(len(ms) / 8)))
-  keep = [i for i in range(len(ms)) if i % step == 0 or ms[i] == "inf"]
-  ax.set_xticks(xs[keep], [labels[i] for i in keep])
-  ax.set_xlabel("number of pretraining tasks M")
-  return xs
+    xs, labels = _x_positions(ms)
+    step = max(1, int(math.ceil(len(ms) / 8)))
+    keep = [i for i in range(len(ms)) if i % step == 0 or ms[i] == "inf"]
+    ax.set_xticks(xs[keep], [labels[i] for i in keep])
+    ax.set_xlabel("number of pretraining tasks M")
+    return xs
 
 
 def _with_band(ax, xs, mean, std, color, label, **kw):
-  mean, std = np.asarray(mean, float), np.asarray(std, float)
-  ax.plot(xs, mean, "o-", color=color, label=label, ms=3.5, **kw)
-  ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    mean, std = np.asarray(mean, float), np.asarray(std, float)
+    ax.plot(xs, mean, "o-", color=color, label=label, ms=3.5, **kw)
+    ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
 
 
 def loss_vs_m(results: dict, path: str) -> str:
-  """Figure 1's shape: transformer, dMMSE and Ridge loss vs M on T_Pretrain (left) and T_True (right)."""
-  ms = results["M"]
-  c_tf, c_dm, c_ri = plotting.palette(3)
-  fig, axes = plotting.figure(1, 2, width=9.0, height=3.4, sharey=False)
-  for ax, dist, title in ((axes[0], "pretrain", "$T_{Pretrain}$"), (axes[1], "true", "$T_{True}$")):
-    xs = _set_m_axis(ax, ms)
-    _with_band(ax, xs, results[f"loss_{dist}"], results[f"loss_{dist}_std"], c_tf, "Transformer")
-    ax.plot(xs, results[f"dmmse_{dist}"], "s--", color=c_dm, ms=3, label="dMMSE")
-    ax.plot(xs, results[f"ridge_{dist}"], "^--", color=c_ri, ms=3, label="Ridge")
-    ax.set_title(f"evaluated on {title}")
-    ax.set_ylabel(f"MSE / D ({results.get('loss_units', 'noiseless')} target)")
-    ax.set_ylim(bottom=0)
-  axes[0].legend(loc="best")
-  th = results.get("threshold_M", {}).get("batch_crossing", {})
-  if th and th.get("log2_M") is not None:
-    for ax in axes:
-      ax.axvline(th["log2_M"], color="0.4", lw=0.8, ls=":")
-    axes[1].text(th["log2_M"], axes[1].get_ylim()[1] * 0.95, " M*", color="0.3", va="top", fontsize=8)
-  fig.suptitle(f"D={results.get('D')}, K={results.get('K')}, σ²={results.get('noise_var')}: "
-               f"loss vs task diversity (batch {results['batch_sizes'][0]})", fontsize=10)
-  return plotting.save(fig, path)
+    """Figure 1's shape: transformer, dMMSE and Ridge loss vs M on T_Pretrain (left) and T_True (right)."""
+    ms = results["M"]
+    c_tf, c_dm, c_ri = plotting.palette(3)
+    fig, axes = plotting.figure(1, 2, width=9.0, height=3.4, sharey=False)
+    for ax, dist, title in ((axes[0], "pretrain", "$T_{Pretrain}$"), (axes[1], "true", "$T_{True}$")):
+        xs = _set_m_axis(ax, ms)
+        _with_band(ax, xs, results[f"loss_{dist}"], results[f"loss_{dist}_std"], c_tf, "Transformer")
+        ax.plot(xs, results[f"dmmse_{dist}"], "s--", color=c_dm, ms=3, label="dMMSE")
+        ax.plot(xs, results[f"ridge_{dist}"], "^--", color=c_ri, ms=3, label="Ridge")
+        ax.set_title(f"evaluated on {title}")
+        ax.set_ylabel(f"MSE / D ({results.get('loss_units', 'noiseless')} target)")
+        ax.set_ylim(bottom=0)
+    axes[0].legend(loc="best")
+    th = results.get("threshold_M", {}).get("batch_crossing", {})
+    if th and th.get("log2_M") is not None:
+        for ax in axes:
+            ax.axvline(th["log2_M"], color="0.4", lw=0.8, ls=":")
+        axes[1].text(th["log2_M"], axes[1].get_ylim()[1] * 0.95, " M*", color="0.3", va="top", fontsize=8)
+    fig.suptitle(
+        f"D={results.get('D')}, K={results.get('K')}, σ²={results.get('noise_var')}: "
+        f"loss vs task diversity (batch {results['batch_sizes'][0]})",
+        fontsize=10,
+    )
+    return plotting.save(fig, path)
 
 
 def distance_vs_m(results: dict, path: str) -> str:
-  """Distance of the model's predictions to Ridge and dMMSE on T_True vs M; distance to Ridge at both batch sizes."""
-  ms = results["M"]
-  colors = plotting.palette(4)
-  fig, axes = plotting.figure(1, 2, width=9.0, height=3.4)
-  xs = _set_m_axis(axes[0], ms)
-  _with_band(axes[0], xs, results["dist_ridge"], results["dist_ridge_std"], colors[2], "Δ(Transformer, Ridge)")
-  _with_band(axes[0], xs, results["dist_dmmse"], results["dist_dmmse_std"], colors[1], "Δ(Transformer, dMMSE)")
-  axes[0].set_yscale("log")
-  axes[0].set_ylabel("distance on $T_{True}$ (per D)")
-  axes[0].set_title(f"batch {results['batch_sizes'][0]}")
-  axes[0].legend()
-  xs = _set_m_axis(axes[1], ms)
-  for i, (b, v) in enumerate(results["by_batch_size"].items()):
-    _with_band(axes[1], xs, v["dist_ridge"], v["dist_ridge_std"], colors[i * 3 % 4], f"batch {b}")
-  th = results["threshold_M"].get("batch_crossing")
-  if th and th.get("log2_M") is not None:
-    axes[1].axvline(th["log2_M"], color="0.4", lw=0.8, ls=":", label=f"M* ≈ 2^{th['log2_M']:.1f}")
-  axes[1].set_yscale("log")
-  axes[1].set_ylabel("Δ(Transformer, Ridge)")
-  axes[1].set_title("larger batch: toward dMMSE below M*, Ridge above")
-  axes[1].legend()
-  return plotting.save(fig, path)
+    """Distance of the model's predictions to Ridge and dMMSE on T_True vs M; distance to Ridge at both batch sizes."""
+    ms = results["M"]
+    colors = plotting.palette(4)
+    fig, axes = plotting.figure(1, 2, width=9.0, height=3.4)
+    xs = _set_m_axis(axes[0], ms)
+    _with_band(axes[0], xs, results["dist_ridge"], results["dist_ridge_std"], colors[2], "Δ(Transformer, Ridge)")
+    _with_band(axes[0], xs, results["dist_dmmse"], results["dist_dmmse_std"], colors[1], "Δ(Transformer, dMMSE)")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("distance on $T_{True}$ (per D)")
+    axes[0].set_title(f"batch {results['batch_sizes'][0]}")
+    axes[0].legend()
+    xs = _set_m_axis(axes[1], ms)
+    for i, (b, v) in enumerate(results["by_batch_size"].items()):
+        _with_band(axes[1], xs, v["dist_ridge"], v["dist_ridge_std"], colors[i * 3 % 4], f"batch {b}")
+    th = results["threshold_M"].get("batch_crossing")
+    if th and th.get("log2_M") is not None:
+        axes[1].axvline(th["log2_M"], color="0.4", lw=0.8, ls=":", label=f"M* ≈ 2^{th['log2_M']:.1f}")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("Δ(Transformer, Ridge)")
+    axes[1].set_title("larger batch: toward dMMSE below M*, Ridge above")
+    axes[1].legend()
+    return plotting.save(fig, path)
 
 
 def loss_vs_position(results: dict, path: str, max_curves: int = 5) -> str:
-  """Loss per context position on T_Pretrain and T_True at a few M, with Ridge (dashed) for reference."""
-  ms = results["M"]
-  pick = np.unique(np.linspace(0, len(ms) - 1, min(max_curves, len(ms))).round().astype(int))
-  colors = plotting.palette(len(pick))
-  fig, axes = plotting.figure(1, 2, width=9.0, height=3.4, sharey=True)
-  for ax, dist, title in ((axes[0], "pretrain", "$T_{Pretrain}$"), (axes[1], "true", "$T_{True}$")):
-    for c, j in zip(colors, pick, strict=True):
-      curve = np.asarray(results[f"loss_{dist}_per_position"][j])
-      k = np.arange(1, curve.size + 1)
-      label = "M = ∞" if ms[j] == "inf" else f"M = {ms[j]}"
-      ax.plot(k, curve, "o-", color=c, ms=3, label=label)
-      if ms[j] != "inf":
-        ax.plot(k, results[f"dmmse_{dist}_per_position"][j], ":", color=c, lw=1)
-    ridge = np.asarray(results[f"ridge_{dist}_per_position"][pick[-1]])
-    ax.plot(np.arange(1, ridge.size + 1), ridge, "k--", lw=1.2, label="Ridge")
-    ax.set_xlabel("context position k")
-    ax.set_title(f"{title} (dotted: dMMSE of the same M)")
-  axes[0].set_ylabel("MSE / D")
-  axes[1].legend()
-  return plotting.save(fig, path)
+    """Loss per context position on T_Pretrain and T_True at a few M, with Ridge (dashed) for reference."""
+    ms = results["M"]
+    pick = np.unique(np.linspace(0, len(ms) - 1, min(max_curves, len(ms))).round().astype(int))
+    colors = plotting.palette(len(pick))
+    fig, axes = plotting.figure(1, 2, width=9.0, height=3.4, sharey=True)
+    for ax, dist, title in ((axes[0], "pretrain", "$T_{Pretrain}$"), (axes[1], "true", "$T_{True}$")):
+        for c, j in zip(colors, pick, strict=True):
+            curve = np.asarray(results[f"loss_{dist}_per_position"][j])
+            k = np.arange(1, curve.size + 1)
+            label = "M = ∞" if ms[j] == "inf" else f"M = {ms[j]}"
+            ax.plot(k, curve, "o-", color=c, ms=3, label=label)
+            if ms[j] != "inf":
+                ax.plot(k, results[f"dmmse_{dist}_per_position"][j], ":", color=c, lw=1)
+        ridge = np.asarray(results[f"ridge_{dist}_per_position"][pick[-1]])
+        ax.plot(np.arange(1, ridge.size + 1), ridge, "k--", lw=1.2, label="Ridge")
+        ax.set_xlabel("context position k")
+        ax.set_title(f"{title} (dotted: dMMSE of the same M)")
+    axes[0].set_ylabel("MSE / D")
+    axes[1].legend()
+    return plotting.save(fig, path)
 
 
 def threshold_vs_dim(by_dim: dict, path: str) -> str:
-  """log2 M* vs D for both estimates (the paper: M* grows with D)."""
-  c1, c2 = plotting.palette(2)
-  fig, ax = plotting.figure(1, 1, width=4.6, height=3.4)
-  dims = sorted(by_dim)
-  cross = [by_dim[d]["threshold_M"].get("batch_crossing", {}).get("log2_M") for d in dims]
-  close = [by_dim[d]["threshold_M"]["closer_to_ridge"] for d in dims]
-  xs = [d for d, v in zip(dims, cross, strict=True) if v is not None]
-  ax.plot(xs, [v for v in cross if v is not None], "o-", color=c1, label="batch-size crossing")
-  xs2 = [d for d, v in zip(dims, close, strict=True) if v["log2_M_mean"] is not None]
-  ax.errorbar(xs2, [v["log2_M_mean"] for v in close if v["log2_M_mean"] is not None],
-              [v["log2_M_std"] for v in close if v["log2_M_mean"] is not None], fmt="s--", color=c2,
-              capsize=3, label="closer to Ridge than dMMSE")
-  ax.set_xscale("log", base=2)
-  ax.set_xticks(dims, [str(d) for d in dims])
-  ax.set_xlabel("dimension D (K = 2D, σ² = D/32)")
-  ax.set_ylabel("log2 M*")
-  ax.legend()
-  return plotting.save(fig, path)
+    """log2 M* vs D for both estimates (the paper: M* grows with D)."""
+    c1, c2 = plotting.palette(2)
+    fig, ax = plotting.figure(1, 1, width=4.6, height=3.4)
+    dims = sorted(by_dim)
+    cross = [by_dim[d]["threshold_M"].get("batch_crossing", {}).get("log2_M") for d in dims]
+    close = [by_dim[d]["threshold_M"]["closer_to_ridge"] for d in dims]
+    xs = [d for d, v in zip(dims, cross, strict=True) if v is not None]
+    ax.plot(xs, [v for v in cross if v is not None], "o-", color=c1, label="batch-size crossing")
+    xs2 = [d for d, v in zip(dims, close, strict=True) if v["log2_M_mean"] is not None]
+    ax.errorbar(
+        xs2,
+        [v["log2_M_mean"] for v in close if v["log2_M_mean"] is not None],
+        [v["log2_M_std"] for v in close if v["log2_M_mean"] is not None],
+        fmt="s--",
+        color=c2,
+        capsize=3,
+        label="closer to Ridge than dMMSE",
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.set_xlabel("dimension D (K = 2D, σ² = D/32)")
+    ax.set_ylabel("log2 M*")
+    ax.legend()
+    return plotting.save(fig, path)

@@ -1,4 +1,5 @@
 """icl: Pretraining task diversity and non-Bayesian in-context learning. See icl/README.md."""
+
 from common import app
 from icl import experiment
 

@@ -22,59 +22,59 @@ import ml_collections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """The CPU-scale config; `arg` picks a variant: None/'default', 'smoke' or 'dims'."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-  c.overwrite = False
+    """The CPU-scale config; `arg` picks a variant: None/'default', 'smoke' or 'dims'."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.overwrite = False
 
-  c.task = ml_collections.ConfigDict()
-  c.task.dim = 4  # D
-  c.task.num_points = 8  # K
-  c.task.noise_var = 0.125  # sigma^2
-  # D-scaling sweep: empty = only task.dim; otherwise one M-sweep per D with K = 2D and sigma^2 = D/32.
-  c.task.dims = ()
+    c.task = ml_collections.ConfigDict()
+    c.task.dim = 4  # D
+    c.task.num_points = 8  # K
+    c.task.noise_var = 0.125  # sigma^2
+    # D-scaling sweep: empty = only task.dim; otherwise one M-sweep per D with K = 2D and sigma^2 = D/32.
+    c.task.dims = ()
 
-  c.model = ml_collections.ConfigDict()
-  c.model.num_layers = 2
-  c.model.width = 32
-  c.model.num_heads = 2
+    c.model = ml_collections.ConfigDict()
+    c.model.num_layers = 2
+    c.model.width = 32
+    c.model.num_heads = 2
 
-  c.sweep = ml_collections.ConfigDict()
-  c.sweep.log2_num_tasks = (1, 2, 3, 4, 5, 6, 8)  # M = 2^1 ... 2^6 and 2^8
-  c.sweep.include_infinite = True  # also M = inf (a fresh task for every prompt)
-  c.sweep.num_seeds = 2
-  c.sweep.lrs = (1e-3,)  # peak learning rates (a sweep axis; results use the first)
-  # The first batch size is the reported one; the second (larger) gives the paper's M* (crossing curves).
-  c.sweep.batch_sizes = (16, 32)
-
-  c.train = ml_collections.ConfigDict()
-  c.train.num_steps = 6000
-  c.train.chunk_steps = 1000  # steps per compiled call = checkpoint interval
-  c.train.warmup_fraction = 0.5  # triangle schedule: linear warm-up over this fraction, then linear decay
-
-  c.eval = ml_collections.ConfigDict()
-  c.eval.num_prompts = 2048  # per evaluation set (T_True, and T_Pretrain for every run)
-  c.eval.dmmse_chunk = 1024  # tasks per chunk of the streaming log-sum-exp
-
-  if arg in (None, "", "default"):
-    return c
-  if arg == "smoke":
-    c.task.dim = 2
-    c.task.num_points = 4
-    c.task.noise_var = 0.0625
-    c.model.num_layers = 1
-    c.model.width = 16
-    c.sweep.log2_num_tasks = (1, 3)
-    c.sweep.num_seeds = 1
+    c.sweep = ml_collections.ConfigDict()
+    c.sweep.log2_num_tasks = (1, 2, 3, 4, 5, 6, 8)  # M = 2^1 ... 2^6 and 2^8
+    c.sweep.include_infinite = True  # also M = inf (a fresh task for every prompt)
+    c.sweep.num_seeds = 2
+    c.sweep.lrs = (1e-3,)  # peak learning rates (a sweep axis; results use the first)
+    # The first batch size is the reported one; the second (larger) gives the paper's M* (crossing curves).
     c.sweep.batch_sizes = (16, 32)
-    c.sweep.lrs = (3e-3,)
-    c.train.num_steps = 200
-    c.train.chunk_steps = 100
-    c.eval.num_prompts = 128
-    c.eval.dmmse_chunk = 4
-    return c
-  if arg == "dims":
-    c.task.dims = (2, 4, 8)
-    c.sweep.log2_num_tasks = tuple(range(1, 11))
-    return c
-  raise ValueError(f"unknown variant {arg!r} (expected default, smoke or dims)")
+
+    c.train = ml_collections.ConfigDict()
+    c.train.num_steps = 6000
+    c.train.chunk_steps = 1000  # steps per compiled call = checkpoint interval
+    c.train.warmup_fraction = 0.5  # triangle schedule: linear warm-up over this fraction, then linear decay
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.num_prompts = 2048  # per evaluation set (T_True, and T_Pretrain for every run)
+    c.eval.dmmse_chunk = 1024  # tasks per chunk of the streaming log-sum-exp
+
+    if arg in (None, "", "default"):
+        return c
+    if arg == "smoke":
+        c.task.dim = 2
+        c.task.num_points = 4
+        c.task.noise_var = 0.0625
+        c.model.num_layers = 1
+        c.model.width = 16
+        c.sweep.log2_num_tasks = (1, 3)
+        c.sweep.num_seeds = 1
+        c.sweep.batch_sizes = (16, 32)
+        c.sweep.lrs = (3e-3,)
+        c.train.num_steps = 200
+        c.train.chunk_steps = 100
+        c.eval.num_prompts = 128
+        c.eval.dmmse_chunk = 4
+        return c
+    if arg == "dims":
+        c.task.dims = (2, 4, 8)
+        c.sweep.log2_num_tasks = tuple(range(1, 11))
+        return c
+    raise ValueError(f"unknown variant {arg!r} (expected default, smoke or dims)")

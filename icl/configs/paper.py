@@ -21,33 +21,33 @@ from icl.configs import default
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """The paper's config; `arg`: None/'base', 'small' or 'dims'."""
-  c = default.get_config()
-  c.task.dim = 8
-  c.task.num_points = 16
-  c.task.noise_var = 0.25
-  c.model.num_layers = 8
-  c.model.width = 128
-  c.model.num_heads = 2
-  c.sweep.log2_num_tasks = tuple(range(1, 21))
-  c.sweep.num_seeds = 2
-  c.sweep.lrs = (1e-3,)
-  c.sweep.batch_sizes = (256, 512)
-  c.train.num_steps = 500_000
-  c.train.chunk_steps = 5_000
-  c.eval.num_prompts = 4096
-  c.eval.dmmse_chunk = 4096
-  if arg in (None, "", "base"):
-    return c
-  if arg == "small":
-    c.model.num_layers = 4
-    c.model.width = 64
-    return c
-  if arg == "dims":
-    c.task.dims = (8, 16, 32)
-    c.model.num_layers = 12
-    c.model.width = 256
-    c.model.num_heads = 4
-    c.sweep.log2_num_tasks = tuple(range(1, 22))
-    return c
-  raise ValueError(f"unknown variant {arg!r} (expected base, small or dims)")
+    """The paper's config; `arg`: None/'base', 'small' or 'dims'."""
+    c = default.get_config()
+    c.task.dim = 8
+    c.task.num_points = 16
+    c.task.noise_var = 0.25
+    c.model.num_layers = 8
+    c.model.width = 128
+    c.model.num_heads = 2
+    c.sweep.log2_num_tasks = tuple(range(1, 21))
+    c.sweep.num_seeds = 2
+    c.sweep.lrs = (1e-3,)
+    c.sweep.batch_sizes = (256, 512)
+    c.train.num_steps = 500_000
+    c.train.chunk_steps = 5_000
+    c.eval.num_prompts = 4096
+    c.eval.dmmse_chunk = 4096
+    if arg in (None, "", "base"):
+        return c
+    if arg == "small":
+        c.model.num_layers = 4
+        c.model.width = 64
+        return c
+    if arg == "dims":
+        c.task.dims = (8, 16, 32)
+        c.model.num_layers = 12
+        c.model.width = 256
+        c.model.num_heads = 4
+        c.sweep.log2_num_tasks = tuple(range(1, 22))
+        return c
+    raise ValueError(f"unknown variant {arg!r} (expected base, small or dims)")

@@ -46,6 +46,18 @@ def test_metric_writer_and_truncate(tmp_path):
     assert [(r["step"], r["loss"]) for r in rows] == [(1, 1.0), (2, 2.0), (3, 30.0)]
 
 
+def test_metric_writer_truncate_only_one_sweep(tmp_path):
+    path = str(tmp_path / "m.jsonl")
+    with metrics.MetricWriter(path) as w:
+        for s in (10, 20):
+            w.write(s, run="b16/0", loss=1.0)
+        for s in (10, 20):
+            w.write(s, run="b32/0", loss=2.0)
+        w.truncate_after(10, run_prefix="b32/")
+    rows = metrics.read_jsonl(path)
+    assert [(r["run"], r["step"]) for r in rows] == [("b16/0", 10), ("b16/0", 20), ("b32/0", 10)]
+
+
 def test_check_finite():
     metrics.check_finite(np.ones(3))
     with pytest.raises(metrics.NonFiniteError, match="non-finite loss at step 7"):
