@@ -78,6 +78,12 @@ def atomic_save_npy(path: str, array: Any) -> None:
     _atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False), mode="wb")
 
 
+def atomic_savez(path: str, **arrays: Any) -> None:
+    """Saves several arrays as one .npz atomically (no pickle)."""
+    arrs = {k: np.asarray(v) for k, v in arrays.items()}
+    _atomic_write(path, lambda f: np.savez(f, **arrs), mode="wb")
+
+
 def read_json(path: str) -> Any:
     """Reads a JSON file written by atomic_write_json."""
     with open(path) as f:

@@ -22,7 +22,6 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,23 +42,6 @@ def eps_name(eps: float) -> str:
 
 # ----------------------------------------------------------------------------------------- atomic
 # files
-
-
-def atomic_savez(path: str, **arrays: np.ndarray) -> None:
-    """np.savez via a temporary file in the same directory and os.replace."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".unit.", suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _key_hash(key: dict) -> str:
@@ -479,7 +461,7 @@ def keep_order(pos: np.ndarray, sims: np.ndarray, keep: str, seed: int, cluster:
 
 
 def _write_unit(path: str, arrays: dict[str, np.ndarray]) -> None:
-    atomic_savez(path, **arrays)
+    metrics.atomic_savez(path, **arrays)
 
 
 def dedup_unit(root: str, clusters: np.ndarray, x, ids, sims, order, offsets, buckets, cfg, seed: int) -> None:
