@@ -1,5 +1,7 @@
 """The per-cluster rule against a brute-force double loop, the keep orders, non-transitivity, no recompiles."""
 
+import zlib
+
 import jax
 import numpy as np
 import pytest
@@ -31,13 +33,13 @@ def _agree(got, ref, e_nxd, eps, tol=1e-5):
     for k, x in enumerate(eps):
         near[:, k] = (np.abs(s - (1 - x)) < tol).any(axis=0)
     assert np.array_equal(got[~near], ref[~near])
-    assert near.mean() < 0.01
+    return near
 
 
 @pytest.mark.parametrize("rule", ["paper", "greedy"])
 @pytest.mark.parametrize("keep", ["hard", "easy", "random"])
 def test_rule_matches_brute_force(rule, keep):
-    rng = np.random.default_rng(hash((rule, keep)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{rule}-{keep}".encode()))  # str hash() is salted per process
     sizes = [1, 2, 3, 9, 16, 17, 30, 41]
     clusters, ordered = [], []
     for c, n in enumerate(sizes):
@@ -48,9 +50,10 @@ def test_rule_matches_brute_force(rule, keep):
         ordered.append(e[order])
         clusters.append(order)
     out = semdedup.dedup_clusters(ordered, EPS, rule)
+    near = []
     for e, o in zip(ordered, out, strict=True):
         ref = semdedup.brute_force(e, EPS, rule)
-        _agree(o["removed"], ref, e, EPS)
+        near.append(_agree(o["removed"], ref, e, EPS).ravel())
         assert not o["removed"][0].any()  # the first item is always kept
         # every removal names an earlier item above the threshold, with the right similarity
         for j, k in zip(*np.nonzero(o["removed"]), strict=True):
@@ -62,6 +65,7 @@ def test_rule_matches_brute_force(rule, keep):
                 assert o["partner_sim"][j, k] == pytest.approx((e[:j] @ e[j]).max(), abs=1e-5)
         assert np.isnan(o["partner_sim"][~o["removed"]]).all()
         assert (o["partner"][~o["removed"]] == -1).all()
+    assert np.concatenate(near).mean() < 0.02  # the comparison is not vacuous
 
 
 def test_nearest_neighbour_similarity():
@@ -132,7 +136,7 @@ def test_row_blocks_match_single_block():
     s = e.astype(np.float64) @ e.T.astype(np.float64)
     m = np.where(np.triu(np.ones_like(s, bool), 1), s, -np.inf).max(axis=0)
     ref = np.stack([m > 0.99, m > 0.8], 1)
-    _agree(o["removed"], ref, e, (0.01, 0.2))
+    assert _agree(o["removed"], ref, e, (0.01, 0.2)).mean() < 0.05
 
 
 def test_fixed_shapes_no_recompile_and_sharded():
