@@ -166,19 +166,7 @@ def evaluate_sweep(
     ev = sweep.vmapped(train.make_eval(tcfg, true, num_prompts, jax.random.key(_EVAL_PRETRAIN_SEED)), in_axes=(0, 0))
     out = sweep.to_numpy(ev(state, hparams))
     keys = np.asarray(jax.random.key_data(grid.keys()))
-    rows: dict[str, list] = {
-        k: []
-        for k in (
-            "loss_true",
-            "loss_pretrain",
-            "ridge_true",
-            "ridge_pretrain",
-            "dmmse_true",
-            "dmmse_pretrain",
-            "dist_ridge",
-            "dist_dmmse",
-        )
-    }
+    rows: dict[str, list] = {k: [] for k in _LIST_KEYS}
     ridge_true_err = np.asarray(estimators.squared_error(ridge_true, target_true, d))
     dmmse_cache: dict[tuple, np.ndarray] = {}
     for r in range(grid.size):
