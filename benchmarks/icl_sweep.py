@@ -1,6 +1,6 @@
 """icl: is the M-sweep faster as one jit(vmap(train)) than as separate runs? And how close is training to peak?
 
-    python benchmarks/icl_sweep.py [--steps=300]
+    python benchmarks/icl_sweep.py [--steps=300] [--cpu-devices=N]
 
 (i)  8 values of M (2^1 ... 2^7 and inf) x 2 seeds of the default model (D=4, K=8, 2 layers, width 32, batch 32):
      one jit(vmap(train)) through common.sweep vs 16 sequential runs of one jit(train) (compiled once and reused,
@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 import time
+
+if __name__ == "__main__":  # one XLA CPU device per core (must be set before jax starts its backend)
+    _n = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--cpu-devices=")), str(os.cpu_count() or 1))
+    os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={_n}")
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +51,7 @@ def matmul_peak(n: int = 2048, reps: int = 10) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--cpu-devices", type=int, default=os.cpu_count() or 1, help="XLA CPU devices (set above)")
     args = parser.parse_args()
     c = default.get_config()
     b = c.sweep.batch_sizes[0]

@@ -222,10 +222,34 @@ def _parse_flags(argv: list[str]) -> list[str]:
     return []  # unreachable
 
 
+def use_cores_as_devices() -> int | None:
+    """On a CPU host, exposes one XLA CPU device per core, so `common.sweep` shards a sweep's runs over the cores.
+
+    XLA runs a small vmapped program on one CPU device mostly on one core; with one device per core the runs of a
+    sweep execute side by side (one large computation still uses every core: the thread pool is shared). Has no
+    effect on GPU/TPU hosts (the accelerator stays the default backend), when the user already chose a count
+    (`XLA_FLAGS=--xla_force_host_platform_device_count=N` or `JAX_NUM_CPU_DEVICES`), or once JAX has started.
+    Returns the count it set, or None.
+    """
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or os.environ.get(
+        "JAX_NUM_CPU_DEVICES"
+    ):
+        return None
+    import jax
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        jax.config.update("jax_num_cpu_devices", cores)
+    except RuntimeError:  # the backend is already up: keep what it has
+        return None
+    return cores
+
+
 def run(experiment: Any) -> None:
     """Runs `experiment` from the command line (see the module docstring)."""
 
     def main(argv: list[str]) -> None:
+        cores = use_cores_as_devices()
         if len(argv) > 1:
             _fail("config error", ValueError(f"unexpected arguments {argv[1:]}"), 2)
         if _CONFIG.value is None:
@@ -237,6 +261,8 @@ def run(experiment: Any) -> None:
         spec = config_flags.get_config_filename(FLAGS["config"])
         workdir = _WORKDIR.value or os.path.join("runs", _package_of(experiment), _config_name(spec))
         logging.info("config %s -> workdir %s", spec, workdir)
+        if cores is not None:
+            logging.info("CPU: one XLA device per core (%d)", cores)
         try:
             execute(experiment, _CONFIG.value, workdir)
         except ConfigError as e:

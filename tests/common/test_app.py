@@ -137,3 +137,27 @@ def test_config_name_and_validate_common():
     del cfg["seed"]
     with pytest.raises(app.ConfigError, match="seed"):
         app.validate_common(cfg)
+
+
+_DEVICES_SCRIPT = """
+import os, jax
+from common import app
+set_to = app.use_cores_as_devices()
+print(set_to, jax.device_count(), len(os.sched_getaffinity(0)))
+"""
+
+
+def test_cores_as_devices_on_a_cpu_host():
+    env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    out = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True)
+    set_to, devices, cores = out.stdout.split()
+    assert set_to == cores and int(devices) == int(cores)
+
+
+def test_cores_as_devices_keeps_the_users_count():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=3", JAX_PLATFORMS="cpu")
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    out = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True)
+    set_to, devices, _ = out.stdout.split()
+    assert set_to == "None" and devices == "3"
