@@ -54,8 +54,16 @@ def _non_negative(config: ml_collections.ConfigDict, *keys: str) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Range and consistency checks; raises ``common.app.ConfigError`` naming the field."""
-    if config.net.arch not in ("mlp", "cnn"):
-        raise app.ConfigError("net.arch", "must be 'mlp' or 'cnn'")
+    if config.net.arch not in ("mlp", "cnn", "resnet"):
+        raise app.ConfigError("net.arch", "must be 'mlp', 'cnn' or 'resnet'")
+    if config.net.arch == "resnet":
+        blocks = _resnet_options(config)["blocks"]
+        if not isinstance(blocks, int) or blocks <= 0:
+            raise app.ConfigError("net.blocks", "must be a positive integer (BasicBlocks per stage)")
+        if _resnet_options(config)["scheme"] not in inv.RESNET_SCHEMES:
+            raise app.ConfigError("net.resnet_neurons", f"must be one of {inv.RESNET_SCHEMES}")
+    if _resnet_options(config)["warmup_steps"] < 0:
+        raise app.ConfigError("train.warmup_steps", "must be >= 0")
     if config.net.act not in ("gelu", "tanh", "relu"):
         raise app.ConfigError("net.act", "must be 'gelu', 'tanh' or 'relu' (sigma(0) = 0)")
     if not config.net.widths:
@@ -168,8 +176,19 @@ def _settings(config: ml_collections.ConfigDict) -> tuple[list[dict], dict[str, 
     return rows, settings
 
 
+def _resnet_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """ResNet-only fields, absent from the MLP/CNN configs (defaults: ResNet-18 blocks, exact neurons)."""
+    return {
+        "blocks": config.net.get("blocks", 2),
+        "scheme": config.net.get("resnet_neurons", "exact"),
+        "norm_params": bool(config.net.get("resnet_norm_params", True)),
+        "warmup_steps": int(config.train.get("warmup_steps", 0)),
+    }
+
+
 def _task(config: ml_collections.ConfigDict, ds: data.Dataset, batch_size: int, arch: str, widths):
     cnn = arch == "cnn"
+    opts = _resnet_options(config)
     return train.Task(
         arch=arch,
         widths=tuple(int(w) for w in widths),
@@ -180,6 +199,8 @@ def _task(config: ml_collections.ConfigDict, ds: data.Dataset, batch_size: int, 
         momentum=float(config.net.momentum),
         maxpool_after=tuple(config.net.maxpool_after) if cnn and config.net.arch == "cnn" else (),
         dense_head=tuple(config.net.dense_head) if cnn and config.net.arch == "cnn" else (),
+        blocks=int(opts["blocks"]),
+        warmup_steps=opts["warmup_steps"] if arch == config.net.arch else 0,
     )
 
 
@@ -205,6 +226,8 @@ def _train_group(
     thresholds = {
         "vanish_threshold": float(config.net.vanish_threshold),
         "identical_threshold": float(config.net.identical_threshold),
+        "scheme": _resnet_options(config)["scheme"],
+        "norm_params": _resnet_options(config)["norm_params"],
     }
 
     def chunk_fn(state, start):
@@ -239,7 +262,9 @@ def _train_group(
         )
     finally:
         ckpt.close()
-    acc_fn = sweep.vmapped(lambda s, x, y: train.accuracy(task, s["params"], x, y), in_axes=(0, None, None))
+    acc_fn = sweep.vmapped(
+        lambda s, x, y: train.accuracy(task, s["params"], x, y, s.get("stats")), in_axes=(0, None, None)
+    )
     acc = np.asarray(acc_fn(state, arrays[2], arrays[3]))
     frac = inv.independent_fraction_batched(state["params"], **thresholds)
     for r in range(len(rows)):
@@ -268,7 +293,9 @@ def trained_networks(config: ml_collections.ConfigDict, workdir: str, writer) ->
     arch = config.net.arch
     rows, settings = _settings(config)
     task = _task(config, ds, config.train.batch_size, arch, config.net.widths)
-    _, acc, frac = _train_group("main", task, rows, arrays, config.train.num_steps, config, workdir, writer)
+    state, acc, frac = _train_group("main", task, rows, arrays, config.train.num_steps, config, workdir, writer)
+    one_run = jax.tree.map(lambda a: np.asarray(a[0]), state["params"])
+    out["layer_names"] = {arch: inv.layer_names(one_run, _resnet_options(config)["scheme"])}
     for name, idx in settings.items():
         out["fraction"][f"{arch} {name}"] = frac[idx].mean(axis=0)
         out["fraction_sd"][f"{arch} {name}"] = frac[idx].std(axis=0)
@@ -309,7 +336,8 @@ def trained_networks(config: ml_collections.ConfigDict, workdir: str, writer) ->
             for i in range(c.num_seeds)
         ]
         ctask = _task(config, ds, config.train.batch_size, "cnn", c.widths)
-        _, acc, frac = _train_group("cnn", ctask, crow, arrays, c.num_steps, config, workdir, writer)
+        cstate, acc, frac = _train_group("cnn", ctask, crow, arrays, c.num_steps, config, workdir, writer)
+        out["layer_names"]["cnn"] = inv.layer_names(jax.tree.map(lambda a: np.asarray(a[0]), cstate["params"]))
         for j, lr in enumerate(c.lrs):
             idx = list(range(j * c.num_seeds, (j + 1) * c.num_seeds))
             out["fraction"][f"cnn lr={lr:g}"] = frac[idx].mean(axis=0)
@@ -442,10 +470,6 @@ def teacher_student(config: ml_collections.ConfigDict, key: jax.Array) -> dict[s
 # figures
 
 
-def _layer_names(n: int, prefix: str) -> list[str]:
-    return [f"{prefix}{i + 1}" for i in range(n)]
-
-
 def figures(config, workdir: str, nets: dict, sde: dict, tsr: dict) -> None:
     """Writes every PNG into ``workdir/figures``."""
     fig_dir = os.path.join(workdir, "figures")
@@ -480,8 +504,8 @@ def figures(config, workdir: str, nets: dict, sde: dict, tsr: dict) -> None:
                 label = f"base ({label}, wd={config.sweep.base_weight_decay:g})"
             ax.plot(xs, y, marker="o", ms=4, color=color, label=label)
             ax.fill_between(xs, y - sd, y + sd, color=color, alpha=0.2)
-        prefix = "conv" if keys[0].startswith("cnn") or arch == "cnn" else "fc"
-        ax.set_xticks(range(len(y)), _layer_names(len(y), prefix))
+        names = nets["layer_names"]["cnn" if keys[0].startswith("cnn ") else arch]
+        ax.set_xticks(range(len(y)), names, rotation=90 if len(names) > 4 else 0, fontsize=7)
         ax.set_ylim(-0.05, 1.05)
         ax.set_title(title)
         ax.set_xlabel("hidden layer")
@@ -493,8 +517,14 @@ def figures(config, workdir: str, nets: dict, sde: dict, tsr: dict) -> None:
     rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
     rows = [r for r in rows if r.get("group") == "main" and "independent_fraction" in r]
     names = [k for k in nets["main_settings"]]
-    fig, axes = plotting.figure(1, len(config.net.widths), width=4.0 * len(config.net.widths))
-    axes = np.atleast_1d(axes)
+    layer_titles = nets["layer_names"][arch]
+    ncols = min(len(layer_titles), 4)
+    nrows = -(-len(layer_titles) // ncols)
+    fig, axes = plotting.figure(nrows, ncols, width=4.0 * ncols, height=3.0 * nrows)
+    axes = np.atleast_1d(axes).ravel()
+    for ax in axes[len(layer_titles) :]:
+        ax.set_visible(False)
+    axes = axes[: len(layer_titles)]
     colors = plotting.palette(len(names))
     for layer, ax in enumerate(axes):
         for color, name in zip(colors, names, strict=True):
@@ -505,7 +535,7 @@ def figures(config, workdir: str, nets: dict, sde: dict, tsr: dict) -> None:
                     pts.setdefault(r["step"], []).append(r["independent_fraction"][layer])
             steps = sorted(pts)
             ax.plot(steps, [np.mean(pts[t]) for t in steps], marker="o", ms=3, color=color, label=name)
-        ax.set_title(f"layer fc{layer + 1}")
+        ax.set_title(f"layer {layer_titles[layer]}")
         ax.set_xlabel("step")
         ax.set_ylim(-0.05, 1.05)
     axes[0].set_ylabel("fraction of independent neurons")
@@ -574,7 +604,7 @@ def figures(config, workdir: str, nets: dict, sde: dict, tsr: dict) -> None:
         axes[0].set_ylabel("final test accuracy")
         fr = np.array([frac[durs[i]] for i in order])
         for layer, color in enumerate(plotting.palette(fr.shape[1])):
-            axes[1].plot(d[order], fr[:, layer], marker="o", color=color, label=f"fc{layer + 1}")
+            axes[1].plot(d[order], fr[:, layer], marker="o", color=color, label=nets["layer_names"][arch][layer])
         axes[1].set_xlabel(f"steps at lr {config.large_lr.lr_high:g} before the drop")
         axes[1].set_ylabel("fraction of independent neurons")
         axes[1].set_ylim(-0.05, 1.05)
@@ -613,6 +643,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             k: {kk: vv for kk, vv in v.items() if kk != "products"} for k, v in tsr.items() if not k.startswith("_")
         },
         "large_lr": large,
+        "independent_fraction_layers": nets["layer_names"],
     }
 
 

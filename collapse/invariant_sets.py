@@ -23,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse import models
 from collapse.models import Layers
 
 VANISH_THRESHOLD = 0.1
@@ -156,22 +158,27 @@ def analyse(
 
 
 def independent_fraction(
-    layers: Layers,
+    layers,
     vanish_threshold: float = VANISH_THRESHOLD,
     identical_threshold: float = IDENTICAL_THRESHOLD,
+    scheme: str = "exact",
+    norm_params: bool = True,
 ) -> np.ndarray:
-    """Fraction of independent neurons in each hidden layer, ``[len(layers) - 1]``."""
+    """Fraction of independent neurons in each analysed layer: every hidden layer of a list of layers
+    (``[len(layers) - 1]``), or the layers of :func:`layer_names` of a ResNet (``scheme``, ``norm_params`` as in
+    :func:`resnet_neuron_layers`)."""
+    if models.is_resnet(layers):
+        res = analyse_resnet(layers, scheme, norm_params, vanish_threshold, identical_threshold)
+        return np.array([c.fraction for _, c in res], np.float64)
     return np.array([c.fraction for c in analyse(layers, vanish_threshold, identical_threshold)], np.float64)
 
 
-def independent_fraction_batched(layers: Layers, **kw) -> np.ndarray:
-    """:func:`independent_fraction` for a stack of networks (leading runs axis on every leaf): ``[R, L-1]``."""
-    leaves = [np.asarray(layer["w"]) for layer in layers]
+def independent_fraction_batched(layers, **kw) -> np.ndarray:
+    """:func:`independent_fraction` for a stack of networks (leading runs axis on every leaf): ``[R, layers]``."""
+    leaves = [np.asarray(x) for x in jax.tree.leaves(layers)]
     runs = leaves[0].shape[0]
-    out = []
-    for r in range(runs):
-        single = [{"w": np.asarray(la["w"][r]), "b": np.asarray(la["b"][r])} for la in layers]
-        out.append(independent_fraction(single, **kw))
+    treedef = jax.tree.structure(layers)
+    out = [independent_fraction(jax.tree.unflatten(treedef, [x[r] for x in leaves]), **kw) for r in range(runs)]
     return np.stack(out)
 
 
@@ -226,3 +233,182 @@ def extract_subnetwork(
         all_groups.append(groups)
     small = [{"w": jnp.asarray(w, dtype), "b": jnp.asarray(b, dtype)} for w, b in zip(ws, bs, strict=True)]
     return small, all_groups
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ResNet (collapse.models.init_resnet): which channels are neurons.
+#
+# scheme="exact" (default): the true invariant sets of a BatchNorm ResNet.
+#   * block-inner channel c (output of conv1 -> bn1 -> act, read only by conv2): incoming = conv1[..., c] and
+#     bn1 (scale, bias)[c]; outgoing = conv2[:, :, c, :]. Vanishing (conv1 slice, bn1 bias and conv2 slice zero;
+#     the BN output is then exactly the bias) and identical channels are invariant under SGD for any minibatch
+#     with BatchNorm in training mode (tested).
+#   * residual-stream channel c of a stage: every writer of the stream (the stem or the stage's projection
+#     shortcut, and each block's conv2, each with its BN scale/bias) and every reader (each later block's conv1,
+#     the next stage's conv1 and shortcut, or the dense head) contributes its slice for c, so one stream channel
+#     is one neuron spanning all of them; the identity shortcuts carry nothing of their own.
+# scheme="chain": the released notebook's rule (FIG3_FIG4): the 17 convolutions (stem, then conv1, conv2 of each
+#   block) read as a plain chain; the neuron of conv i is [its output-channel kernel slice, the next conv's
+#   input-channel slice] (head rows after the last), no BatchNorm parameters, shortcuts and skip readers ignored.
+#   Only the conv1 entries of this chain are exact invariant sets.
+# norm_params=False drops the BN scale/bias from the exact scheme's neurons (weights only, like the notebook).
+
+RESNET_SCHEMES = ("exact", "chain")
+
+
+def _out_rows(w: np.ndarray) -> np.ndarray:
+    """A kernel's output channels as rows (the channel's incoming weights)."""
+    return np.moveaxis(np.asarray(w, np.float64), -1, 0).reshape(w.shape[-1], -1)
+
+
+def _in_rows(w: np.ndarray) -> np.ndarray:
+    """A kernel's (HWIO) or dense ``[in, out]`` input channels as rows (the channel's outgoing weights)."""
+    w = np.asarray(w, np.float64)
+    if w.ndim == 4:
+        return np.moveaxis(w, 2, 0).reshape(w.shape[2], -1)
+    return w
+
+
+def _bn_rows(bn: dict) -> np.ndarray:
+    return np.stack([np.asarray(bn["scale"], np.float64), np.asarray(bn["bias"], np.float64)], axis=1)
+
+
+def resnet_neuron_layers(params: dict, scheme: str = "exact", norm_params: bool = True) -> list[tuple[str, np.ndarray]]:
+    """The analysed layers of a ResNet as ``(name, neuron vectors [width, dim])`` in depth order.
+
+    ``exact``: per stage, ``layer{s}.{b}.inner`` for each block, then ``layer{s}.stream``; ``chain``: ``conv1``
+    (stem), ``layer{s}.{b}.conv1``, ``layer{s}.{b}.conv2`` (see the comment above for what each neuron holds).
+    """
+    if scheme not in RESNET_SCHEMES:
+        raise ValueError(f"scheme must be one of {RESNET_SCHEMES}, got {scheme!r}")
+    stages = params["stages"]
+    if scheme == "chain":
+        convs = [("conv1", params["stem"]["w"])]
+        for s, stage in enumerate(stages):
+            for b, blk in enumerate(stage):
+                convs += [(f"layer{s + 1}.{b}.conv1", blk["conv1"]), (f"layer{s + 1}.{b}.conv2", blk["conv2"])]
+        readers = [w for _, w in convs[1:]] + [params["head"]["w"]]
+        return [
+            (name, np.concatenate([_out_rows(w), _in_rows(nxt)], axis=1))
+            for (name, w), nxt in zip(convs, readers, strict=True)
+        ]
+
+    def writer(w, bn):
+        parts = [_out_rows(w)] + ([_bn_rows(bn)] if norm_params else [])
+        return np.concatenate(parts, axis=1)
+
+    out = []
+    stream_w = [writer(params["stem"]["w"], params["stem"]["bn"])]
+    stream_r: list[np.ndarray] = []
+    for s, stage in enumerate(stages):
+        for b, blk in enumerate(stage):
+            inner = np.concatenate([writer(blk["conv1"], blk["bn1"]), _in_rows(blk["conv2"])], axis=1)
+            stream_r.append(_in_rows(blk["conv1"]))
+            if "short" in blk:
+                if b != 0 or s == 0:
+                    raise ValueError(f"layer{s + 1}.{b}: a projection shortcut is expected only at a stage start")
+                stream_r.append(_in_rows(blk["short"]))
+                out.append((f"layer{s}.stream", np.concatenate(stream_w + stream_r, axis=1)))
+                stream_w = [writer(blk["short"], blk["short_bn"])]
+                stream_r = []
+            elif b == 0 and s > 0:
+                raise ValueError(f"layer{s + 1}.0 has no projection shortcut")
+            stream_w.append(writer(blk["conv2"], blk["bn2"]))
+            out.append((f"layer{s + 1}.{b}.inner", inner))
+    stream_r.append(_in_rows(params["head"]["w"]))
+    out.append((f"layer{len(stages)}.stream", np.concatenate(stream_w + stream_r, axis=1)))
+    order = {name: i for i, name in enumerate(resnet_layer_names(params, "exact"))}
+    return sorted(out, key=lambda item: order[item[0]])
+
+
+def resnet_layer_names(params: dict, scheme: str = "exact") -> list[str]:
+    """Names of the analysed ResNet layers in depth order (see :func:`resnet_neuron_layers`)."""
+    if scheme == "chain":
+        names = ["conv1"]
+        for s, stage in enumerate(params["stages"]):
+            for b in range(len(stage)):
+                names += [f"layer{s + 1}.{b}.conv1", f"layer{s + 1}.{b}.conv2"]
+        return names
+    names = []
+    for s, stage in enumerate(params["stages"]):
+        names += [f"layer{s + 1}.{b}.inner" for b in range(len(stage))] + [f"layer{s + 1}.stream"]
+    return names
+
+
+def analyse_resnet(
+    params: dict,
+    scheme: str = "exact",
+    norm_params: bool = True,
+    vanish_threshold: float = VANISH_THRESHOLD,
+    identical_threshold: float = IDENTICAL_THRESHOLD,
+) -> list[tuple[str, LayerCollapse]]:
+    """Vanishing neurons and identical groups of every analysed ResNet layer, ``(name, LayerCollapse)``."""
+    return [
+        (name, analyse_layer(v, vanish_threshold, identical_threshold))
+        for name, v in resnet_neuron_layers(params, scheme, norm_params)
+    ]
+
+
+def layer_names(params, scheme: str = "exact") -> list[str]:
+    """Names of the analysed layers of a network: ``fc1, fc2, ...`` / ``conv1, ...`` for a list of layers
+    (dense / convolution), the ResNet names of :func:`resnet_layer_names` otherwise."""
+    if models.is_resnet(params):
+        return resnet_layer_names(params, scheme)
+    return [f"{'conv' if np.ndim(la['w']) == 4 else 'fc'}{i + 1}" for i, la in enumerate(params[:-1])]
+
+
+def extract_resnet(
+    params: dict,
+    stats: dict | None = None,
+    analysis: Sequence[tuple[str, LayerCollapse]] | None = None,
+    **kw,
+) -> tuple[dict, dict | None, dict[str, list[list[int]]]]:
+    """The collapsed ResNet: in every block, vanishing inner channels removed and identical ones merged.
+
+    A merged channel takes its group's mean conv1 slice, BN scale/bias (and running mean/variance) and the *sum*
+    of its conv2 input slices. On the exact invariant set a member channel's pre-BN activations, hence its batch
+    statistics and BN output, equal the merged channel's, so the smaller ResNet computes the same function in
+    training and (with equal running statistics) evaluation mode. Residual-stream channels are not removed.
+
+    Args:
+      params: the ResNet.
+      stats: its running BatchNorm statistics (optional).
+      analysis: ``analyse_resnet(params, "exact")`` output (computed with ``**kw`` thresholds when None).
+
+    Returns:
+      ``(small_params, small_stats, groups)``; ``groups["layer{s}.{b}.inner"]`` lists, per kept channel, the
+      original channels it stands for. Blocks may end up with different inner widths (shapes drive the model).
+    """
+    if analysis is None:
+        analysis = analyse_resnet(params, "exact", **kw)
+    found = dict(analysis)
+    small = jax.tree.map(np.asarray, params)
+    small_stats = None if stats is None else jax.tree.map(np.asarray, stats)
+    groups_out: dict[str, list[list[int]]] = {}
+    for s, stage in enumerate(small["stages"]):
+        for b, blk in enumerate(stage):
+            name = f"layer{s + 1}.{b}.inner"
+            if name not in found:
+                raise ValueError(f"analysis has no entry {name!r} (use scheme='exact')")
+            groups = [list(g) for g in found[name].groups]
+            dtype = blk["conv1"].dtype
+            if not groups:  # every channel vanishes: keep one zero channel so shapes stay valid
+                groups = [[0]]
+                blk["conv1"] = blk["conv1"] * 0
+                blk["bn1"] = {"scale": blk["bn1"]["scale"], "bias": blk["bn1"]["bias"] * 0}
+                blk["conv2"] = blk["conv2"] * 0
+
+            def mean(a, axis=-1, groups=groups, dtype=dtype):
+                a64 = np.asarray(a, np.float64)
+                return np.stack([np.take(a64, g, axis=axis).mean(axis=axis) for g in groups], axis=axis).astype(dtype)
+
+            blk["conv1"] = mean(blk["conv1"])
+            blk["bn1"] = {k: mean(v) for k, v in blk["bn1"].items()}
+            c2 = np.asarray(blk["conv2"], np.float64)
+            blk["conv2"] = np.stack([c2[:, :, g, :].sum(axis=2) for g in groups], axis=2).astype(dtype)
+            if small_stats is not None:
+                st = small_stats["stages"][s][b]
+                st["bn1"] = {k: mean(v) for k, v in st["bn1"].items()}
+            groups_out[name] = groups
+    to_jnp = lambda t: jax.tree.map(jnp.asarray, t)  # noqa: E731
+    return to_jnp(small), (None if small_stats is None else to_jnp(small_stats)), groups_out

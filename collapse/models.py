@@ -146,3 +146,164 @@ def layers_from_tree(tree: Any, paths: Sequence[tuple[Sequence[str], Sequence[st
         return jnp.asarray(node)
 
     return [{"w": get(pw), "b": get(pb)} for pw, pb in paths]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CIFAR-style ResNet (BasicBlocks, BatchNorm), the paper's second deep-net setting.
+#
+# params = {"stem": {"w": HWIO, "bn": {"scale", "bias"}},
+#           "stages": [[block, ...], ...],   block = {"conv1", "bn1", "conv2", "bn2"[, "short", "short_bn"]}
+#           "head": {"w": [C, classes], "b": [classes]}}
+# stats  = the same nesting with every {"scale", "bias"} replaced by running {"mean", "var"}.
+# The first block of every stage but the first has stride 2 and a 1x1 projection shortcut (conv + BN); convs
+# have no bias (BatchNorm follows each), as in torchvision's resnet18 that the released code uses with a 3x3
+# stride-1 stem, no max pooling and GELU in place of ReLU.
+
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1  # PyTorch convention: running <- (1 - m) running + m batch
+
+
+def is_resnet(params: Any) -> bool:
+    """True for a parameter tree in the ResNet form above."""
+    return isinstance(params, dict) and "stages" in params
+
+
+def conv2d(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
+    """Convolution ``[B, H, W, C] * [kh, kw, C, O]`` with PyTorch's padding ``(k - 1) // 2`` and ``stride``.
+
+    im2col as in :func:`conv2d_same` (equal to it at stride 1); at stride 2 the output is ``ceil(H / 2)``.
+    """
+    kh, kw, c, o = w.shape
+    _, hh, ww, _ = x.shape
+    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    ho, wo = (hh + 2 * ph - kh) // stride + 1, (ww + 2 * pw - kw) // stride + 1
+    xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    views = [
+        xp[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+    return patches @ w.reshape(kh * kw * c, o)
+
+
+def _kaiming_conv(key: jax.Array, kh: int, c_in: int, c_out: int) -> jax.Array:
+    # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu")
+    return jax.random.normal(key, (kh, kh, c_in, c_out)) * jnp.sqrt(2.0 / (c_out * kh * kh))
+
+
+def _bn(c: int) -> dict[str, jax.Array]:
+    return {"scale": jnp.ones((c,)), "bias": jnp.zeros((c,))}
+
+
+def init_resnet(
+    key: jax.Array, in_channels: int, widths: Sequence[int], num_classes: int, *, blocks: int = 2
+) -> dict[str, Any]:
+    """Initialises a CIFAR ResNet: 3x3 stem to ``widths[0]``, ``blocks`` BasicBlocks per stage of width
+    ``widths[s]`` (ResNet-18: widths 64-128-256-512, 2 blocks), global average pooling, dense head.
+
+    Kaiming-normal (fan-out) convolutions, BatchNorm scale 1 / bias 0, PyTorch-default dense head.
+    """
+    n_keys = 2 + len(widths) * blocks * 3
+    keys = iter(jax.random.split(key, n_keys))
+    params: dict[str, Any] = {"stem": {"w": _kaiming_conv(next(keys), 3, in_channels, widths[0]), "bn": _bn(widths[0])}}
+    stages = []
+    c_in = widths[0]
+    for s, c in enumerate(widths):
+        stage = []
+        for b in range(blocks):
+            block = {
+                "conv1": _kaiming_conv(next(keys), 3, c_in, c),
+                "bn1": _bn(c),
+                "conv2": _kaiming_conv(next(keys), 3, c, c),
+                "bn2": _bn(c),
+            }
+            k_short = next(keys)
+            if _has_shortcut(s, b, c_in, c):
+                block["short"] = _kaiming_conv(k_short, 1, c_in, c)
+                block["short_bn"] = _bn(c)
+            stage.append(block)
+            c_in = c
+        stages.append(stage)
+    params["stages"] = stages
+    kw, kb = jax.random.split(next(keys))
+    bound = 1.0 / jnp.sqrt(c_in)
+    params["head"] = {
+        "w": jax.random.uniform(kw, (c_in, num_classes), minval=-bound, maxval=bound),
+        "b": jax.random.uniform(kb, (num_classes,), minval=-bound, maxval=bound),
+    }
+    return params
+
+
+def _has_shortcut(stage: int, block: int, c_in: int, c_out: int) -> bool:
+    return block == 0 and (stage > 0 or c_in != c_out)
+
+
+def _stride(stage: int, block: int) -> int:
+    return 2 if stage > 0 and block == 0 else 1
+
+
+def init_resnet_stats(params: dict[str, Any]) -> dict[str, Any]:
+    """Running BatchNorm statistics (mean 0, variance 1) mirroring ``params``."""
+
+    def stats(bn):
+        return {"mean": jnp.zeros_like(bn["scale"]), "var": jnp.ones_like(bn["scale"])}
+
+    out: dict[str, Any] = {"stem": stats(params["stem"]["bn"]), "stages": []}
+    for stage in params["stages"]:
+        out["stages"].append(
+            [{k: stats(v) for k, v in blk.items() if k.endswith("bn") or k[:2] == "bn"} for blk in stage]
+        )
+    return out
+
+
+def batch_norm(
+    h: jax.Array, bn: dict[str, jax.Array], stats: dict[str, jax.Array], train: bool
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """BatchNorm over (batch, height, width). Train: batch statistics (biased variance), running statistics
+    updated with momentum ``BN_MOMENTUM`` (unbiased variance, as PyTorch); eval: running statistics."""
+    if train:
+        mean = h.mean(axis=(0, 1, 2))
+        var = jnp.mean(jnp.square(h - mean), axis=(0, 1, 2))
+        n = h.shape[0] * h.shape[1] * h.shape[2]
+        unbiased = var * (n / max(n - 1, 1))
+        new = {
+            "mean": (1 - BN_MOMENTUM) * stats["mean"] + BN_MOMENTUM * jax.lax.stop_gradient(mean),
+            "var": (1 - BN_MOMENTUM) * stats["var"] + BN_MOMENTUM * jax.lax.stop_gradient(unbiased),
+        }
+    else:
+        mean, var, new = stats["mean"], stats["var"], stats
+    return (h - mean) * jax.lax.rsqrt(var + BN_EPS) * bn["scale"] + bn["bias"], new
+
+
+def apply_resnet(
+    params: dict[str, Any], x: jax.Array, stats: dict[str, Any], *, train: bool, act: str = "gelu"
+) -> tuple[jax.Array, dict[str, Any]]:
+    """Forward pass of the ResNet. Returns ``(logits [B, classes], new running stats)``.
+
+    ``train=True`` normalises with the minibatch's statistics (and updates the running ones); ``train=False``
+    uses the running statistics (evaluation). Under ``vmap`` over runs each run normalises over its own
+    minibatch and keeps its own running statistics.
+    """
+    sigma = activation(act)
+    new: dict[str, Any] = {"stages": []}
+    h, new["stem"] = batch_norm(conv2d(x, params["stem"]["w"]), params["stem"]["bn"], stats["stem"], train)
+    h = sigma(h)
+    for s, stage in enumerate(params["stages"]):
+        new_stage = []
+        for b, blk in enumerate(stage):
+            st = stats["stages"][s][b]
+            ns = {}
+            stride = _stride(s, b)
+            z, ns["bn1"] = batch_norm(conv2d(h, blk["conv1"], stride), blk["bn1"], st["bn1"], train)
+            z, ns["bn2"] = batch_norm(conv2d(sigma(z), blk["conv2"]), blk["bn2"], st["bn2"], train)
+            if "short" in blk:
+                short, ns["short_bn"] = batch_norm(
+                    conv2d(h, blk["short"], stride), blk["short_bn"], st["short_bn"], train
+                )
+            else:
+                short = h
+            h = sigma(z + short)
+            new_stage.append(ns)
+        new["stages"].append(new_stage)
+    return h.mean(axis=(1, 2)) @ params["head"]["w"] + params["head"]["b"], new

@@ -1,4 +1,4 @@
-"""SGD training of the list-of-layers MLP/CNN classifiers as pure, vmappable functions.
+"""SGD training of the list-of-layers MLP/CNN classifiers and the BatchNorm ResNet as pure, vmappable functions.
 
 One run is ``state -> state`` over ``lax.scan`` steps, parametrised by scalar hyperparameters (traced, so a whole
 grid is one ``jit(vmap(...))`` through :func:`common.sweep.vmapped`):
@@ -12,6 +12,11 @@ SGD with momentum 0.9; the rate and weight decay live in the optimizer state
 (``optax.inject_hyperparams``) so
 they are traced per run and saved in checkpoints. Minibatches are drawn uniformly with replacement using
 ``fold_in(key, step)``, so a run is reproducible and resumable at any chunk boundary.
+
+ResNet runs also carry their BatchNorm running statistics in the state (``state["stats"]``): training normalises
+with each minibatch's own statistics (under ``vmap`` every run over its own minibatch) and updates the running
+ones, which evaluation uses. An optional linear warmup (``Task.warmup_steps``, the released ResNet config's 1000
+steps) scales the rate by ``min(1, (t + 1) / warmup_steps)``.
 """
 
 from __future__ import annotations
@@ -34,14 +39,18 @@ class Task:
     """Static description of a classification run (shapes, architecture, batch size).
 
     Attributes:
-      arch: "mlp" (inputs flattened) or "cnn".
-      widths: hidden widths (MLP units or CNN channels).
+      arch: "mlp" (inputs flattened), "cnn" or "resnet" (CIFAR ResNet with BatchNorm, see
+        :func:`collapse.models.init_resnet`).
+      widths: hidden widths (MLP units, CNN channels, or ResNet stage widths).
       num_classes: output size.
       input_shape: shape of one example, e.g. (8, 8, 1).
       batch_size: minibatch size (static: it is a shape).
       act: hidden activation (must have act(0) = 0 for the invariant sets).
       momentum: SGD momentum.
       maxpool_after: CNN layers followed by 2x2 max pooling (VGG).
+      dense_head: hidden widths of the dense layers after a max-pooled CNN (VGG).
+      blocks: ResNet BasicBlocks per stage (ResNet-18: 2).
+      warmup_steps: linear learning-rate warmup length (0 = none).
     """
 
     arch: str
@@ -53,9 +62,13 @@ class Task:
     momentum: float = 0.9
     maxpool_after: tuple[int, ...] = ()
     dense_head: tuple[int, ...] = ()
+    blocks: int = 2
+    warmup_steps: int = 0
 
-    def init(self, key: jax.Array) -> models.Layers:
+    def init(self, key: jax.Array) -> Any:
         """Initial parameters."""
+        if self.arch == "resnet":
+            return models.init_resnet(key, self.input_shape[-1], self.widths, self.num_classes, blocks=self.blocks)
         if self.arch == "mlp":
             sizes = (int(np.prod(self.input_shape)), *self.widths, self.num_classes)
             return models.init_mlp(key, sizes)
@@ -65,7 +78,7 @@ class Task:
             fan_in = self.widths[-1] * self._spatial_after_convs()
             head = models.init_mlp(k2, (fan_in, *self.dense_head, self.num_classes))
             return convs + head
-        raise ValueError(f"arch must be 'mlp' or 'cnn', got {self.arch!r}")
+        raise ValueError(f"arch must be 'mlp', 'cnn' or 'resnet', got {self.arch!r}")
 
     def _spatial_after_convs(self) -> int:
         if not self.maxpool_after:
@@ -74,8 +87,20 @@ class Task:
         f = 2 ** len(self.maxpool_after)
         return (h // f) * (w // f)
 
-    def apply(self, params: models.Layers, x: jax.Array) -> jax.Array:
-        """Logits ``[B, num_classes]``."""
+    def init_stats(self, params: Any) -> Any:
+        """BatchNorm running statistics (ResNet), else None."""
+        return models.init_resnet_stats(params) if self.arch == "resnet" else None
+
+    def apply_train(self, params: Any, stats: Any, x: jax.Array) -> tuple[jax.Array, Any]:
+        """Training-mode logits and updated running statistics (unchanged None for MLP/CNN)."""
+        if self.arch == "resnet":
+            return models.apply_resnet(params, x, stats, train=True, act=self.act)
+        return self.apply(params, x), stats
+
+    def apply(self, params: Any, x: jax.Array, stats: Any = None) -> jax.Array:
+        """Logits ``[B, num_classes]`` (evaluation mode: a ResNet uses the running statistics ``stats``)."""
+        if self.arch == "resnet":
+            return models.apply_resnet(params, x, stats, train=False, act=self.act)[0]
         if self.arch == "mlp":
             return models.apply(params, x.reshape(x.shape[0], -1), act=self.act)
         pool = "flatten" if self.maxpool_after else "mean"
@@ -105,11 +130,15 @@ def noisy_labels(key: jax.Array, labels: jax.Array, p: jax.Array, num_classes: i
 
 
 def init_state(task: Task, key: jax.Array, hp: dict[str, jax.Array]) -> dict[str, Any]:
-    """Initial training state ``{"params", "opt", "key"}`` (key stored as raw key data for checkpoints)."""
+    """Initial training state ``{"params", "opt", "key"}`` (key stored as raw key data for checkpoints), plus
+    ``"stats"`` (BatchNorm running statistics) for a ResNet."""
     k_init, k_loop = jax.random.split(key)
     params = task.init(k_init)
     opt = make_optimizer(task.momentum)(learning_rate=hp["lr"], weight_decay=hp["weight_decay"])
-    return {"params": params, "opt": opt.init(params), "key": jax.random.key_data(k_loop)}
+    state = {"params": params, "opt": opt.init(params), "key": jax.random.key_data(k_loop)}
+    if task.arch == "resnet":
+        state["stats"] = task.init_stats(params)
+    return state
 
 
 def run_steps(
@@ -127,25 +156,45 @@ def run_steps(
     key = jax.random.wrap_key_data(state["key"])
 
     def step(carry, i):
-        params, opt_state = carry
+        params, opt_state, stats = carry
         t = start + i
         k_batch, k_label = jax.random.split(jax.random.fold_in(key, t))
         idx = jax.random.randint(k_batch, (task.batch_size,), 0, n)
         xb = x_train[idx]
         yb = noisy_labels(k_label, y_train[idx], hp["label_noise"], task.num_classes)
-        loss, grads = jax.value_and_grad(lambda p: cross_entropy(task.apply(p, xb), yb))(params)
+
+        def loss_fn(p):
+            logits, new_stats = task.apply_train(p, stats, xb)
+            return cross_entropy(logits, yb), new_stats
+
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         lr_now = jnp.where(t < hp["switch"], hp["lr"], hp["lr_late"])
+        if task.warmup_steps:
+            lr_now = lr_now * jnp.minimum(1.0, (t + 1) / task.warmup_steps)
         opt_state.hyperparams["learning_rate"] = jnp.asarray(lr_now, jnp.float32)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+        return (optax.apply_updates(params, updates), opt_state, stats), loss
 
-    (params, opt_state), losses = jax.lax.scan(step, (state["params"], state["opt"]), jnp.arange(num_steps))
-    return {"params": params, "opt": opt_state, "key": state["key"]}, losses.mean()
+    carry = (state["params"], state["opt"], state.get("stats"))
+    (params, opt_state, stats), losses = jax.lax.scan(step, carry, jnp.arange(num_steps))
+    out = {"params": params, "opt": opt_state, "key": state["key"]}
+    if "stats" in state:
+        out["stats"] = stats
+    return out, losses.mean()
 
 
-def accuracy(task: Task, params: models.Layers, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Classification accuracy on ``(x, y)``."""
-    return jnp.mean(jnp.argmax(task.apply(params, x), axis=-1) == y)
+def accuracy(
+    task: Task, params: Any, x: jax.Array, y: jax.Array, stats: Any = None, *, eval_batch: int = 1000
+) -> jax.Array:
+    """Classification accuracy on ``(x, y)`` (a ResNet in evaluation mode with running ``stats``, evaluated in
+    slices of ``eval_batch`` examples to bound activation memory)."""
+    if task.arch != "resnet":
+        return jnp.mean(jnp.argmax(task.apply(params, x), axis=-1) == y)
+    hits = [
+        jnp.sum(jnp.argmax(task.apply(params, x[i : i + eval_batch], stats), axis=-1) == y[i : i + eval_batch])
+        for i in range(0, x.shape[0], eval_batch)
+    ]
+    return sum(hits) / x.shape[0]
 
 
 def train(
@@ -158,4 +207,4 @@ def train(
     """One whole run as a pure function (for ``jit(vmap)``): returns the final state and test accuracy."""
     state = init_state(task, key, hp)
     state, loss = run_steps(task, state, hp, data[:2], jnp.asarray(0), num_steps)
-    return state, {"train_loss": loss, "test_acc": accuracy(task, state["params"], *data[2:])}
+    return state, {"train_loss": loss, "test_acc": accuracy(task, state["params"], *data[2:], state.get("stats"))}
