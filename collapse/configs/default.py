@@ -14,6 +14,10 @@ Expected (2 CPU cores shared with other jobs, see collapse/README.md): 10.7 and 
 fall with lr and label noise only with weight decay (wd = 0 stays at 1.0); zeta_c = sqrt(3) predicted, 1.78
 measured at T = 200; teacher-student test MSE falls with sigma while the collapsed modes rise (0 -> ~46 of 64).
 smoke: every part at toy size, a few seconds of compute (plus compilation).
+resnet: a tiny BatchNorm ResNet (BasicBlocks [2, 2, 2], widths 8-16-32, 3x3 stem, projection shortcuts) on
+digits, batch 32, 5k steps, 1 seed: lr 0.05 / 0.2, label noise 0.2, weight decay 0, batch 8, large lr 0.2 for
+0 / 2.5k steps then 0.02; independent fraction of every block-inner channel layer and residual stream at every
+1k-step checkpoint (toys at smoke size). resnet_smoke: the same at toy size (tests).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import ml_collections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The CPU-scale config; ``arg`` picks a variant: None/'default' or 'smoke'."""
+    """The CPU-scale config; ``arg`` picks a variant: None/'default', 'smoke', 'resnet' or 'resnet_smoke'."""
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.overwrite = False
@@ -110,18 +114,48 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.cnn.widths = (4, 8)
         c.cnn.lrs = (0.1,)
         c.cnn.num_steps = 100
-        c.sde.zetas = (1.0, 2.5)
-        c.sde.num_seeds = 200
-        c.sde.time = 20.0
-        c.sde.neuron_lrs = (1.0, 3.0)
-        c.sde.neuron_num_seeds = 100
-        c.sde.neuron_time = 20.0
-        c.sde.hidden_lr_factors = (0.5, 1.5)
-        c.sde.hidden_num_seeds = 32
-        c.sde.hidden_num_steps = 200
-        c.teacher_student.sigmas = (0.0, 20.0)
-        c.teacher_student.num_steps = 2000
-        c.teacher_student.drop_step = 1500
-        c.teacher_student.num_seeds = 2
+        _smoke_toys(c)
         return c
-    raise ValueError(f"unknown variant {arg!r}; use 'smoke' or nothing")
+    if arg in ("resnet", "resnet_smoke"):
+        # A tiny ResNet (the ResNet-18 layout at 1/8 width, three stages for 8x8 inputs) on digits; the
+        # attractivity toys and teacher-student at smoke size (the default variant runs them in full).
+        _smoke_toys(c)
+        c.net.arch = "resnet"
+        c.net.widths = (8, 16, 32)
+        c.net.blocks = 2
+        c.net.resnet_neurons = "exact"  # or "chain" (the released notebook's rule)
+        c.net.resnet_norm_params = True
+        c.train.warmup_steps = 0
+        c.train.num_steps = 5000
+        c.train.chunk_steps = 1000
+        c.train.num_seeds = 1
+        c.sweep.lrs = (0.05, 0.2)
+        c.sweep.label_noises = (0.2,)
+        c.sweep.batch_sizes = (8,)
+        c.large_lr.durations = (0, 2500)
+        c.cnn.enabled = False
+        if arg == "resnet_smoke":
+            c.net.widths = (4, 8)
+            c.train.num_steps = 100
+            c.train.chunk_steps = 50
+            c.sweep.lrs = (0.2,)
+            c.large_lr.durations = (0, 50)
+        return c
+    raise ValueError(f"unknown variant {arg!r}; use 'smoke', 'resnet', 'resnet_smoke' or nothing")
+
+
+def _smoke_toys(c: ml_collections.ConfigDict) -> None:
+    """Toy-sized attractivity and teacher-student settings (shared by the smoke and ResNet variants)."""
+    c.sde.zetas = (1.0, 2.5)
+    c.sde.num_seeds = 200
+    c.sde.time = 20.0
+    c.sde.neuron_lrs = (1.0, 3.0)
+    c.sde.neuron_num_seeds = 100
+    c.sde.neuron_time = 20.0
+    c.sde.hidden_lr_factors = (0.5, 1.5)
+    c.sde.hidden_num_seeds = 32
+    c.sde.hidden_num_steps = 200
+    c.teacher_student.sigmas = (0.0, 20.0)
+    c.teacher_student.num_steps = 2000
+    c.teacher_student.drop_step = 1500
+    c.teacher_student.num_seeds = 2
