@@ -20,7 +20,9 @@ from collapse.configs import default
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The paper-scale config (``arg`` unused)."""
+    """The paper-scale config: VGG-16 / CIFAR-10 (``arg`` None) or ResNet-18 / CIFAR-100 (``arg`` 'resnet18')."""
+    if arg not in (None, "", "vgg16", "resnet18"):
+        raise ValueError(f"unknown variant {arg!r}; use 'resnet18' or nothing (VGG-16)")
     c = default.get_config()
     c.data.name = "cifar10"
     c.data.allow_fallback = False
@@ -48,4 +50,32 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sde.hidden_num_seeds = 4096
     c.sde.hidden_num_steps = 20000
     c.teacher_student.num_seeds = 16
+    if arg == "resnet18":
+        _resnet18(c)
     return c
+
+
+def _resnet18(c: ml_collections.ConfigDict) -> None:
+    """ResNet-18 / CIFAR-100 (released configs/cifar100_sgd/train_sce_gelu_resnet.yaml and the FIG3_FIG4 / FIG6
+    notebooks): batch 256, SGD momentum 0.9, weight decay 5e-4, 1000-step linear warmup; lr sweep 0.01-0.1
+    read at 100k steps; label noise at lr 0.02; batch sizes 32-512; lr 0.1 for 10k / 20k / 40k steps then 0.01."""
+    c.data.name = "cifar100"
+    c.net.arch = "resnet"
+    c.net.widths = (64, 128, 256, 512)
+    c.net.blocks = 2
+    c.net.resnet_neurons = "exact"  # "chain" = the released notebook's per-conv rule
+    c.net.resnet_norm_params = True
+    c.net.maxpool_after = ()
+    c.net.dense_head = ()
+    c.train.batch_size = 256
+    c.train.warmup_steps = 1000
+    c.train.num_steps = 100000
+    c.train.chunk_steps = 10000
+    c.train.num_seeds = 2
+    c.sweep.base_lr = 0.02
+    c.sweep.lrs = (0.01, 0.02, 0.05, 0.1)
+    c.sweep.label_noises = (0.2, 0.4, 0.6, 0.8)
+    c.sweep.batch_sizes = (32, 64, 128, 512)
+    c.large_lr.lr_high = 0.1
+    c.large_lr.lr_low = 0.01
+    c.large_lr.durations = (0, 10000, 20000, 40000)
