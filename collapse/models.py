@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Layers = list[dict[str, jax.Array]]
 
@@ -187,11 +188,6 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
     return patches @ w.reshape(kh * kw * c, o)
 
 
-def _kaiming_conv(key: jax.Array, kh: int, c_in: int, c_out: int) -> jax.Array:
-    # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu")
-    return jax.random.normal(key, (kh, kh, c_in, c_out)) * jnp.sqrt(2.0 / (c_out * kh * kh))
-
-
 def _bn(c: int) -> dict[str, jax.Array]:
     return {"scale": jnp.ones((c,)), "bias": jnp.zeros((c,))}
 
@@ -202,35 +198,40 @@ def init_resnet(
     """Initialises a CIFAR ResNet: 3x3 stem to ``widths[0]``, ``blocks`` BasicBlocks per stage of width
     ``widths[s]`` (ResNet-18: widths 64-128-256-512, 2 blocks), global average pooling, dense head.
 
-    Kaiming-normal (fan-out) convolutions, BatchNorm scale 1 / bias 0, PyTorch-default dense head.
+    torchvision's scheme: Kaiming-normal (fan-out) convolutions, BatchNorm scale 1 / bias 0, PyTorch-default
+    uniform dense head. All kernels come from one normal draw (one random-bits kernel to compile, not one per
+    shape).
     """
-    n_keys = 2 + len(widths) * blocks * 3
-    keys = iter(jax.random.split(key, n_keys))
-    params: dict[str, Any] = {"stem": {"w": _kaiming_conv(next(keys), 3, in_channels, widths[0]), "bn": _bn(widths[0])}}
-    stages = []
+    kernels: list[tuple[int, int, int, int]] = [(3, 3, in_channels, widths[0])]
+    layout = []  # per block: (stage, block, c_in, c_out, has_shortcut)
     c_in = widths[0]
     for s, c in enumerate(widths):
-        stage = []
         for b in range(blocks):
-            block = {
-                "conv1": _kaiming_conv(next(keys), 3, c_in, c),
-                "bn1": _bn(c),
-                "conv2": _kaiming_conv(next(keys), 3, c, c),
-                "bn2": _bn(c),
-            }
-            k_short = next(keys)
-            if _has_shortcut(s, b, c_in, c):
-                block["short"] = _kaiming_conv(k_short, 1, c_in, c)
-                block["short_bn"] = _bn(c)
-            stage.append(block)
+            short = _has_shortcut(s, b, c_in, c)
+            layout.append((s, b, short))
+            kernels += [(3, 3, c_in, c), (3, 3, c, c)] + ([(1, 1, c_in, c)] if short else [])
             c_in = c
-        stages.append(stage)
-    params["stages"] = stages
-    kw, kb = jax.random.split(next(keys))
-    bound = 1.0 / jnp.sqrt(c_in)
+    k_conv, k_head_w, k_head_b = jax.random.split(key, 3)
+    sizes = [int(np.prod(k)) for k in kernels]
+    flat = jax.random.normal(k_conv, (sum(sizes),))
+    offsets = np.cumsum([0, *sizes])
+    # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"): std sqrt(2 / (out * kh * kw))
+    ws = iter(
+        flat[o : o + n].reshape(k) * np.sqrt(2.0 / (k[3] * k[0] * k[1]))
+        for o, n, k in zip(offsets[:-1], sizes, kernels, strict=True)
+    )
+    params: dict[str, Any] = {"stem": {"w": next(ws), "bn": _bn(widths[0])}, "stages": [[] for _ in widths]}
+    for s, _, short in layout:
+        c = widths[s]
+        block = {"conv1": next(ws), "bn1": _bn(c), "conv2": next(ws), "bn2": _bn(c)}
+        if short:
+            block["short"] = next(ws)
+            block["short_bn"] = _bn(c)
+        params["stages"][s].append(block)
+    bound = 1.0 / np.sqrt(c_in)
     params["head"] = {
-        "w": jax.random.uniform(kw, (c_in, num_classes), minval=-bound, maxval=bound),
-        "b": jax.random.uniform(kb, (num_classes,), minval=-bound, maxval=bound),
+        "w": jax.random.uniform(k_head_w, (c_in, num_classes), minval=-bound, maxval=bound),
+        "b": jax.random.uniform(k_head_b, (num_classes,), minval=-bound, maxval=bound),
     }
     return params
 
