@@ -183,6 +183,7 @@ def _resnet_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "scheme": config.net.get("resnet_neurons", "exact"),
         "norm_params": bool(config.net.get("resnet_norm_params", True)),
         "warmup_steps": int(config.train.get("warmup_steps", 0)),
+        "augment": bool(config.train.get("augment", False)),
     }
 
 
@@ -201,6 +202,7 @@ def _task(config: ml_collections.ConfigDict, ds: data.Dataset, batch_size: int, 
         dense_head=tuple(config.net.dense_head) if cnn and config.net.arch == "cnn" else (),
         blocks=int(opts["blocks"]),
         warmup_steps=opts["warmup_steps"] if arch == config.net.arch else 0,
+        augment=opts["augment"],
     )
 
 

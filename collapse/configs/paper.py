@@ -69,6 +69,7 @@ def _resnet18(c: ml_collections.ConfigDict) -> None:
     c.net.dense_head = ()
     c.train.batch_size = 256
     c.train.warmup_steps = 1000
+    c.train.augment = True  # random crop (padding 4) + horizontal flip, as the released CIFAR-100 loader
     c.train.num_steps = 100000
     c.train.chunk_steps = 10000
     c.train.num_seeds = 2
