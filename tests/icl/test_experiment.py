@@ -9,7 +9,7 @@ import pytest
 
 from common import app
 from icl import experiment, thresholds
-from icl.configs import default
+from icl.configs import default, paper
 
 REQUIRED = [
     "M",
@@ -127,3 +127,34 @@ def test_resume_from_a_mid_run_checkpoint_is_bit_exact(tmp_path):
     first.pop("runtime_seconds")
     second.pop("runtime_seconds")
     assert first == second
+
+
+@pytest.mark.parametrize(
+    "module, variant",
+    [(default, None), (default, "smoke"), (default, "dims")]
+    + [(paper, v) for v in (None, "small", "dims", "medium", "medium_dims")],
+)
+def test_every_shipped_config_is_valid(module, variant):
+    c = module.get_config(variant)
+    experiment.validate(c)
+    assert c.train.num_steps % c.train.chunk_steps == 0
+
+
+def test_report_flags_a_model_that_stays_above_ridge():
+    # The measured CPU default pattern: flat in M and nearer Ridge than dMMSE, but 1.36x Ridge's loss.
+    res = {
+        "M": [2, 256, "inf"],
+        "loss_pretrain": [0.05, 0.5, 0.5],
+        "dmmse_pretrain": [0.046, 0.34, 0.38],
+        "loss_true": [2.0, 0.536, 0.543],
+        "ridge_true": [0.394] * 3,
+        "dmmse_true": [1.79, 0.51, 0.394],
+        "dist_ridge": [1.6, 0.142, 0.148],
+        "dist_dmmse": [0.16, 0.18, 0.148],
+        "threshold_M": {"closer_to_ridge": {"log2_M_mean": 3.0, "log2_M_std": 0.0}},
+    }
+    ok = {r["name"]: r["ok"] for r in experiment.report(res)}
+    assert ok["loss_true / Ridge at M=256"] is False
+    assert ok["Delta(model, Ridge) / Delta(model, dMMSE) at M=256"] is True
+    assert ok["loss_true at M=256 / loss_true at M=inf"] is True
+    assert ok["loss_pretrain / dMMSE at M=2"] is True
