@@ -62,6 +62,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise app.ConfigError("net.blocks", "must be a positive integer (BasicBlocks per stage)")
         if _resnet_options(config)["scheme"] not in inv.RESNET_SCHEMES:
             raise app.ConfigError("net.resnet_neurons", f"must be one of {inv.RESNET_SCHEMES}")
+    if config.train.get("max_runs_per_call", 0) < 0:
+        raise app.ConfigError("train.max_runs_per_call", "must be >= 0 (0 = every run of a group in one call)")
     if _resnet_options(config)["warmup_steps"] < 0:
         raise app.ConfigError("train.warmup_steps", "must be >= 0")
     if config.net.act not in ("gelu", "tanh", "relu"):
@@ -232,8 +234,17 @@ def _train_group(
         "norm_params": _resnet_options(config)["norm_params"],
     }
 
+    per_call = int(config.train.get("max_runs_per_call", 0)) or len(rows)
+
     def chunk_fn(state, start):
-        state, loss = runner(state, hp, xy, np.int32(start))
+        if per_call >= len(rows):
+            state, loss = runner(state, hp, xy, np.int32(start))
+        else:  # runs in slices of per_call (accelerator memory), each slice one vmapped call
+            parts = []
+            for i in range(0, len(rows), per_call):
+                st, h = jax.tree.map(lambda a, i=i: a[i : i + per_call], (state, hp))
+                parts.append(runner(st, h, xy, np.int32(start)))
+            state, loss = jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
         latest["state"] = state
         return state, loss
 

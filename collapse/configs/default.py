@@ -15,9 +15,9 @@ fall with lr and label noise only with weight decay (wd = 0 stays at 1.0); zeta_
 measured at T = 200; teacher-student test MSE falls with sigma while the collapsed modes rise (0 -> ~46 of 64).
 smoke: every part at toy size, a few seconds of compute (plus compilation).
 resnet: a tiny BatchNorm ResNet (BasicBlocks [2, 2, 2], widths 8-16-32, 3x3 stem, projection shortcuts) on
-digits, batch 32, 5k steps, 1 seed: lr 0.05 / 0.2, label noise 0.2, weight decay 0, batch 8, large lr 0.2 for
-0 / 2.5k steps then 0.02; independent fraction of every block-inner channel layer and residual stream at every
-1k-step checkpoint (toys at smoke size). resnet_smoke: the same at toy size (tests).
+digits, batch 32, 20k steps, 1 seed: lr 0.05 / 0.1 / 0.2, label noise 0.2, weight decay 0, batch 8, large lr
+0.2 for 0 / 5k steps then 0.02; independent fraction of every block-inner channel layer and residual stream at
+every 5k-step checkpoint (toys at smoke size). resnet_smoke: the same at toy size (tests).
 """
 
 from __future__ import annotations
@@ -126,13 +126,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.net.resnet_neurons = "exact"  # or "chain" (the released notebook's rule)
         c.net.resnet_norm_params = True
         c.train.warmup_steps = 0
-        c.train.num_steps = 5000
-        c.train.chunk_steps = 1000
+        c.train.num_steps = 20000
+        c.train.chunk_steps = 5000
         c.train.num_seeds = 1
-        c.sweep.lrs = (0.05, 0.2)
+        c.sweep.lrs = (0.05, 0.1, 0.2)
         c.sweep.label_noises = (0.2,)
         c.sweep.batch_sizes = (8,)
-        c.large_lr.durations = (0, 2500)
+        c.large_lr.durations = (0, 5000)
         c.cnn.enabled = False
         if arg == "resnet_smoke":
             c.net.widths = (4, 8)

@@ -1,6 +1,8 @@
 """The BatchNorm ResNet: convolution, ResNet-18 structure, invariant-set neurons (exact and the released chain rule),
 exact invariance under SGD with BatchNorm in training mode, function-preserving extraction, vmapped training."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,8 +10,8 @@ import pytest
 
 from collapse import experiment, models, train
 from collapse import invariant_sets as inv
-from collapse.configs import paper
-from common import sweep
+from collapse.configs import default, paper
+from common import app, sweep
 
 TASK = train.Task("resnet", (6, 8), 3, (6, 6, 2), batch_size=5, blocks=2, warmup_steps=3)
 
@@ -260,3 +262,23 @@ def test_augment_is_a_padded_crop_with_optional_flip():
         assert hits, f"image {i} is not a crop of its padded copy"
         seen.add(hits[0])
     assert len(seen) > 10 and {f for _, _, f in seen} == {False, True}
+
+
+@pytest.mark.slow
+def test_resnet_smoke_run_end_to_end(tmp_path):
+    c = default.get_config("resnet_smoke")
+    workdir = str(tmp_path / "run")
+    res = app.execute(experiment, c, workdir)
+    names = ["layer1.0.inner", "layer1.1.inner", "layer1.stream", "layer2.0.inner", "layer2.1.inner", "layer2.stream"]
+    assert res["independent_fraction_layers"] == {"resnet": names}
+    assert set(res["independent_fraction"]) == {
+        "resnet lr=0.2",
+        "resnet lr=0.05",
+        "resnet label_noise=0.2",
+        "resnet weight_decay=0",
+        "resnet batch=8",
+    }
+    for v in res["independent_fraction"].values():
+        assert len(v) == len(names) and all(0 < f <= 1 for f in v)
+    assert set(res["large_lr"]) == {"0", "50"} and all(0 < v["test_acc"] <= 1 for v in res["large_lr"].values())
+    assert os.path.exists(os.path.join(workdir, "figures", "independent_fraction_over_training.png"))

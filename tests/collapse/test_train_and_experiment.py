@@ -111,7 +111,9 @@ def test_smoke_run_end_to_end(tmp_path):
         "independent_fraction",
         "teacher_student",
         "large_lr",
+        "independent_fraction_layers",
     }
+    assert res["independent_fraction_layers"] == {"mlp": ["fc1", "fc2"], "cnn": ["conv1", "conv2"]}
     assert set(res["sde"]) == {"quartic", "single_neuron", "hidden_neuron"}
     assert res["sde"]["quartic"]["predicted"] == pytest.approx(np.sqrt(3))
     assert set(res["teacher_student"]) == {"0", "20"}
@@ -121,3 +123,22 @@ def test_smoke_run_end_to_end(tmp_path):
     for name in ("independent_fraction", "attractivity", "teacher_student", "large_lr"):
         assert os.path.exists(os.path.join(workdir, "figures", f"{name}.png"))
     assert experiment.report(res)
+
+
+def test_runs_in_slices_equal_one_call(tmp_path):
+    from common import metrics
+
+    c = default.get_config("smoke")
+    c.train.num_steps, c.train.chunk_steps = 40, 20
+    x, y = (np.asarray(a) for a in _data(n=30))
+    arrays = (x, y, x, y)
+    task = train.Task("mlp", (6,), 3, (2, 2, 1), batch_size=4)
+    rows = [{"seed": i, **{k: float(v) for k, v in _hp(lr=0.05 * (i + 1)).items()}} for i in range(3)]
+    out = []
+    for per_call in (0, 2):
+        c.train.max_runs_per_call = per_call
+        with metrics.MetricWriter(str(tmp_path / f"m{per_call}.jsonl")) as w:
+            out.append(experiment._train_group("g", task, rows, arrays, 40, c, str(tmp_path / f"w{per_call}"), w))
+    for a, b in zip(jax.tree.leaves(out[0][0]), jax.tree.leaves(out[1][0]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(out[0][2], out[1][2])
