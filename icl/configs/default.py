@@ -5,12 +5,11 @@
     python -m icl.main --config=icl/configs/default.py:dims    # D = 2, 4, 8 with K = 2D, sigma^2 = D/32
 
 default: D = 4, K = 8, sigma^2 = 0.125, a 2-layer / width 32 / 2-head transformer, M = 2^1 ... 2^6, 2^8 and inf,
-2 seeds, batches 16 (reported) and 32 (for the crossing M*), 6k steps.
-Measured (icl/README.md): 18.2 min wall on 2 CPU cores shared with four other agents (load 7-9; 11.9 TFLOP of
-training, within 15 min at >= 15 GFLOP/s, not measured unloaded). The model matches dMMSE at M = 2 (Bayesian
-phase), moves away over 2^2 ... 2^4, and from 2^5 on is closer to Ridge than to dMMSE with a T_True loss that hardly
-depends on M (beats dMMSE by 18% at M = 32); it stays 35-51% above Ridge (undertrained at this budget).
-M*: batch crossing ~2^3.1, closer-to-Ridge 2^3 (one seed of two).
+2 seeds, batches 16 (reported) and 32 (for the crossing M*), 6k steps; the runs are sharded over the cores (one XLA
+CPU device per core, common.app). Runtime and results: icl/README.md ("Measured here"). At this budget the model
+shows the Bayesian phase (it is dMMSE at M = 2), the transition, and above it a T_True loss that no longer depends
+on M, nearer Ridge than dMMSE, but ~1.35x Ridge's: a 2-layer model trained for 6k steps plateaus there (4 layers
+need ~12k steps to come within 1.1-1.16x, too slow for 2 cores; see paper.py:medium for the full picture on a GPU).
 smoke: a few seconds, 2 values of M plus inf, tiny model; only checks that everything runs and the loss falls.
 dims: three sweeps (D = 2, 4, 8; M = 2^1 ... 2^10) at the default model size;
 several times the default runtime (not measured).
