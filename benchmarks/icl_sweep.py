@@ -107,8 +107,8 @@ def main() -> None:
         f"default sweep: {full.size} runs x {args.steps} steps in {t_chunk:.2f}s = {rate / 1e9:.2f} GFLOP/s "
         f"(analytic matmul FLOPs); matmul peak {peak / 1e9:.2f} GFLOP/s; utilisation {100 * rate / peak:.1f}%"
     )
-    # The ceiling: a single run already computes at `seq_rate`; the sweep cannot beat the whole machine's rate on
-    # this program's shapes, so with sequential runs near one core's matmul rate the ratio is bounded by ~cores.
+    # Ratio (i) = cores x (the sweep's share of the machine's peak) / (a sequential run's share of one core's peak):
+    # vmapping gains beyond the core count only if batching the runs makes each op more efficient.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
         f"sequential runs already compute at {run_flops / t_seq / 1e9:.1f} GFLOP/s = "

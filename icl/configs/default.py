@@ -12,7 +12,7 @@ on M, nearer Ridge than dMMSE, but ~1.35x Ridge's: a 2-layer model trained for 6
 need ~12k steps to come within 1.1-1.16x, too slow for 2 cores; see paper.py:medium for the full picture on a GPU).
 smoke: a few seconds, 2 values of M plus inf, tiny model; only checks that everything runs and the loss falls.
 dims: three sweeps (D = 2, 4, 8; M = 2^1 ... 2^10) at the default model size;
-several times the default runtime (not measured).
+about 6x the default runtime (estimated from the runs and tokens; not run on CPU, see paper.py:medium_dims).
 """
 
 from __future__ import annotations
