@@ -321,6 +321,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return results
 
 
+def _seeds_found(per_seed: list | None) -> str:
+    """' (k of n seeds)' when the estimate exists for only some seeds, else ''."""
+    if not per_seed:
+        return ""
+    k = sum(v is not None for v in per_seed)
+    return "" if k == len(per_seed) else f" ({k} of {len(per_seed)} seeds)"
+
+
 def report(results: dict) -> list[dict]:
     """Headline numbers for runs/REPORT.md."""
     ms = results["M"]
@@ -381,7 +389,9 @@ def report(results: dict) -> list[dict]:
     out.append(
         {
             "name": "log2 M* (loss closer to Ridge than dMMSE)",
-            "value": "n/a" if c["log2_M_mean"] is None else f"{c['log2_M_mean']:.2f} +- {c['log2_M_std']:.2f}",
+            "value": "n/a"
+            if c["log2_M_mean"] is None
+            else f"{c['log2_M_mean']:.2f} +- {c['log2_M_std']:.2f}" + _seeds_found(c.get("per_seed_log2")),
             "paper": "between 3 and 7 at this CPU scale (notes); 14-15 for the paper's base model",
             "ok": None if c["log2_M_mean"] is None else bool(2 <= c["log2_M_mean"] <= 8),
         }
