@@ -226,9 +226,10 @@ def use_cores_as_devices() -> int | None:
     """On a CPU host, exposes one XLA CPU device per core, so `common.sweep` shards a sweep's runs over the cores.
 
     XLA runs a small vmapped program on one CPU device mostly on one core; with one device per core the runs of a
-    sweep execute side by side (one large computation still uses every core: the thread pool is shared). Has no
-    effect on GPU/TPU hosts (the accelerator stays the default backend), when the user already chose a count
-    (`XLA_FLAGS=--xla_force_host_platform_device_count=N` or `JAX_NUM_CPU_DEVICES`), or once JAX has started.
+    sweep execute side by side (one large computation still uses every core: the thread pool is shared). On GPU/TPU
+    hosts only the CPU backend, which the sweeps do not use, gets the extra devices (the accelerator stays the
+    default backend). Does nothing when the user already chose a count
+    (`XLA_FLAGS=--xla_force_host_platform_device_count=N` or `JAX_NUM_CPU_DEVICES`) or once JAX has started.
     Returns the count it set, or None.
     """
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or os.environ.get(
