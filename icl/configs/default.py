@@ -3,13 +3,17 @@
     python -m icl.main --config=icl/configs/default.py
     python -m icl.main --config=icl/configs/default.py:smoke   # seconds; tests and notebooks
     python -m icl.main --config=icl/configs/default.py:dims    # D = 2, 4, 8 with K = 2D, sigma^2 = D/32
+    python -m icl.main --config=icl/configs/default.py:ridge   # 4 layers, 12k steps, batch 16 only: Ridge reached
 
 default: D = 4, K = 8, sigma^2 = 0.125, a 2-layer / width 32 / 2-head transformer, M = 2^1 ... 2^6, 2^8 and inf,
 2 seeds, batches 16 (reported) and 32 (for the crossing M*), 6k steps; the runs are sharded over the cores (one XLA
 CPU device per core, common.app). Runtime and results: icl/README.md ("Measured here"). At this budget the model
 shows the Bayesian phase (it is dMMSE at M = 2), the transition, and above it a T_True loss that no longer depends
 on M, nearer Ridge than dMMSE, but ~1.35x Ridge's: a 2-layer model trained for 6k steps plateaus there (4 layers
-need ~12k steps to come within 1.1-1.16x, too slow for 2 cores; see paper.py:medium for the full picture on a GPU).
+need ~12k steps to come within 1.1-1.16x, too slow for 2 cores at two batch sizes; see `ridge` below, and
+paper.py:medium for the full picture on a GPU).
+ridge: the default sweep with 4 layers, 12k steps and batch 16 only, 5 min 45 s on 2 quiet cores: the model comes to
+1.145x Ridge at M = 2^8 (all three phases), but with one batch size there is no batch-crossing M*.
 smoke: a few seconds, 2 values of M plus inf, tiny model; only checks that everything runs and the loss falls.
 dims: three sweeps (D = 2, 4, 8; M = 2^1 ... 2^10) at the default model size;
 about 6x the default runtime (estimated from the runs and tokens; not run on CPU, see paper.py:medium_dims).
@@ -21,7 +25,7 @@ import ml_collections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The CPU-scale config; `arg` picks a variant: None/'default', 'smoke' or 'dims'."""
+    """The CPU-scale config; `arg` picks a variant: None/'default', 'smoke', 'dims' or 'ridge'."""
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.overwrite = False
@@ -76,4 +80,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.task.dims = (2, 4, 8)
         c.sweep.log2_num_tasks = tuple(range(1, 11))
         return c
-    raise ValueError(f"unknown variant {arg!r} (expected default, smoke or dims)")
+    if arg == "ridge":
+        # The Ridge phase on CPU: 4 layers trained for 12k steps at one batch size (so no batch-crossing M*).
+        c.model.num_layers = 4
+        c.sweep.batch_sizes = (16,)
+        c.train.num_steps = 12000
+        c.train.chunk_steps = 1000
+        return c
+    raise ValueError(f"unknown variant {arg!r} (expected default, smoke, dims or ridge)")

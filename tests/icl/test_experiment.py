@@ -131,7 +131,7 @@ def test_resume_from_a_mid_run_checkpoint_is_bit_exact(tmp_path):
 
 @pytest.mark.parametrize(
     "module, variant",
-    [(default, None), (default, "smoke"), (default, "dims")]
+    [(default, None), (default, "smoke"), (default, "dims"), (default, "ridge")]
     + [(paper, v) for v in (None, "small", "dims", "medium", "medium_dims")],
 )
 def test_every_shipped_config_is_valid(module, variant):
