@@ -61,23 +61,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg == "medium":
         # One GPU, minutes: the CPU default's task (D = 4, K = 8, sigma^2 = 0.125) with the paper's small model
         # (4 layers, width 64, 2 heads) at the paper's batches 256 / 512, M = 2^1 ... 2^10 and inf, 20k steps.
+        c = get_config("small")
         c.task.dim = 4
         c.task.num_points = 8
         c.task.noise_var = 0.125
-        c.model.num_layers = 4
-        c.model.width = 64
         c.sweep.log2_num_tasks = tuple(range(1, 11))
         c.train.num_steps = 20_000
         c.train.chunk_steps = 2_000
         return c
     if arg == "medium_dims":
-        # One GPU, minutes: M* vs D for D = 2, 4, 8 (K = 2D, sigma^2 = D/32) with the small model, one seed.
+        # One GPU, minutes: M* vs D for D = 2, 4, 8 (K = 2D, sigma^2 = D/32) with `medium`'s model, one seed, 8k steps.
+        c = get_config("medium")
         c.task.dims = (2, 4, 8)
-        c.model.num_layers = 4
-        c.model.width = 64
-        c.sweep.log2_num_tasks = tuple(range(1, 11))
         c.sweep.num_seeds = 1
         c.train.num_steps = 8_000
-        c.train.chunk_steps = 2_000
         return c
     raise ValueError(f"unknown variant {arg!r} (expected base, small, dims, medium or medium_dims)")
