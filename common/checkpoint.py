@@ -125,6 +125,51 @@ class Checkpointer:
         self.close()
 
 
+def _select(pred: jax.Array, a: Any, b: Any) -> Any:
+    if _is_key(a):
+        impl = jax.random.key_impl(a)
+        return jax.random.wrap_key_data(jnp.where(pred, jax.random.key_data(a), jax.random.key_data(b)), impl=impl)
+    return jnp.where(pred, a, b)
+
+
+NONFINITE = "first_nonfinite"  # the metrics key through which a chunk reports its first non-finite step
+
+
+def guarded_scan(
+    step_fn: Callable[[Any, jax.Array], tuple[Any, Any]],
+    state: Any,
+    start_step: Any,
+    length: int,
+    *,
+    watch: Callable[[Any], Any] | None = None,
+) -> tuple[Any, Any, jax.Array]:
+    """`lax.scan` of `step_fn(state, step) -> (state, out)` over steps start_step .. start_step+length-1 that stops.
+
+    At the first step whose watched outputs (`watch(out)`, default every floating leaf of `out`) hold a NaN or an
+    infinity, the state stops being updated: it stays the state before that step for the rest of the chunk. Returns
+    `(state, outs, first_nonfinite)` with `outs` stacked over the chunk's steps and `first_nonfinite` the int32
+    global step number at which it happened (-1 when every step was finite). Put it in the chunk's metrics under
+    `checkpoint.NONFINITE`: `run_chunked` then stops the run there, naming the step, without saving the bad state.
+    Works unchanged under `vmap` (one first_nonfinite per run).
+    """
+    watch = watch or (lambda out: out)
+
+    def body(carry, i):
+        st, bad = carry
+        step = jnp.asarray(start_step, jnp.int32) + i
+        new, out = step_fn(st, step)
+        leaves = [jnp.asarray(x) for x in jax.tree.leaves(watch(out))]
+        leaves = [x for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)]
+        ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
+        keep = (bad < 0) & ok
+        st = jax.tree.map(lambda a, b: _select(keep, a, b), new, st)
+        bad = jnp.where((bad < 0) & ~ok, step, bad)
+        return (st, bad), out
+
+    (state, bad), outs = jax.lax.scan(body, (state, jnp.array(-1, jnp.int32)), jnp.arange(length, dtype=jnp.int32))
+    return state, outs, bad
+
+
 def run_chunked(
     chunk_fn: Callable[[Any, int], tuple[Any, Any]],
     init_state: Any,
