@@ -657,6 +657,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         },
         "large_lr": large,
         "independent_fraction_layers": nets["layer_names"],
+        "data_source": nets["source"],
     }
 
 

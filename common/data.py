@@ -1,11 +1,18 @@
 """Data sets as numpy arrays: tfds when the set is on disk, scikit-learn digits as an offline fallback, synthetic sets.
 
     ds = data.load("mnist", "train", data_dir=config.data_dir, allow_fallback=config.allow_fallback)
-    ds.source   # "tfds:mnist" or "sklearn:digits (fallback for tfds:mnist)": record it in results.json
+    ds.source   # "tfds:mnist" or "sklearn:digits (fallback for tfds:mnist)": record it as results["data_source"]
 
 No download is attempted: this project runs on machines without internet. The tfds path uses `tfds.load` where
-TensorFlow is installed and `tfds.data_source` (array_record, no TensorFlow) otherwise; `data_dir` defaults to
-$TFDS_DATA_DIR, then tfds' own default. Images are float32 in [0, 1], shape [N, H, W, C]; labels int32.
+TensorFlow is installed and `tfds.data_source` (array_record, no TensorFlow, read in batches) otherwise; `data_dir`
+defaults to $TFDS_DATA_DIR, then tfds' own default. tensorflow-datasets is the optional `data` extra
+(`pip install -e '.[data]'`). Images are float32 in [0, 1], shape [N, H, W, C]; labels int32.
+
+Split strings follow tfds ("train", "test[:100]", "train[10%:20%]", "train[-500:]", "train[:10%]+test[:10%]"); the
+digits set honours them the same way (percent boundaries rounded to the closest example, as tfds does).
+Only a set that is not available offline (tensorflow-datasets missing, or the set not prepared on disk) falls back to
+digits, and only with `allow_fallback`; an unknown name, an unknown split or an error while reading a prepared set
+is raised.
 """
 
 from __future__ import annotations
@@ -13,10 +20,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
 from absl import logging
+
+INSTALL_HINT = "pip install -e '.[data]'"
+READ_BATCH = 4096  # records per tfds.data_source read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,26 +47,127 @@ class DataUnavailable(Exception):
     """The requested data set is not available offline and no fallback was allowed."""
 
 
+class UnknownDataset(DataUnavailable):
+    """The name is neither 'digits' nor a data set tfds knows: a typo, never a reason to fall back."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# split strings
+
+
+_SUB_SPEC = re.compile(r"^(?P<name>[\w-]+)(\[(?P<selector>[\d%:.-]+)\])?$")
+_BOUNDARY = re.compile(r"^(?P<val>-?\d+(\.\d*)?)?(?P<pct>%)?$")
+
+
+def _boundary(match, default: int, n: int, percent: bool) -> int:
+    if match["val"] is None:
+        return default
+    return int(round(float(match["val"]) * n / 100.0)) if percent else int(match["val"])
+
+
+def split_indices(split: str, sizes: dict[str, int]) -> list[tuple[str, int, int]]:
+    """Resolves a tfds split string against split `sizes` into (split name, start, stop) pieces, as tfds does.
+
+    "train[:100]" -> [("train", 0, 100)]; "train[10%:20%]" rounds each percent boundary to the closest example;
+    negative boundaries count from the end; "a+b" concatenates. A slice beyond the split is a ValueError.
+    """
+    pieces = []
+    for spec in re.split(r"\s*\+\s*", split.strip()):
+        m = _SUB_SPEC.match(spec)
+        if not m:
+            raise ValueError(f"unrecognised split {spec!r} (e.g. 'train', 'train[:100]', 'test[10%:20%]')")
+        name, selector = m["name"], m["selector"]
+        if name not in sizes:
+            raise ValueError(f"unknown split {name!r}; this set has {', '.join(map(repr, sizes))}")
+        n = int(sizes[name])
+        if selector is None:
+            pieces.append((name, 0, n))
+            continue
+        bounds = selector.split(":")
+        parsed = [_BOUNDARY.match(b) for b in bounds]
+        if len(bounds) != 2 or not all(parsed) or not any(b for b in bounds):
+            raise ValueError(f"unrecognised split {spec!r}: a slice is [from:to] with integers or percentages")
+        percent = any(p["pct"] for p in parsed)
+        if not percent and any("." in (p["val"] or "") for p in parsed):
+            raise ValueError(f"unrecognised split {spec!r}: absolute boundaries are integers")
+
+        start, stop = (_boundary(p, default, n, percent) for p, default in zip(parsed, (0, n), strict=True))
+        if abs(start) > n or abs(stop) > n:
+            raise ValueError(f"split {spec!r}: slice [{bounds[0]}:{bounds[1]}] is beyond its {n} examples")
+        start, stop = start % n if start < 0 else start, stop % n if stop < 0 else stop
+        pieces.append((name, start, max(start, stop)))
+    return pieces
+
+
+# ----------------------------------------------------------------------------------------------------------
+# tfds
+
+
+class _NotOnDisk(Exception):
+    """Internal: tfds says the set is not prepared in the data directory."""
+
+
 def _tfds_data_dir(data_dir: str | None) -> str | None:
     return data_dir or os.environ.get("TFDS_DATA_DIR") or None
 
 
-def _from_tfds(name: str, split: str, data_dir: str | None) -> Dataset:
-    import tensorflow_datasets as tfds
+def _import_tfds():
+    """tensorflow_datasets, or None when it is not installed (a broken install of it is raised)."""
+    try:
+        import tensorflow_datasets as tfds
+    except ModuleNotFoundError as e:
+        if e.name != "tensorflow_datasets":
+            raise
+        return None
+    return tfds
 
+
+def _is_prepared(tfds, name: str, data_dir: str | None) -> bool:
+    return bool(tfds.builder(name, data_dir=data_dir).is_prepared())
+
+
+def _open_tfds(tfds, name: str, split: str, data_dir: str | None):
+    """Opens the split without reading it: (kind, handle, info). Raises tfds' own errors."""
     if importlib.util.find_spec("tensorflow") is not None:
-        arrays = tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir, batch_size=-1, download=False))
+        ds = tfds.load(name, split=split, data_dir=data_dir, batch_size=-1, download=False)
+        return "tf", ds, tfds.builder(name, data_dir=data_dir).info
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    return "source", source, source.dataset_info
+
+
+def _read_source(source, batch: int = READ_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """All records of a tfds data source, fetched `batch` keys at a time (one call per batch, not per record)."""
+    n = len(source)
+    images = labels = None
+    for start in range(0, n, batch):
+        records = source.__getitems__(list(range(start, min(start + batch, n))))
+        if images is None:
+            first = np.asarray(records[0]["image"])
+            images = np.empty((n, *first.shape), first.dtype)
+            labels = np.empty((n,), np.int64)
+        images[start : start + len(records)] = np.stack([r["image"] for r in records])
+        labels[start : start + len(records)] = [r["label"] for r in records]
+    return images, labels
+
+
+def _from_tfds(tfds, name: str, split: str, data_dir: str | None) -> Dataset:
+    try:
+        kind, handle, info = _open_tfds(tfds, name, split, data_dir)
+    except tfds.core.DatasetNotFoundError as e:
+        raise UnknownDataset(f"data set {name!r} is neither 'digits' nor a tfds data set") from e
+    except (AssertionError, NotImplementedError, OSError) as e:
+        # What tfds raises for a set that is not on disk (download=False); anything else, or any error for a set
+        # that is prepared, is a real error and is raised.
+        if _is_prepared(tfds, name, data_dir):
+            raise
+        raise _NotOnDisk(str(e)) from e
+    if kind == "tf":
+        arrays = tfds.as_numpy(handle)
         images, labels = arrays["image"], arrays["label"]
-        info = tfds.builder(name, data_dir=data_dir).info
     else:
-        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-        n = len(source)
-        if n == 0:
+        if len(handle) == 0:
             raise DataUnavailable(f"tfds:{name} split {split!r} is empty")
-        records = [source[i] for i in range(n)]
-        images = np.stack([r["image"] for r in records])
-        labels = np.asarray([r["label"] for r in records])
-        info = source.dataset_info
+        images, labels = _read_source(handle)
     num_classes = int(info.features["label"].num_classes)
     x = np.asarray(images, dtype=np.float32) / 255.0
     if x.ndim == 3:
@@ -63,8 +175,15 @@ def _from_tfds(name: str, split: str, data_dir: str | None) -> Dataset:
     return Dataset(x, np.asarray(labels, dtype=np.int32), num_classes, f"tfds:{name}")
 
 
+# ----------------------------------------------------------------------------------------------------------
+# digits and load
+
+
 def digits(split: str = "train", *, test_fraction: float = 0.2) -> Dataset:
-    """scikit-learn's 8x8 handwritten digits (1,797 real images, ships offline), a fixed 80/20 train/test split."""
+    """scikit-learn's 8x8 handwritten digits (1,797 real images, ships offline), a fixed 80/20 train/test split.
+
+    `split` is a tfds split string over the splits 'train' (1,438) and 'test' (359), or 'all' (1,797).
+    """
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -72,46 +191,46 @@ def digits(split: str = "train", *, test_fraction: float = 0.2) -> Dataset:
     y = bunch.target.astype(np.int32)
     perm = np.random.default_rng(0).permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
-    base = split.split("[")[0]
-    if base == "train":
-        idx = perm[n_test:]
-    elif base == "test":
-        idx = perm[:n_test]
-    elif base == "all":
+    order = {"train": perm[n_test:], "test": perm[:n_test], "all": perm}
+    if split.strip() == "all":
         idx = perm
     else:
-        raise ValueError(f"digits has splits 'train', 'test', 'all'; got {split!r}")
+        pieces = split_indices(split, {"train": len(y) - n_test, "test": n_test})
+        idx = np.concatenate([order[name][start:stop] for name, start, stop in pieces])
     return Dataset(x[idx], y[idx], 10, "sklearn:digits")
 
 
 def load(name: str, split: str, *, data_dir: str | None = None, allow_fallback: bool = False) -> Dataset:
     """Loads `split` of the image-classification set `name` as numpy arrays, without downloading.
 
-    `name == "digits"` is scikit-learn's digits. Otherwise tfds is used; when the set is not on disk, a clear message
-    is logged and, only if `allow_fallback`, the digits set is returned with a source saying so; else DataUnavailable.
+    `name == "digits"` is scikit-learn's digits. Otherwise tfds is used. When the set is not available offline
+    (tensorflow-datasets not installed, or the set not prepared in the data directory) a message saying which is
+    logged and, only if `allow_fallback`, the digits set (same split string) is returned with a source saying so;
+    else DataUnavailable. An unknown name raises UnknownDataset; other errors propagate.
     """
     if name == "digits":
         return digits(split)
     data_dir = _tfds_data_dir(data_dir)
-    try:
-        return _from_tfds(name, split, data_dir)
-    except DataUnavailable:
-        raise
-    except Exception as e:  # noqa: BLE001 - tfds raises many kinds of errors for a set that is not prepared
-        where = data_dir or os.path.expanduser("~/tensorflow_datasets")
-        if not os.path.isdir(os.path.join(where, name)):
-            reason = "no prepared copy there, and nothing is downloaded"
-        else:
-            reason = f"{type(e).__name__}: " + " ".join(str(e).split())[:200]
+    where = data_dir or os.path.expanduser("~/tensorflow_datasets")
+    tfds = _import_tfds()
+    if tfds is None:
         msg = (
-            f"tfds:{name} split {split!r} is not available offline in {where} ({reason}); "
-            "prepare it there (or set TFDS_DATA_DIR), or allow the scikit-learn digits fallback"
+            f"tfds:{name} split {split!r} is not available offline: tensorflow-datasets is not installed "
+            f"(install it with {INSTALL_HINT}), or use the scikit-learn digits fallback"
         )
-        if not allow_fallback:
-            raise DataUnavailable(msg) from e
-        logging.warning("%s -> using scikit-learn digits instead", msg)
-        ds = digits(split)
-        return dataclasses.replace(ds, source=f"sklearn:digits (fallback for tfds:{name})")
+    else:
+        try:
+            return _from_tfds(tfds, name, split, data_dir)
+        except _NotOnDisk:
+            msg = (
+                f"tfds:{name} split {split!r} is not available offline in {where} (not prepared there, and nothing "
+                "is downloaded); prepare it there (or set TFDS_DATA_DIR), or allow the scikit-learn digits fallback"
+            )
+    if not allow_fallback:
+        raise DataUnavailable(msg)
+    logging.warning("%s -> using scikit-learn digits instead", msg)
+    ds = digits(split)
+    return dataclasses.replace(ds, source=f"sklearn:digits (fallback for tfds:{name})")
 
 
 def batches(

@@ -107,6 +107,13 @@ def _need(root: str, name: str) -> dict:
     return metrics.read_json(p)
 
 
+def _data_source(source: pipeline.EmbedSource) -> str:
+    """What the run deduplicated, as recorded in results.json (`data_source`, as in every package)."""
+    if source.kind == "synthetic":
+        return "synthetic:planted_duplicates (dedup.synthetic)"
+    return f"{'embeddings' if source.kind == 'file' else 'texts'}:{os.path.abspath(source.path)}"
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Runs the selected stages into config.pipeline_dir (default <workdir>/pipeline) and, after
     select, returns n_items, n_clusters, eps → {kept, removed, kept_fraction} and, on synthetic
@@ -121,6 +128,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     timings: dict[str, float] = {}
     results: dict = {
         "source": source.kind if source.kind != "texts" else f"texts:{source.path}",
+        "data_source": _data_source(source),
         "stages_run": stages,
     }
 

@@ -101,6 +101,24 @@ def test_settings_share_duplicate_runs():
     assert all(len(v) == c.train.num_seeds for v in settings.values())
 
 
+def test_results_record_the_data_source(monkeypatch, tmp_path):
+    # The parts are stubbed: this checks that run() carries the source the data loader reported into results.
+    nets = {
+        "fraction": {},
+        "test_acc": {},
+        "layer_names": {"mlp": []},
+        "source": "sklearn:digits (fallback for tfds:x)",
+    }
+    monkeypatch.setattr(experiment, "trained_networks", lambda *a: nets)
+    monkeypatch.setattr(experiment, "attractivity", lambda *a: {})
+    monkeypatch.setattr(experiment, "teacher_student", lambda *a: {})
+    monkeypatch.setattr(experiment, "figures", lambda *a: None)
+    c = default.get_config("smoke")
+    c.large_lr.durations = ()
+    res = experiment.run(c, str(tmp_path))
+    assert res["data_source"] == "sklearn:digits (fallback for tfds:x)"
+
+
 @pytest.mark.slow
 def test_smoke_run_end_to_end(tmp_path):
     c = default.get_config("smoke")
@@ -112,7 +130,9 @@ def test_smoke_run_end_to_end(tmp_path):
         "teacher_student",
         "large_lr",
         "independent_fraction_layers",
+        "data_source",
     }
+    assert res["data_source"] == "sklearn:digits"
     assert res["independent_fraction_layers"] == {"mlp": ["fc1", "fc2"], "cnn": ["conv1", "conv2"]}
     assert set(res["sde"]) == {"quartic", "single_neuron", "hidden_neuron"}
     assert res["sde"]["quartic"]["predicted"] == pytest.approx(np.sqrt(3))

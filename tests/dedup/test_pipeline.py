@@ -55,6 +55,7 @@ def test_results_files_and_partition(ref):
     for key in ("n_items", "n_clusters", "eps", "precision", "recall", "pairs_in_same_cluster"):
         assert key in r
     assert r["n_items"] == 2000 and r["n_clusters"] == 12
+    assert r["data_source"] == "synthetic:planted_duplicates (dedup.synthetic)"
     all_ids = np.arange(2000)
     x = np.load(os.path.join(workdir, "pipeline", "embed", "embeddings.npy"))
     labels = np.load(os.path.join(workdir, "pipeline", "cluster", "labels.npy"))
@@ -227,6 +228,7 @@ def test_user_embeddings_with_bad_rows(ref, tmp_path, caplog):
     wd = str(tmp_path / "user")
     r = app.execute(experiment, _cfg(embeddings=f, n_clusters=4), wd)
     assert r["n_items"] == 497 and r["n_total"] == 500
+    assert r["data_source"] == f"embeddings:{os.path.abspath(f)}"
     assert r["excluded_ids"] == {"non-finite": [7, 40], "zero": [11]}
     assert "precision" not in r
     warn = [m for m in caplog.messages if "excluded" in m]
