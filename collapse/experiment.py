@@ -483,6 +483,7 @@ def teacher_student(config: ml_collections.ConfigDict, key: jax.Array) -> dict[s
 # figures
 
 
+@plotting.styled
 def figures(config, workdir: str, nets: dict, sde: dict, tsr: dict) -> None:
     """Writes every PNG into ``workdir/figures``."""
     fig_dir = os.path.join(workdir, "figures")

@@ -227,6 +227,7 @@ def _summarise(results: dict, sel: dict, config, root: str, workdir: str, source
     _figures(workdir, results, sizes, nn, sel, group, config)
 
 
+@plotting.styled
 def _figures(workdir, results, sizes, nn, sel, group, config) -> None:
     figdir = os.path.join(workdir, "figures")
     eps = sorted(float(e) for e in results["eps"])

@@ -34,6 +34,7 @@ def _with_band(ax, xs, mean, std, color, label, **kw):
     ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
 
 
+@plotting.styled
 def loss_vs_m(results: dict, path: str) -> str:
     """Figure 1's shape: transformer, dMMSE and Ridge loss vs M on T_Pretrain (left) and T_True (right)."""
     ms = results["M"]
@@ -61,6 +62,7 @@ def loss_vs_m(results: dict, path: str) -> str:
     return plotting.save(fig, path)
 
 
+@plotting.styled
 def distance_vs_m(results: dict, path: str) -> str:
     """Distance of the model's predictions to Ridge and dMMSE on T_True vs M; distance to Ridge at both batch sizes."""
     ms = results["M"]
@@ -86,6 +88,7 @@ def distance_vs_m(results: dict, path: str) -> str:
     return plotting.save(fig, path)
 
 
+@plotting.styled
 def loss_vs_position(results: dict, path: str, max_curves: int = 5) -> str:
     """Loss per context position on T_Pretrain and T_True at a few M, with Ridge (dashed) for reference."""
     ms = results["M"]
@@ -109,6 +112,7 @@ def loss_vs_position(results: dict, path: str, max_curves: int = 5) -> str:
     return plotting.save(fig, path)
 
 
+@plotting.styled
 def threshold_vs_dim(by_dim: dict, path: str) -> str:
     """log2 M* vs D for both estimates (the paper: M* grows with D)."""
     c1, c2 = plotting.palette(2)

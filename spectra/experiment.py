@@ -97,6 +97,7 @@ def _theory_cdf(t, w, c):
     return grid, p, cdf, sup
 
 
+@plotting.styled
 def _density_experiment(config, key, workdir, mw):
     """(a) theory density vs simulated singular values; max abs quantile error per setting."""
     # Mid-point levels: a level equal to a bulk's exact mass (e.g. 1 - b when the signal bulk is
@@ -140,6 +141,7 @@ def _density_experiment(config, key, workdir, mw):
     return errors, integrals
 
 
+@plotting.styled
 def _overlap_experiment(config, key, workdir, mw):
     """(b) fraction of data singular vectors in the signal subspace, theory vs simulation; BBP."""
     errors = {}
@@ -266,6 +268,7 @@ def _phase_simulation(config, key, c):
     return out
 
 
+@plotting.styled
 def _phase_experiment(config, key, workdir, mw):
     """(c) phase diagram over (b, s): number of bulks, s_c(b) and the BBP limit."""
     c = config.phase_c
@@ -315,6 +318,7 @@ def _phase_experiment(config, key, workdir, mw):
     return sc, (agree / checked if checked else float("nan")), sims
 
 
+@plotting.styled
 def _finite_rank_experiment(config, key, workdir, mw):
     """(d) rank-K spikes at N = M: top singular values vs BBP (isolated outliers) and ESM theory."""
     n = config.finite_n
@@ -383,6 +387,7 @@ def _finite_rank_experiment(config, key, workdir, mw):
     return rows, s_c
 
 
+@plotting.styled
 def _denoise_experiment(config, key, workdir, mw):
     """(e) denoising and covariance tables (mean over seeds)."""
     n = config.denoise_n

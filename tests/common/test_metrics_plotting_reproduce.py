@@ -79,6 +79,65 @@ def test_plotting_save(tmp_path):
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert len(plotting.palette(12)) == 12
+    assert [p.name for p in (tmp_path / "figs").iterdir()] == ["a.png"]  # no temporary file left
+
+
+_IMPORT_PROBE = """
+import json, sys
+import matplotlib
+rc = matplotlib.rcParams
+snapshot = lambda: {k: repr(rc[k]) for k in rc if k != "backend"}  # reading "backend" would resolve it
+before, backend_before = snapshot(), rc._get_backend_or_none()
+import common.plotting as plotting
+after, backend_after = snapshot(), rc._get_backend_or_none()
+fig, ax = plotting.figure()
+print(json.dumps({"changed": sorted(k for k in before if before[k] != after[k]), "backend_before": backend_before,
+                  "backend_after_import": backend_after, "backend_after_figure": rc._get_backend_or_none(),
+                  "figure_dpi": fig.dpi, "linewidth_outside": rc["lines.linewidth"]}))
+"""
+
+
+def _probe(**env_extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    env.update(env_extra)
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE], cwd=reproduce.ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_plotting_import_changes_no_global_state():
+    out = _probe()  # headless: no display variables
+    assert out["changed"] == [] and out["backend_after_import"] == out["backend_before"] is None
+    assert out["backend_after_figure"] == "agg"  # matplotlib's own choice without a display
+    assert out["figure_dpi"] == plotting.STYLE["figure.dpi"] and out["linewidth_outside"] == 1.5
+    assert _probe(MPLBACKEND="svg")["backend_after_figure"] == "svg"  # the user's backend is honoured
+
+
+def test_plotting_style_reaches_artists_added_after_figure_and_is_restored():
+    import matplotlib
+
+    default_lw, default_legend_frame = matplotlib.rcParams["lines.linewidth"], matplotlib.rcParams["legend.frameon"]
+
+    @plotting.styled
+    def draw():
+        fig, ax = plotting.figure()
+        (line,) = ax.plot([0, 1], [0, 1], label="a")
+        legend = ax.legend()
+        label = ax.set_title("t")
+        return fig, ax, line, legend, label
+
+    fig, ax, line, legend, label = draw()
+    assert line.get_linewidth() == plotting.STYLE["lines.linewidth"] != default_lw
+    assert legend.get_frame_on() is plotting.STYLE["legend.frameon"] is not default_legend_frame
+    assert label.get_fontsize() == plotting.STYLE["axes.titlesize"] != 12  # default "large"
+    assert not ax.spines["top"].get_visible() and ax.xaxis.get_gridlines()[0].get_visible()
+    assert matplotlib.rcParams["lines.linewidth"] == default_lw  # restored on return
+    with plotting.style():
+        assert matplotlib.rcParams["lines.linewidth"] == plotting.STYLE["lines.linewidth"]
+    assert matplotlib.rcParams["lines.linewidth"] == default_lw
+    matplotlib.pyplot.close(fig)
 
 
 def test_reproduce_reports_unbuilt_packages_and_rejects_unknown(tmp_path):
