@@ -14,6 +14,7 @@ created. A finished run (results.json present) is reported, not redone, unless `
 
 from __future__ import annotations
 
+import glob
 import logging as py_logging
 import os
 import shutil
@@ -32,6 +33,18 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, optionally with ':variant'.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/<pkg>/<config-name>).")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "jax_distributed",
+    False,
+    "Join a multi-host run with jax.distributed.initialize() before anything touches the backend. On a TPU pod "
+    "slice or under SLURM this flag alone is enough; elsewhere add --coordinator_address, --num_processes and "
+    "--process_id. Every process runs the same command; process 0 alone writes files and logs.",
+)
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (implies --jax_distributed).")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "How many processes the run has (with --coordinator_address)."
+)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
 
 # Files and folders an experiment owns inside its workdir; `overwrite` removes exactly these.
 _OWNED = ("config.json", "results.json", "metrics.jsonl", "log.txt", "figures", "checkpoints")
@@ -83,28 +96,51 @@ def _config_dict(config: ConfigDict) -> dict:
     return metrics.to_jsonable(config.to_dict())
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+def _differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) for every field that differs, in sorted key order (`overwrite` ignored)."""
     keys = sorted(set(old) | set(new))
     out = []
     for k in keys:
         if prefix == "" and k == "overwrite":
             continue
-        a, b = old.get(k), new.get(k)
+        a, b = old.get(k, _ABSENT), new.get(k, _ABSENT)
         if isinstance(a, dict) and isinstance(b, dict):
             out += _differences(a, b, prefix + k + ".")
         elif a != b:
-            out.append(prefix + k)
+            out.append((prefix + k, a, b))
     return out
 
 
-def _is_writer() -> bool:
-    """Only process 0 writes files in a multi-host run."""
-    try:
-        import jax
+class _Absent:
+    def __repr__(self) -> str:
+        return "absent"
 
-        return jax.process_index() == 0
-    except Exception:  # pragma: no cover - jax always present in this project
-        return True
+
+_ABSENT = _Absent()
+
+
+def _owned_paths(experiment: Any, workdir: str) -> list[str]:
+    """Every path in `workdir` the experiment owns: the standard outputs and its declared `OUTPUTS` patterns."""
+    patterns = list(_OWNED) + list(getattr(experiment, "OUTPUTS", ()))
+    paths = []
+    for pattern in patterns:
+        if os.path.isabs(pattern) or ".." in pattern.split("/"):
+            raise ValueError(f"OUTPUTS entries are patterns inside the workdir, got {pattern!r}")
+        paths += glob.glob(os.path.join(glob.escape(workdir), pattern))
+    return sorted(set(paths))
+
+
+def is_writer() -> bool:
+    """Whether this process writes files and logs (process 0 of a multi-host run; always True on one host)."""
+    return metrics.is_writer()
+
+
+def _barrier(name: str) -> None:
+    """All processes of a multi-host run wait here (no-op on one host)."""
+    if metrics.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
@@ -119,29 +155,33 @@ def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
     overwrite = bool(config.get("overwrite", False))
     new_cfg = _config_dict(config)
 
-    if os.path.exists(results_path) and not overwrite:
-        logging.info("finished run found in %s; not redone (pass --config.overwrite=True to redo)", workdir)
-        return metrics.read_json(results_path)
     if os.path.exists(config_path) and not overwrite:
         diff = _differences(metrics.read_json(config_path), new_cfg)
         if diff:
+            key, a, b = diff[0]
+            state = "finished" if os.path.exists(results_path) else "unfinished"
             raise ConfigError(
-                diff[0],
-                f"differs from the unfinished run in {workdir}; use another --workdir or --config.overwrite=True",
+                key,
+                f"is {a!r} in the {state} run in {workdir} but {b!r} in this config; name another --workdir for a "
+                "fresh run, or pass --config.overwrite=True to replace that one",
             )
+    if os.path.exists(results_path) and not overwrite:
+        logging.info("finished run found in %s; not redone (pass --config.overwrite=True to redo)", workdir)
+        return metrics.read_json(results_path)
 
     created = not os.path.exists(workdir)
-    writer = _is_writer()
+    _barrier("workdir checked")  # every process has looked before process 0 creates anything
+    writer = is_writer()
     if writer:
         if overwrite:
-            for name in _OWNED:
-                p = os.path.join(workdir, name)
-                if os.path.isdir(p):
+            for p in _owned_paths(experiment, workdir):
+                if os.path.isdir(p) and not os.path.islink(p):
                     shutil.rmtree(p)
-                elif os.path.exists(p):
+                elif os.path.lexists(p):
                     os.unlink(p)
         os.makedirs(workdir, exist_ok=True)
         metrics.atomic_write_json(config_path, new_cfg)
+    _barrier("config written")
     handler = None
     if writer:
         handler = py_logging.FileHandler(os.path.join(workdir, "log.txt"))
@@ -246,10 +286,50 @@ def use_cores_as_devices() -> int | None:
     return cores
 
 
+def initialize_distributed(
+    enabled: bool = False,
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> bool:
+    """Calls `jax.distributed.initialize` when asked (or when a coordinator address is given); returns whether it did.
+
+    Must run before anything touches the JAX backend. With no address, JAX detects the cluster (TPU pod slices,
+    SLURM, Open MPI); otherwise all three of address, process count and process id are needed. Processes other
+    than 0 log warnings and errors only.
+    """
+    explicit = [coordinator_address, num_processes, process_id]
+    if not enabled and all(v is None for v in explicit):
+        return False
+    if any(v is not None for v in explicit) and any(v is None for v in explicit):
+        raise ConfigError(
+            "coordinator_address",
+            "--coordinator_address, --num_processes and --process_id go together (or pass --jax_distributed alone "
+            "on a TPU pod slice or under SLURM)",
+        )
+    if num_processes is not None and not 0 <= process_id < num_processes:
+        raise ConfigError("process_id", f"must be in [0, {num_processes}), got {process_id}")
+    import jax
+
+    kwargs = {}
+    if coordinator_address is not None:
+        kwargs = dict(coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id)
+    jax.distributed.initialize(**kwargs)
+    if not metrics.is_writer():
+        logging.set_verbosity(logging.WARNING)
+    return True
+
+
 def run(experiment: Any) -> None:
     """Runs `experiment` from the command line (see the module docstring)."""
 
     def main(argv: list[str]) -> None:
+        try:
+            distributed = initialize_distributed(
+                _DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
+            )
+        except ConfigError as e:
+            _fail("config error", e, 2)
         cores = use_cores_as_devices()
         if len(argv) > 1:
             _fail("config error", ValueError(f"unexpected arguments {argv[1:]}"), 2)
@@ -264,6 +344,8 @@ def run(experiment: Any) -> None:
         logging.info("config %s -> workdir %s", spec, workdir)
         if cores is not None:
             logging.info("CPU: one XLA device per core (%d)", cores)
+        if distributed:
+            logging.info("multi-host: process %d of %d", metrics.process_index(), metrics.process_count())
         try:
             execute(experiment, _CONFIG.value, workdir)
         except ConfigError as e:

@@ -11,17 +11,20 @@ uninterrupted run ends (on CPU). Typed PRNG keys in the state are stored as thei
 
 from __future__ import annotations
 
+import errno
 import logging as logging_stdlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
 from common import metrics
+from common.app import UserError
 
 
 class _QuietOrbax(logging_stdlib.Filter):
@@ -59,6 +62,64 @@ def _abstract(tree: Any) -> Any:
     return jax.tree.map(leaf, tree)
 
 
+class CheckpointMismatch(UserError):
+    """A checkpoint whose structure or shapes differ from what this config builds (exit 2 through the CLI)."""
+
+
+def _path_name(path: tuple) -> str:
+    """'opt/0/mu' for a key path, the same whether a node is a namedtuple (attribute) or a dict (as orbax stores it)."""
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return "/".join(parts)
+
+
+def _leaf_specs(tree: Any) -> dict[str, tuple]:
+    """{path: (shape, dtype)} of every array leaf of a state tree or of orbax's stored metadata tree."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        shape = getattr(leaf, "shape", None)
+        dtype = getattr(leaf, "dtype", None)
+        out[_path_name(path)] = (
+            tuple(shape) if shape is not None else None,
+            str(jnp.dtype(dtype)) if dtype is not None else None,
+        )
+    return out
+
+
+def _mismatch_message(directory: str, step: int, stored: dict, wanted: dict) -> str:
+    for path in sorted(set(stored) | set(wanted)):
+        a, b = stored.get(path), wanted.get(path)
+        if a != b:
+
+            def fmt(x):
+                return "absent" if x is None else f"shape {x[0]} {x[1]}"
+
+            return (
+                f"the checkpoint at step {step} in {directory} does not match this config: {path} is "
+                f"{fmt(a)} in the checkpoint, {fmt(b)} here; use another --workdir or --config.overwrite=True"
+            )
+    return f"the checkpoint at step {step} in {directory} does not match this config"
+
+
+_RESOURCE_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "OOM", "No space left")
+
+
+def _is_resource_error(e: BaseException) -> bool:
+    """Out of memory or out of disk: worth re-raising rather than discarding a good checkpoint."""
+    if isinstance(e, MemoryError):
+        return True
+    if isinstance(e, OSError) and e.errno in (errno.ENOMEM, errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(e)
+    return any(m in text for m in _RESOURCE_MARKERS) or (e.__cause__ is not None and _is_resource_error(e.__cause__))
+
+
 class Checkpointer:
     """An orbax CheckpointManager: `save` every `save_every` steps, keeping the `keep` most recent checkpoints."""
 
@@ -70,7 +131,9 @@ class Checkpointer:
         self.directory = os.path.abspath(directory)
         self.save_every = int(save_every)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=True)
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler()
+        )
 
     def steps(self) -> list[int]:
         """Steps with a finalized checkpoint, oldest first."""
@@ -79,26 +142,46 @@ class Checkpointer:
     def restore_latest_or(self, init_state: Any) -> tuple[Any, int]:
         """Returns (state, step) from the newest readable checkpoint, or (init_state, 0) when there is none.
 
-        `init_state` gives the structure, dtypes and shardings. A checkpoint that cannot be read (corrupt or half
-        written) is skipped with a warning and the previous one is used.
+        `init_state` gives the structure, dtypes and shardings. Three kinds of failure are told apart:
+        - a half-written or corrupt step (its metadata or data cannot be read) is skipped with a warning and the
+          previous one is used;
+        - a checkpoint whose structure, shapes or dtypes differ from `init_state` raises `CheckpointMismatch` (the
+          CLI exits 2: the workdir holds a run of another config or another version of the code);
+        - resource errors while restoring (out of memory, no space) are re-raised as they are.
         """
         self._manager.reload()
         template = _strip_keys(init_state)
         abstract = {"state": _abstract(template)}
         for step in reversed(self.steps()):
             try:
+                stored = self._manager.item_metadata(step)
+                stored = _leaf_specs(stored)
+            except Exception as e:  # noqa: BLE001 - unreadable metadata: a damaged or half-written step
+                if _is_resource_error(e):
+                    raise
+                self._warn_unreadable(step, e)
+                continue
+            wanted = _leaf_specs(abstract)
+            if stored != wanted:
+                raise CheckpointMismatch(_mismatch_message(self.directory, step, stored, wanted))
+            try:
                 restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-            except Exception as e:  # noqa: BLE001 - any failure to read means this checkpoint is unusable
-                logging.warning(
-                    "checkpoint at step %d in %s is unreadable (%s); trying the previous one",
-                    step,
-                    self.directory,
-                    " ".join(str(e).split())[:200],
-                )
+            except Exception as e:  # noqa: BLE001 - metadata matched, so a failure here means damaged data
+                if _is_resource_error(e):
+                    raise
+                self._warn_unreadable(step, e)
                 continue
             logging.info("resumed from checkpoint at step %d (%s)", step, self.directory)
             return _restore_keys(init_state, restored["state"]), int(step)
         return init_state, 0
+
+    def _warn_unreadable(self, step: int, e: BaseException) -> None:
+        logging.warning(
+            "checkpoint at step %d in %s is unreadable (%s); trying the previous one",
+            step,
+            self.directory,
+            " ".join(str(e).split())[:200],
+        )
 
     def save(self, step: int, state: Any, *, force: bool = False) -> bool:
         """Saves `state` at `step` if step is a multiple of save_every (or `force`); returns whether it saved."""
@@ -170,6 +253,27 @@ def guarded_scan(
     return state, outs, bad
 
 
+def _stop_if_nonfinite(chunk_metrics: Any, checkpointer: Checkpointer | None, desc: str) -> None:
+    """Raises NonFiniteError naming the first non-finite step a chunk reported under NONFINITE (see guarded_scan)."""
+    if not isinstance(chunk_metrics, Mapping) or NONFINITE not in chunk_metrics:
+        return
+    from common import sweep  # a sweep's metrics may span several hosts
+
+    bad = np.atleast_1d(sweep.to_numpy(chunk_metrics[NONFINITE])).reshape(-1)
+    hits = np.flatnonzero(bad >= 0)
+    if hits.size == 0:
+        return
+    first = int(bad[hits].min())
+    run = int(hits[np.argmin(bad[hits])])
+    where = f" (run {run})" if bad.size > 1 else ""
+    kept = ""
+    if checkpointer is not None:
+        checkpointer.wait()
+        steps = checkpointer.steps()
+        kept = f"; the last good checkpoint is step {steps[-1]}" if steps else "; no checkpoint was written"
+    raise metrics.NonFiniteError(f"{desc}: non-finite loss at step {first}{where}; stopping{kept}")
+
+
 def run_chunked(
     chunk_fn: Callable[[Any, int], tuple[Any, Any]],
     init_state: Any,
@@ -203,6 +307,7 @@ def run_chunked(
     try:
         while step < num_steps:
             state, chunk_metrics = chunk_fn(state, step)
+            _stop_if_nonfinite(chunk_metrics, checkpointer, desc)
             step += chunk_steps
             if on_chunk is not None:
                 on_chunk(step, chunk_metrics)

@@ -15,6 +15,41 @@ import numpy as np
 from absl import logging
 
 
+def process_index() -> int:
+    """This process's index in a multi-host run (0 on one host), read without starting the JAX backend."""
+    try:
+        from jax._src import distributed
+
+        state = distributed.global_state
+        if getattr(state, "client", None) is not None and state.process_id is not None:
+            return int(state.process_id)
+    except (ImportError, AttributeError):  # pragma: no cover - private API moved: fall back to the public one
+        import jax
+
+        return jax.process_index()
+    return 0
+
+
+def process_count() -> int:
+    """How many processes a multi-host run has (1 on one host), read without starting the JAX backend."""
+    try:
+        from jax._src import distributed
+
+        state = distributed.global_state
+        if getattr(state, "client", None) is not None and state.num_processes is not None:
+            return int(state.num_processes)
+    except (ImportError, AttributeError):  # pragma: no cover
+        import jax
+
+        return jax.process_count()
+    return 1
+
+
+def is_writer() -> bool:
+    """Process 0 alone writes files and logs in a multi-host run."""
+    return process_index() == 0
+
+
 class NonFiniteError(FloatingPointError):
     """A loss or metric became NaN or infinite; training stops at that step."""
 
@@ -94,15 +129,21 @@ class MetricWriter:
     """Appends one JSON object per logged step to a JSONL file (`step`, `run`, metric names).
 
     On resume, rows with a step beyond the restored step can be dropped with `truncate_after(step)` so a killed run
-    that is restarted does not leave duplicated rows.
+    that is restarted does not leave duplicated rows. In a multi-host run only process 0 opens and writes the file;
+    on the others every method does nothing.
     """
 
     def __init__(self, path: str):
         self.path = path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._f = open(path, "a")
+        self.active = is_writer()
+        self._f = None
+        if self.active:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self._f = open(path, "a")
 
     def write(self, step: int, run: int | str | None = None, **scalars: Any) -> None:
+        if not self.active:
+            return
         row: dict[str, Any] = {"step": int(step)}
         if run is not None:
             row["run"] = run
@@ -116,6 +157,8 @@ class MetricWriter:
         With `run_prefix`, only rows whose `run` starts with it are dropped: an experiment that trains several
         sweeps into one file (each restarting at step 0) resumes one of them without touching the others' rows.
         """
+        if not self.active:
+            return
         self._f.close()
 
         def keep(row: dict) -> bool:
@@ -129,7 +172,8 @@ class MetricWriter:
         self._f = open(self.path, "a")
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
 
     def __enter__(self) -> MetricWriter:
         return self

@@ -156,7 +156,7 @@ def sorted_grid(
             raise ConfigError(key, f"entries must be >= 0, got {tuple(seq)!r}")
         if (low is not None and x < low) or (high is not None and x > high):
             raise ConfigError(key, f"entries must lie in [{low}, {high}], got {tuple(seq)!r}")
-    pairs = list(zip(seq, seq[1:]))
+    pairs = list(zip(seq[:-1], seq[1:], strict=True))
     if strict and any(b <= a for a, b in pairs):
         raise ConfigError(key, f"must be strictly increasing (sorted, no repeats), got {tuple(seq)!r}")
     if not strict and any(b < a for a, b in pairs):

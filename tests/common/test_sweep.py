@@ -68,7 +68,7 @@ def test_run_i_of_sweep_equals_run_alone(seeds):
 def test_output_sharded_over_runs_and_no_recompilation():
     train = make_train()
     g = sweep.grid([0, 1, 2, 3], lr=[0.01, 0.05], noise=[0.5])  # 8 runs on 4 devices
-    w, losses = sweep.sweep(train, g.keys(), g.hparams)
+    w, losses = sweep.vmapped(train)(g.keys(), g.hparams)
     expected = NamedSharding(sweep.runs_mesh(), P(sweep.RUNS))
     assert w.sharding.is_equivalent_to(expected, w.ndim)
     assert len(w.sharding.device_set) == 4
@@ -77,26 +77,93 @@ def test_output_sharded_over_runs_and_no_recompilation():
     # (chex.assert_max_traces(n=1) on train raises if it were).
     g2 = sweep.grid([4, 5, 6, 7], lr=[0.02, 0.03], noise=[0.1])
     w2, _ = sweep.sweep(train, g2.keys(), g2.hparams)
-    assert not np.allclose(np.asarray(w), np.asarray(w2))
+    assert not np.allclose(np.asarray(w), w2)
+
+
+@pytest.mark.parametrize(
+    ("n_runs", "n_dev", "total"),
+    [(1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4), (5, 3, 6), (6, 3, 6), (7, 4, 8), (8, 4, 8), (9, 3, 9), (10, 4, 12)],
+)
+def test_devices_used_and_padding(n_runs, n_dev, total):
+    """min(devices, runs) devices' worth of work per device, and never more padding than that work minus one."""
+    assert len(sweep.runs_mesh(n_runs).devices.flat) == n_dev
+    assert sweep.padded_size(n_runs) == total
+    per_device = -(-n_runs // min(4, n_runs))
+    assert total // n_dev == per_device and total - n_runs < per_device
+    np.testing.assert_array_equal(sweep.mask(n_runs), np.arange(total) < n_runs)
 
 
 def test_padding_non_multiple_and_shared_arguments():
     def f(key, scale, table):
         return scale * table + jax.random.uniform(key)
 
-    g = sweep.grid([0, 1, 2], s=[1.0, 2.0])  # 6 runs -> padded to 8 on 4 devices, trimmed back
+    g = sweep.grid([0, 1, 2, 3, 4, 5, 6], s=[1.0])  # 7 runs -> padded to 8 on 4 devices, kept padded on device
     table = np.arange(3.0)
     out = sweep.vmapped(f, in_axes=(0, 0, None))(g.keys(), g.hparams["s"], table)
-    assert out.shape == (6, 3)
-    for i in range(6):
-        np.testing.assert_allclose(out[i], f(g.keys()[i], g.hparams["s"][i], table), rtol=1e-6)
+    assert out.shape == (8, 3) and out.sharding.spec == P(sweep.RUNS)
+    host = sweep.to_numpy(out, g.size)
+    assert host.shape == (7, 3)
+    for i in range(7):
+        np.testing.assert_allclose(host[i], f(g.keys()[i], g.hparams["s"][i], table), rtol=1e-6)
+    np.testing.assert_allclose(host[0], np.asarray(out)[7])  # the padding repeats run 0
     with pytest.raises(ValueError, match="same leading runs axis"):
         sweep.vmapped(f, in_axes=(0, 0, None))(g.keys(), np.ones(5), table)
 
 
+def _chunked_problem():
+    """A chunked Adam loop on per-run least squares: init(key, hp) -> state; chunk(state, hp, start) -> state, m."""
+    opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
+
+    def init(key, hp):
+        kx, kw = jax.random.split(key)
+        x = jax.random.normal(kx, (64, 16))
+        y = x @ jax.random.normal(kw, (16,)) * hp["scale"]
+        w = jnp.zeros(16)
+        return {"w": w, "opt": opt.init(w), "x": x, "y": y, "key": key}
+
+    def chunk(state, hp, start):
+        def step(st, t):
+            loss, g = jax.value_and_grad(lambda w: jnp.mean((st["x"] @ w - st["y"]) ** 2))(st["w"])
+            u, o = opt.update(g, st["opt"], st["w"])
+            return {**st, "w": optax.apply_updates(st["w"], u), "opt": o}, loss
+
+        state, losses = jax.lax.scan(step, state, start + jnp.arange(5))
+        return state, {"loss": losses[-1]}
+
+    return init, chunk
+
+
+def test_chunked_sweep_keeps_state_on_device_only_metrics_reach_the_host():
+    """Three chunks under transfer_guard('disallow'): the state is passed through, donated, never copied to the host."""
+    init, chunk = _chunked_problem()
+    g = sweep.grid([0, 1, 2, 3, 4, 5, 6], scale=[1.0])  # 7 runs: padded to 8 on 4 devices
+    hp = sweep.put(g.hparams, g.size)
+    state = sweep.vmapped(init)(g.keys(), hp)
+    step = sweep.vmapped(chunk, in_axes=(0, 0, None), donate_argnums=(0,))
+    state_bytes = sum(x.nbytes for x in jax.tree.leaves(state) if x.dtype != state["key"].dtype)
+    losses = []
+    for start in (0, 5, 10):
+        with jax.transfer_guard("disallow"):
+            old = state
+            state, m = step(state, hp, np.int32(start))
+        assert sweep.last_call_host_bytes == 4  # the step number; the state and hparams stayed on the devices
+        assert all(x.is_deleted() for x in jax.tree.leaves(old["w"]))  # donated
+        assert state["w"].shape[0] == 8 and state["w"].sharding.spec == P(sweep.RUNS)
+        losses.append(sweep.to_numpy(m["loss"], g.size))  # the only device-to-host copy
+    assert state_bytes > 7 * 64 * 16 * 4
+    # The same 15 steps for run 3 alone.
+    k3 = g.keys()[3]
+    st = jax.jit(init)(k3, {"scale": jnp.float32(1.0)})
+    for start in (0, 5, 10):
+        st, m3 = jax.jit(chunk)(st, {"scale": jnp.float32(1.0)}, jnp.int32(start))
+    np.testing.assert_allclose(sweep.to_numpy(state["w"], g.size)[3], st["w"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(losses[-1][3], m3["loss"], rtol=1e-5)
+
+
 def test_to_numpy():
-    out = sweep.to_numpy({"a": jnp.ones((4, 2))})
-    assert isinstance(out["a"], np.ndarray) and out["a"].shape == (4, 2)
+    out = sweep.to_numpy({"a": jnp.ones((4, 2)), "k": jax.random.split(jax.random.key(0), 4)}, 3)
+    assert isinstance(out["a"], np.ndarray) and out["a"].shape == (3, 2)
+    assert out["k"].dtype == np.uint32 and out["k"].shape[0] == 3
 
 
 def test_sweep_across_two_processes_joined_by_jax_distributed(tmp_path):
