@@ -1,0 +1,172 @@
+"""The classifiers pruned here, as plain pytrees: an MLP (the digits runs) and ResNet-20 with BatchNorm (CIFAR-10).
+
+A model is a `Model` with `init(key) -> (params, stats)` and `apply(params, stats, x, train) -> (logits, stats)`.
+`stats` holds BatchNorm running statistics (a 0-d placeholder for the MLP). Kernels are the leaves named "kernel"
+(dense [in, out], convolutions HWIO), the leaves `masks.is_kernel` prunes; biases and BatchNorm scales/offsets are
+not pruned. The output layer is the leaf under "head".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1  # PyTorch convention: running <- (1 - m) running + m batch
+
+
+def is_output(path, leaf) -> bool:
+    """The output layer's kernel: a leaf below a key named "head"."""
+    return any(getattr(k, "key", None) == "head" for k in path)
+
+
+def _dense_init(key: jax.Array, n_in: int, n_out: int) -> dict[str, jax.Array]:
+    """PyTorch's nn.Linear default: kernel and bias uniform in +-1/sqrt(fan_in)."""
+    kw, kb = jax.random.split(key)
+    bound = 1.0 / np.sqrt(n_in)
+    return {
+        "kernel": jax.random.uniform(kw, (n_in, n_out), minval=-bound, maxval=bound),
+        "bias": jax.random.uniform(kb, (n_out,), minval=-bound, maxval=bound),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+    """Fully connected ReLU network `in - widths... - num_classes` on flattened inputs (LeNet-300-100 shape)."""
+
+    input_dim: int
+    widths: tuple[int, ...]
+    num_classes: int
+
+    def init(self, key: jax.Array) -> tuple[dict[str, Any], jax.Array]:
+        sizes = (self.input_dim, *self.widths)
+        keys = jax.random.split(key, len(sizes))
+        hidden = [_dense_init(k, a, b) for k, a, b in zip(keys[:-1], sizes[:-1], sizes[1:], strict=True)]
+        head = _dense_init(keys[-1], sizes[-1], self.num_classes)
+        return {"hidden": hidden, "head": head}, jnp.zeros((), jnp.float32)
+
+    def apply(self, params, stats, x, train: bool = False):
+        h = x.reshape(x.shape[0], -1)
+        for layer in params["hidden"]:
+            h = jax.nn.relu(h @ layer["kernel"] + layer["bias"])
+        return h @ params["head"]["kernel"] + params["head"]["bias"], stats
+
+
+def _conv(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    pad = (w.shape[0] - 1) // 2
+    return jax.lax.conv_general_dilated(
+        x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+def _bn_params(c: int) -> dict[str, jax.Array]:
+    return {"scale": jnp.ones((c,)), "bias": jnp.zeros((c,))}
+
+
+def _bn_stats(c: int) -> dict[str, jax.Array]:
+    return {"mean": jnp.zeros((c,)), "var": jnp.ones((c,))}
+
+
+def _batch_norm(h, p, s, train: bool):
+    if train:
+        mean = h.mean(axis=(0, 1, 2))
+        var = jnp.mean(jnp.square(h - mean), axis=(0, 1, 2))
+        n = h.shape[0] * h.shape[1] * h.shape[2]
+        new = {
+            "mean": (1 - BN_MOMENTUM) * s["mean"] + BN_MOMENTUM * jax.lax.stop_gradient(mean),
+            "var": (1 - BN_MOMENTUM) * s["var"] + BN_MOMENTUM * jax.lax.stop_gradient(var * n / max(n - 1, 1)),
+        }
+    else:
+        mean, var, new = s["mean"], s["var"], s
+    return (h - mean) * jax.lax.rsqrt(var + BN_EPS) * p["scale"] + p["bias"], new
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNet:
+    """CIFAR ResNet-(6n+2) as in open_lth's cifar_resnet: 3x3 stem, three stages of n BasicBlocks (widths w, 2w, 4w,
+    stride 2 at the start of stages 2 and 3 with a 1x1 conv + BatchNorm shortcut), ReLU, global average pooling,
+    dense head. ResNet-20: n = 3, w = 16 (~272k parameters). Convolutions: Kaiming-normal (fan-in), no bias."""
+
+    blocks: int = 3
+    width: int = 16
+    num_classes: int = 10
+    in_channels: int = 3
+
+    def widths(self) -> Sequence[int]:
+        return (self.width, 2 * self.width, 4 * self.width)
+
+    def init(self, key: jax.Array) -> tuple[dict[str, Any], dict[str, Any]]:
+        keys = iter(jax.random.split(key, 3 + 3 * 3 * self.blocks))
+
+        def conv(k, kh, cin, cout):
+            return jax.random.normal(k, (kh, kh, cin, cout)) * np.sqrt(2.0 / (kh * kh * cin))
+
+        w0 = self.widths()[0]
+        params: dict[str, Any] = {"stem": {"kernel": conv(next(keys), 3, self.in_channels, w0), "bn": _bn_params(w0)}}
+        stats: dict[str, Any] = {"stem": {"bn": _bn_stats(w0)}}
+        blocks, bstats = [], []
+        c_in = w0
+        for s, c in enumerate(self.widths()):
+            for b in range(self.blocks):
+                blk = {
+                    "conv1": {"kernel": conv(next(keys), 3, c_in, c), "bn": _bn_params(c)},
+                    "conv2": {"kernel": conv(next(keys), 3, c, c), "bn": _bn_params(c)},
+                }
+                st = {"conv1": {"bn": _bn_stats(c)}, "conv2": {"bn": _bn_stats(c)}}
+                if s > 0 and b == 0:
+                    blk["short"] = {"kernel": conv(next(keys), 1, c_in, c), "bn": _bn_params(c)}
+                    st["short"] = {"bn": _bn_stats(c)}
+                blocks.append(blk)
+                bstats.append(st)
+                c_in = c
+        params["blocks"], stats["blocks"] = blocks, bstats
+        params["head"] = _dense_init(next(keys), c_in, self.num_classes)
+        return params, stats
+
+    def apply(self, params, stats, x, train: bool = False):
+        new: dict[str, Any] = {}
+        h, bn = _batch_norm(_conv(x, params["stem"]["kernel"], 1), params["stem"]["bn"], stats["stem"]["bn"], train)
+        new["stem"] = {"bn": bn}
+        h = jax.nn.relu(h)
+        new_blocks = []
+        for i, (blk, st) in enumerate(zip(params["blocks"], stats["blocks"], strict=True)):
+            stride = 2 if "short" in blk else 1
+            ns: dict[str, Any] = {}
+            z, bn1 = _batch_norm(_conv(h, blk["conv1"]["kernel"], stride), blk["conv1"]["bn"], st["conv1"]["bn"], train)
+            z, bn2 = _batch_norm(
+                _conv(jax.nn.relu(z), blk["conv2"]["kernel"], 1), blk["conv2"]["bn"], st["conv2"]["bn"], train
+            )
+            ns["conv1"], ns["conv2"] = {"bn": bn1}, {"bn": bn2}
+            if "short" in blk:
+                sc, bns = _batch_norm(
+                    _conv(h, blk["short"]["kernel"], stride), blk["short"]["bn"], st["short"]["bn"], train
+                )
+                ns["short"] = {"bn": bns}
+            else:
+                sc = h
+            h = jax.nn.relu(z + sc)
+            new_blocks.append(ns)
+            del i
+        new["blocks"] = new_blocks
+        logits = h.mean(axis=(1, 2)) @ params["head"]["kernel"] + params["head"]["bias"]
+        return logits, new
+
+
+def augment(key: jax.Array, x: jax.Array, pad: int = 4) -> jax.Array:
+    """Random crop from the zero-padded image (shift up to `pad` pixels) and random horizontal flip, per image."""
+    b, h, w, _ = x.shape
+    k_shift, k_flip = jax.random.split(key)
+    shifts = jax.random.randint(k_shift, (b, 2), 0, 2 * pad + 1)
+    flips = jax.random.bernoulli(k_flip, 0.5, (b,))
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+    def one(img, shift, flip):
+        crop = jax.lax.dynamic_slice(img, (shift[0], shift[1], 0), (h, w, img.shape[-1]))
+        return jnp.where(flip, crop[:, ::-1], crop)
+
+    return jax.vmap(one)(xp, shifts, flips)
