@@ -27,109 +27,81 @@ from collapse import invariant_sets as inv
 from collapse import teacher_student as ts
 from collapse import train
 from common import app, checkpoint, data, metrics, plotting, sweep
+from common import validate as check
 
 # ----------------------------------------------------------------------------------------------------------
 # validation
 
 
-def _positive(config: ml_collections.ConfigDict, *keys: str) -> None:
-    for key in keys:
-        node: Any = config
-        for part in key.split("."):
-            node = node[part]
-        values = node if isinstance(node, (tuple, list)) else (node,)
-        if any(v <= 0 for v in values):
-            raise app.ConfigError(key, "must be > 0")
-
-
-def _non_negative(config: ml_collections.ConfigDict, *keys: str) -> None:
-    for key in keys:
-        node: Any = config
-        for part in key.split("."):
-            node = node[part]
-        values = node if isinstance(node, (tuple, list)) else (node,)
-        if any(v < 0 for v in values):
-            raise app.ConfigError(key, "must be >= 0")
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
     """Range and consistency checks; raises ``common.app.ConfigError`` naming the field."""
-    if config.net.arch not in ("mlp", "cnn", "resnet"):
-        raise app.ConfigError("net.arch", "must be 'mlp', 'cnn' or 'resnet'")
-    if config.net.arch == "resnet":
-        blocks = _resnet_options(config)["blocks"]
-        if not isinstance(blocks, int) or blocks <= 0:
-            raise app.ConfigError("net.blocks", "must be a positive integer (BasicBlocks per stage)")
-        if _resnet_options(config)["scheme"] not in inv.RESNET_SCHEMES:
-            raise app.ConfigError("net.resnet_neurons", f"must be one of {inv.RESNET_SCHEMES}")
+    check.one_of(config, "net.arch", ("mlp", "cnn", "resnet"))
+    if config.net.arch == "resnet":  # both optional (defaults in _resnet_options)
+        if "blocks" in config.net:
+            check.positive_int(config, "net.blocks")
+        if "resnet_neurons" in config.net:
+            check.one_of(config, "net.resnet_neurons", inv.RESNET_SCHEMES)
     if config.train.get("max_runs_per_call", 0) < 0:
         raise app.ConfigError("train.max_runs_per_call", "must be >= 0 (0 = every run of a group in one call)")
     if _resnet_options(config)["warmup_steps"] < 0:
         raise app.ConfigError("train.warmup_steps", "must be >= 0")
-    if config.net.act not in ("gelu", "tanh", "relu"):
-        raise app.ConfigError("net.act", "must be 'gelu', 'tanh' or 'relu' (sigma(0) = 0)")
+    check.one_of(config, "net.act", ("gelu", "tanh", "relu"))  # sigma(0) = 0
     if not config.net.widths:
         raise app.ConfigError("net.widths", "needs at least one hidden layer")
-    _positive(
+    check.positive_int(
         config,
         "net.widths",
         "train.batch_size",
         "train.num_steps",
         "train.chunk_steps",
         "train.num_seeds",
-        "sweep.base_lr",
-        "sweep.lrs",
-        "sweep.batch_sizes",
         "sweep.batch_num_seeds",
-        "large_lr.lr_high",
-        "large_lr.lr_low",
         "cnn.widths",
-        "cnn.lrs",
         "cnn.num_steps",
         "cnn.num_seeds",
-        "sde.mu",
-        "sde.zetas",
         "sde.num_seeds",
+        "sde.neuron_num_seeds",
+        "sde.hidden_batch_size",
+        "sde.hidden_num_seeds",
+        "sde.hidden_num_steps",
+        "teacher_student.num_steps",
+        "teacher_student.num_seeds",
+    )
+    check.positive(
+        config,
+        "sweep.base_lr",
+        "large_lr.lr_high",
+        "large_lr.lr_low",
+        "sde.mu",
         "sde.dt",
         "sde.time",
         "sde.eps",
         "sde.neuron_label_noise",
-        "sde.neuron_lrs",
-        "sde.neuron_num_seeds",
         "sde.neuron_dt",
         "sde.neuron_time",
         "sde.hidden_label_noise",
-        "sde.hidden_batch_size",
-        "sde.hidden_lr_factors",
-        "sde.hidden_num_seeds",
-        "sde.hidden_num_steps",
         "teacher_student.lr",
-        "teacher_student.num_steps",
-        "teacher_student.num_seeds",
         "teacher_student.collapse_threshold",
     )
-    _non_negative(
-        config,
-        "sweep.base_weight_decay",
-        "sweep.weight_decays",
-        "sweep.label_noises",
-        "large_lr.durations",
-        "teacher_student.sigmas",
-    )
-    for key in ("net.vanish_threshold", "net.identical_threshold"):
-        v = config.net[key.split(".")[1]]
-        if not 0 < v < 1:
-            raise app.ConfigError(key, "must be in (0, 1)")
-    if not 0 <= config.net.momentum < 1:
-        raise app.ConfigError("net.momentum", "must be in [0, 1)")
-    if any(p > 1 for p in config.sweep.label_noises):
-        raise app.ConfigError("sweep.label_noises", "are probabilities: must be <= 1")
-    if config.train.num_steps % config.train.chunk_steps:
-        raise app.ConfigError("train.chunk_steps", "must divide train.num_steps")
+    check.non_negative(config, "sweep.base_weight_decay")
+    # Sweep grids: sorted, no repeats. The extra settings around the base run may be empty (none of that kind).
+    check.sorted_grid(config, "sweep.lrs", positive=True)
+    check.sorted_grid(config, "sweep.label_noises", low=0, high=1, allow_empty=True)
+    check.sorted_grid(config, "sweep.weight_decays", non_negative=True, allow_empty=True)
+    check.sorted_grid(config, "sweep.batch_sizes", kind=int, positive=True, allow_empty=True)
+    check.sorted_grid(config, "large_lr.durations", kind=int, low=0, high=config.train.num_steps, allow_empty=True)
+    if config.cnn.enabled:
+        check.sorted_grid(config, "cnn.lrs", positive=True)
+    check.sorted_grid(config, "sde.zetas", positive=True)
+    check.sorted_grid(config, "sde.neuron_lrs", positive=True)
+    check.sorted_grid(config, "sde.hidden_lr_factors", positive=True)
+    check.sorted_grid(config, "teacher_student.sigmas", non_negative=True)
+    check.sorted_grid(config, "net.maxpool_after", kind=int, non_negative=True, allow_empty=True)
+    check.probability(config, "net.vanish_threshold", "net.identical_threshold", open_low=True, open_high=True)
+    check.probability(config, "net.momentum", open_high=True)
+    check.divides(config, "train.chunk_steps", "train.num_steps")
     if config.cnn.enabled and config.cnn.num_steps % config.train.chunk_steps:
         raise app.ConfigError("cnn.num_steps", "must be a multiple of train.chunk_steps")
-    if any(d > config.train.num_steps for d in config.large_lr.durations):
-        raise app.ConfigError("large_lr.durations", "must be <= train.num_steps")
     ts_cfg = config.teacher_student
     if not 0 < ts_cfg.drop_step <= ts_cfg.num_steps:
         raise app.ConfigError("teacher_student.drop_step", "must be in (0, num_steps]")

@@ -110,9 +110,9 @@ def in_range(config: Any, key: str, low: float | None = None, high: float | None
 
 
 def one_of(config: Any, key: str, choices: Sequence[Any]) -> None:
-    """The field equals one of `choices`."""
+    """The field equals one of `choices` (True/False never stand in for 1/0, nor the other way round)."""
     value = get(config, key)
-    if value not in tuple(choices):
+    if not any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices):
         raise ConfigError(key, f"must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
 
 

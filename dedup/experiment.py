@@ -13,6 +13,7 @@ import numpy as np
 from absl import logging
 
 from common import app, metrics, plotting
+from common import validate as check
 from dedup import pipeline, synthetic, text
 
 # Kept fraction per ε on LAION-440M with 50k clusters (constants in the released code), for the
@@ -29,19 +30,12 @@ def _stages(config) -> list[str]:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Range and consistency checks; raises app.ConfigError naming the field."""
-    eps = config.eps
-    if isinstance(eps, (int, float)):
-        raise app.ConfigError("eps", "must be a tuple of thresholds, e.g. (0.05, 0.1)")
-    if len(eps) == 0:
-        raise app.ConfigError("eps", "needs at least one threshold")
-    for e in eps:
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0.0 < float(e) < 2.0:
-            raise app.ConfigError("eps", f"every ε must be a number in (0, 2), got {e!r}")
-    if len({float(e) for e in eps}) != len(eps):
-        raise app.ConfigError("eps", "thresholds must be distinct")
+    check.sorted_grid(config, "eps", positive=True)  # a tuple of distinct thresholds, increasing
+    if max(config.eps) >= 2.0:
+        raise app.ConfigError("eps", f"every ε must be in (0, 2) (cosine distance), got {tuple(config.eps)!r}")
     using_synth = not config.embeddings and not config.texts
-    if using_synth and float(config.eval_eps) not in [float(e) for e in eps]:
-        raise app.ConfigError("eval_eps", f"must be one of eps {tuple(eps)}")
+    if using_synth and float(config.eval_eps) not in [float(e) for e in config.eps]:
+        raise app.ConfigError("eval_eps", f"must be one of eps {tuple(config.eps)}")
     if config.embeddings and config.texts:
         raise app.ConfigError("texts", "give either embeddings or texts, not both")
     if config.embeddings and not os.path.isfile(config.embeddings):
@@ -51,42 +45,31 @@ def validate(config: ml_collections.ConfigDict) -> None:
     bad = [s for s in _stages(config) if s not in pipeline.STAGES]
     if bad or not _stages(config):
         raise app.ConfigError("stages", f"'all' or a comma list of {','.join(pipeline.STAGES)}")
-    if config.keep not in ("hard", "easy", "random"):
-        raise app.ConfigError("keep", f"must be hard, easy or random, got {config.keep!r}")
-    if config.rule not in ("paper", "greedy"):
-        raise app.ConfigError("rule", f"must be paper or greedy, got {config.rule!r}")
-    if config.kmeans.tol < 0:
-        raise app.ConfigError("kmeans.tol", f"must be >= 0, got {config.kmeans.tol}")
-    if config.kmeans.init not in ("kmeans++", "random"):
-        raise app.ConfigError("kmeans.init", f"must be kmeans++ or random, got {config.kmeans.init!r}")
-    for key, lo in (
-        ("n_clusters", 0),
-        ("kmeans.iterations", 0),
-        ("kmeans.sample_size", 0),
-        ("kmeans.init_points", 0),
-        ("kmeans.batch_size", 1),
-        ("clusters_per_file", 1),
-        ("num_shards", 1),
-        ("shard", 0),
-        ("text_batch_size", 1),
-        ("synthetic.n_items", 2),
-        ("synthetic.dim", 1),
-        ("synthetic.n_topics", 0),
-        ("synthetic.noise_rank", 0),
-        ("synthetic.max_group_size", 2),
-    ):
-        v = config
-        for part in key.split("."):
-            v = v[part]
-        if v < lo:
-            raise app.ConfigError(key, f"must be >= {lo}, got {v}")
+    check.one_of(config, "keep", ("hard", "easy", "random"))
+    check.one_of(config, "rule", ("paper", "greedy"))
+    check.non_negative(config, "kmeans.tol")
+    check.one_of(config, "kmeans.init", ("kmeans++", "random"))
+    # 0 = derived (n_clusters = round(sqrt(N)), n_topics = 2 round(sqrt(N))) or "all rows" / "isotropic"
+    check.non_negative_int(
+        config,
+        "n_clusters",
+        "kmeans.iterations",
+        "kmeans.sample_size",
+        "kmeans.init_points",
+        "shard",
+        "synthetic.n_topics",
+        "synthetic.noise_rank",
+    )
+    check.positive_int(
+        config, "kmeans.batch_size", "clusters_per_file", "num_shards", "text_batch_size", "synthetic.dim"
+    )
+    check.integer(config, "synthetic.n_items", "synthetic.max_group_size")
+    check.in_range(config, "synthetic.n_items", 2)
+    check.in_range(config, "synthetic.max_group_size", 2)
     if config.shard >= config.num_shards:
         raise app.ConfigError("shard", f"must be < num_shards={config.num_shards}, got {config.shard}")
+    check.probability(config, "synthetic.topic_strength", "synthetic.dup_fraction", open_high=True)
     s = config.synthetic
-    if not 0.0 <= s.topic_strength < 1.0:
-        raise app.ConfigError("synthetic.topic_strength", "must be in [0, 1)")
-    if not 0.0 <= s.dup_fraction < 1.0:
-        raise app.ConfigError("synthetic.dup_fraction", "must be in [0, 1)")
     if not 0.0 < s.sim_min <= s.sim_max <= 1.0:
         raise app.ConfigError("synthetic.sim_min", "need 0 < sim_min <= sim_max <= 1")
 

@@ -22,6 +22,7 @@ import numpy as np
 from absl import logging
 
 from common import app, checkpoint, metrics, sweep
+from common import validate as check
 from icl import estimators, figures, tasks, thresholds, train, transformer
 
 LOSS_UNITS = "noiseless"
@@ -29,17 +30,10 @@ _EVAL_TRUE_SEED = 1_000_003  # fixed evaluation keys, independent of the config 
 _EVAL_PRETRAIN_SEED = 1_000_033
 
 
-def _positive_int(config: ml_collections.ConfigDict, key: str) -> None:
-    value = config
-    for part in key.split("."):
-        value = value[part]
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise app.ConfigError(key, f"must be a positive integer, got {value!r}")
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
     """Range and consistency checks; raises common.app.ConfigError naming the field."""
-    for key in (
+    check.positive_int(
+        config,
         "task.dim",
         "task.num_points",
         "model.num_layers",
@@ -50,31 +44,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "train.chunk_steps",
         "eval.num_prompts",
         "eval.dmmse_chunk",
-    ):
-        _positive_int(config, key)
-    if not config.task.noise_var > 0:
-        raise app.ConfigError("task.noise_var", f"must be > 0, got {config.task.noise_var}")
+    )
+    check.positive(config, "task.noise_var")
+    check.boolean(config, "sweep.include_infinite")
     if config.model.width % config.model.num_heads:
         raise app.ConfigError("model.num_heads", f"must divide model.width={config.model.width}")
-    for d in config.task.dims:
-        if not isinstance(d, int) or d <= 0:
-            raise app.ConfigError("task.dims", f"must hold positive integers, got {d!r}")
-    exps = list(config.sweep.log2_num_tasks)
-    if not exps and not config.sweep.include_infinite:
+    check.sorted_grid(config, "task.dims", kind=int, positive=True, allow_empty=True)  # empty = only task.dim
+    if not config.sweep.log2_num_tasks and not config.sweep.include_infinite:
         raise app.ConfigError("sweep.log2_num_tasks", "empty, and sweep.include_infinite is False: nothing to run")
-    if any((not isinstance(a, int)) or a < 0 or a > 24 for a in exps) or exps != sorted(set(exps)):
-        raise app.ConfigError("sweep.log2_num_tasks", f"must be increasing integers in [0, 24], got {tuple(exps)}")
-    if not config.sweep.lrs or any(not (lr > 0 and math.isfinite(lr)) for lr in config.sweep.lrs):
-        raise app.ConfigError("sweep.lrs", f"must be positive learning rates, got {tuple(config.sweep.lrs)}")
-    bs = list(config.sweep.batch_sizes)
-    if not 1 <= len(bs) <= 2 or any(not isinstance(b, int) or b <= 0 for b in bs):
-        raise app.ConfigError("sweep.batch_sizes", f"must be one or two positive integers, got {tuple(bs)}")
-    if len(bs) == 2 and bs[1] <= bs[0]:
-        raise app.ConfigError("sweep.batch_sizes", "the second batch size must be larger than the first")
-    if config.train.num_steps % config.train.chunk_steps:
-        raise app.ConfigError("train.chunk_steps", f"must divide train.num_steps={config.train.num_steps}")
-    if not 0.0 < config.train.warmup_fraction < 1.0:
-        raise app.ConfigError("train.warmup_fraction", "must be in (0, 1)")
+    check.sorted_grid(config, "sweep.log2_num_tasks", kind=int, low=0, high=24, allow_empty=True)
+    check.sorted_grid(config, "sweep.lrs", positive=True)
+    check.sorted_grid(config, "sweep.batch_sizes", kind=int, positive=True)
+    if len(config.sweep.batch_sizes) > 2:
+        raise app.ConfigError("sweep.batch_sizes", f"must be one or two sizes, got {tuple(config.sweep.batch_sizes)}")
+    check.divides(config, "train.chunk_steps", "train.num_steps")
+    check.probability(config, "train.warmup_fraction", open_low=True, open_high=True)
 
 
 def _num_tasks_axis(config: ml_collections.ConfigDict) -> list[float]:

@@ -25,6 +25,7 @@ from absl import logging
 from threadpoolctl import threadpool_limits
 
 from common import app, metrics, plotting
+from common import validate as check
 from spectra import denoise, signals, theory
 
 _FINITE_SIGNAL = "continuous"
@@ -37,7 +38,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not ok:
             raise app.ConfigError(key, msg)
 
-    need(isinstance(config.n, int) and config.n >= 20, "n", "must be an integer >= 20")
+    check.integer(config, "n", "finite_n", "finite_rank", "denoise_n")
+    check.positive_int(
+        config, "num_seeds", "overlap_bins", "phase_grid_b", "phase_grid_s", "finite_seeds", "denoise_seeds"
+    )
+    check.non_negative_int(config, "blas_threads")  # 0 = library default
+    check.in_range(config, "n", 20)
     for key in ("density_settings", "overlap_settings"):
         settings = config[key]
         need(len(settings) >= 1, key, "needs at least one (b, s, c) triple")
@@ -47,33 +53,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
             need(0 < b < 1, key, f"b must be in (0, 1), got {b}")
             need(s > 0, key, f"s must be > 0, got {s}")
             need(0 < c <= 1, key, f"c must be in (0, 1], got {c}")
-    need(all(t > 0 for t in config.bbp_thetas), "bbp_thetas", "must be > 0")
-    need(config.num_seeds >= 1, "num_seeds", "must be >= 1")
+    # Grids: non-empty and strictly increasing (figures and tables are laid out along them).
+    check.sorted_grid(config, "bbp_thetas", positive=True)
+    check.sorted_grid(config, "finite_thetas", positive=True)
+    for key in ("phase_bs", "phase_sim_bs"):  # no simulated points is allowed: the diagram is theory alone
+        check.sorted_grid(config, key, positive=True, allow_empty=key == "phase_sim_bs")
+        need(all(b < 1 for b in config[key]), key, f"every b must be in (0, 1), got {tuple(config[key])}")
     need(config.overlap_bins >= 2, "overlap_bins", "must be >= 2")
-    need(0 < config.phase_c <= 1, "phase_c", "must be in (0, 1]")
-    need(len(config.phase_bs) >= 1, "phase_bs", "needs at least one b")
-    need(all(0 < b < 1 for b in config.phase_bs), "phase_bs", "every b must be in (0, 1)")
+    check.probability(config, "phase_c", "denoise_c", open_low=True)
     need(config.phase_grid_b >= 2, "phase_grid_b", "must be >= 2")
     need(config.phase_grid_s >= 2, "phase_grid_s", "must be >= 2")
-    need(config.phase_s_max > 0, "phase_s_max", "must be > 0")
-    need(all(0 < b < 1 for b in config.phase_sim_bs), "phase_sim_bs", "every b must be in (0, 1)")
-    need(config.phase_sim_offset > 0, "phase_sim_offset", "must be > 0")
+    check.positive(config, "phase_s_max", "phase_sim_offset", "denoise_continuous_smax", "smoothing", "cov_smoothing")
     need(config.finite_n >= 10, "finite_n", "must be >= 10")
     need(1 <= config.finite_rank <= config.finite_n, "finite_rank", "must be in [1, finite_n]")
-    need(all(t > 0 for t in config.finite_thetas), "finite_thetas", "must be > 0")
-    need(config.finite_seeds >= 1, "finite_seeds", "must be >= 1")
     need(config.denoise_n >= 10, "denoise_n", "must be >= 10")
-    need(0 < config.denoise_c <= 1, "denoise_c", "must be in (0, 1]")
     need(
         all(len(t) == 2 and 0 < t[0] <= 1 and t[1] > 0 for t in config.denoise_esm),
         "denoise_esm",
         "entries must be (b, s) with 0 < b <= 1, s > 0",
     )
-    need(config.denoise_continuous_smax > 0, "denoise_continuous_smax", "must be > 0")
-    need(config.denoise_seeds >= 1, "denoise_seeds", "must be >= 1")
-    need(config.smoothing > 0, "smoothing", "must be > 0")
-    need(config.cov_smoothing > 0, "cov_smoothing", "must be > 0")
-    need(config.blas_threads >= 0, "blas_threads", "must be >= 0 (0 = library default)")
 
 
 def _sample(key: jax.Array, n: int, m: int, sv: np.ndarray):

@@ -1,0 +1,70 @@
+"""Every sweep grid of the icl config is checked: an empty or unsorted grid is a one-line error naming the key."""
+
+import subprocess
+import sys
+
+import pytest
+
+from common import app, reproduce
+from icl import experiment
+from icl.configs import default
+
+GRIDS = ("sweep.lrs", "sweep.batch_sizes", "sweep.log2_num_tasks", "task.dims")
+
+
+def _with(key, value, **extra):
+    c = default.get_config("smoke")
+    for k, v in {key: value, **extra}.items():
+        section, name = k.split(".")
+        c[section][name] = v
+    return c
+
+
+@pytest.mark.parametrize("key", GRIDS)
+def test_unsorted_grid_is_rejected_naming_the_key(key):
+    unsorted = {
+        "sweep.lrs": (3e-3, 1e-3),
+        "sweep.batch_sizes": (32, 16),
+        "sweep.log2_num_tasks": (3, 1),
+        "task.dims": (4, 2),
+    }[key]
+    with pytest.raises(app.ConfigError) as err:
+        experiment.validate(_with(key, unsorted))
+    assert err.value.key == key and "increasing" in str(err.value)
+
+
+@pytest.mark.parametrize("key", ("sweep.lrs", "sweep.batch_sizes"))
+def test_empty_grid_is_rejected_naming_the_key(key):
+    with pytest.raises(app.ConfigError) as err:
+        experiment.validate(_with(key, ()))
+    assert err.value.key == key and "must not be empty" in str(err.value)
+
+
+def test_empty_task_grid_only_without_infinite_tasks():
+    experiment.validate(_with("sweep.log2_num_tasks", ()))  # M = inf alone is a sweep
+    experiment.validate(_with("task.dims", ()))  # no D-sweep: task.dim alone
+    with pytest.raises(app.ConfigError) as err:
+        experiment.validate(_with("sweep.log2_num_tasks", (), **{"sweep.include_infinite": False}))
+    assert err.value.key == "sweep.log2_num_tasks" and "nothing to run" in str(err.value)
+
+
+def test_cli_exits_2_with_one_line_naming_the_grid(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "icl.main",
+            "--config=icl/configs/default.py:smoke",
+            "--config.sweep.lrs=(0.01,0.001)",
+            f"--workdir={tmp_path / 'w'}",
+        ],
+        cwd=reproduce.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
+    assert "Traceback" not in proc.stderr and len(errors) == 1
+    assert errors[0].startswith("config error: sweep.lrs: must be strictly increasing")
+    assert not (tmp_path / "w").exists()
