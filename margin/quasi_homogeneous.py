@@ -1,0 +1,216 @@
+"""Quasi-homogeneity: rate vectors Λ, their numerical check, the Λ-seminorm, the normalised margin, Euler's identity.
+
+f is Λ-quasi-homogeneous (Λ = diag(λ_i) ⪰ 0) when f(e^{αΛ}θ; x) = e^α f(θ; x) for every α (the paper's Def. 1);
+homogeneity of order L is Λ = I/L. Here Λ is a pytree `rates` with the structure of `params` whose leaves are the
+rates (scalars, or arrays broadcastable to the leaf). Parameters of rate 0 are left alone by the scaling.
+
+    check_rates(f, params, rates, x)          # raises NotQuasiHomogeneous naming the offending parameter
+    infer_rates(models.residual_net(16))     # Λ of a standard stack
+    normalized_margin(f(params, x), y, params, rates)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from margin import models
+
+DEFAULT_ALPHAS = (-1.0, -0.3, 0.4, 1.2)
+
+
+class NotQuasiHomogeneous(ValueError):
+    """The declared Λ does not satisfy f(e^{αΛ}θ; x) = e^α f(θ; x); the message names the offending parameter."""
+
+
+def _leaf_rates(params: Any, rates: Any) -> Any:
+    """`rates` broadcast to the shape of every leaf of `params` (float32)."""
+    return jax.tree.map(lambda p, r: jnp.broadcast_to(jnp.asarray(r, jnp.float32), jnp.shape(p)), params, rates)
+
+
+def scale(params: Any, rates: Any, alpha: float | jax.Array) -> Any:
+    """e^{αΛ} θ: every parameter multiplied by exp(α λ_i)."""
+    return jax.tree.map(lambda p, r: p * jnp.exp(alpha * jnp.asarray(r, jnp.float32)), params, rates)
+
+
+def rate_max(rates: Any) -> float:
+    """λ_max, the largest rate (must be > 0)."""
+    leaves = [np.max(np.asarray(r, np.float64)) for r in jax.tree.leaves(rates)]
+    if not leaves or max(leaves) <= 0:
+        raise ValueError("Λ needs at least one positive rate")
+    return float(max(leaves))
+
+
+def max_rate_mask(params: Any, rates: Any, rtol: float = 1e-6) -> Any:
+    """1.0 on the parameters whose rate is λ_max (the ones the Λ-seminorm counts), 0.0 elsewhere."""
+    top = rate_max(rates)
+    full = _leaf_rates(params, rates)
+    return jax.tree.map(lambda r: (jnp.abs(r - top) <= rtol * top).astype(jnp.float32), full)
+
+
+def seminorm(params: Any, rates: Any) -> jax.Array:
+    """‖θ‖_Λ = sqrt(Σ_{i: λ_i = λ_max} θ_i²), the Λ-seminorm."""
+    mask = max_rate_mask(params, rates)
+    sq = jax.tree.map(lambda p, m: jnp.sum(m * jnp.square(p)), params, mask)
+    return jnp.sqrt(sum(jax.tree.leaves(sq)))
+
+
+def margins(outputs: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-example margins: y_i f_i for binary outputs [n] (y in {-1, +1}); f_{i,y} - max_{k≠y} f_{i,k} for [n, K]."""
+    if outputs.ndim == 1:
+        return y * outputs
+    true = jnp.take_along_axis(outputs, y[:, None], axis=1)[:, 0]
+    others = jnp.where(jax.nn.one_hot(y, outputs.shape[1], dtype=bool), -jnp.inf, outputs)
+    return true - jnp.max(others, axis=1)
+
+
+def normalized_margin(outputs: jax.Array, y: jax.Array, params: Any, rates: Any) -> jax.Array:
+    """γ = min_i margin_i / ‖θ‖_Λ^{1/λ_max}: constant along the characteristic curves θ -> e^{αΛ}θ."""
+    return jnp.min(margins(outputs, y)) / seminorm(params, rates) ** (1.0 / rate_max(rates))
+
+
+def normalize(params: Any, rates: Any) -> Any:
+    """The point e^{-τΛ}θ of θ's characteristic curve with ‖·‖_Λ = 1 (τ = log‖θ‖_Λ / λ_max): the 'direction'."""
+    tau = jnp.log(seminorm(params, rates)) / rate_max(rates)
+    return scale(params, rates, -tau)
+
+
+def euler_residual(f: Callable, params: Any, rates: Any, x: jax.Array) -> jax.Array:
+    """⟨∇_θ f(θ; x), Λθ⟩ - f(θ; x) for every output (0 for a Λ-quasi-homogeneous f, the derivative of Def. 1 at α=0)."""
+    tangent = jax.tree.map(lambda p, r: p * r, params, _leaf_rates(params, rates))
+    out, dout = jax.jvp(lambda p: f(p, x), (params,), (tangent,))
+    return dout - out
+
+
+def _path_name(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def _leaf_contributions(f: Callable, params: Any, x: jax.Array) -> list[tuple[str, np.ndarray]]:
+    """g_j = ⟨∇_{θ_j} f, θ_j⟩ for every leaf j: the Euler residual is linear in the rates, Σ_j λ_j g_j - f."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+    out = []
+    for j, (path, _) in enumerate(flat):
+        tangent = [jnp.zeros_like(leaf) if i != j else leaf for i, (_, leaf) in enumerate(flat)]
+        tangent = jax.tree.unflatten(treedef, tangent)
+        _, g = jax.jvp(lambda p: f(p, x), (params,), (tangent,))
+        out.append((_path_name(path), np.asarray(g, np.float64).ravel()))
+    return out
+
+
+def check_rates(
+    f: Callable,
+    params: Any,
+    rates: Any,
+    x: jax.Array,
+    *,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    rtol: float = 1e-3,
+) -> float:
+    """Checks f(e^{αΛ}θ; x) = e^α f(θ; x) for each α in `alphas`; returns the largest relative error.
+
+    On failure raises NotQuasiHomogeneous naming the parameter whose rate is wrong: the Euler residual
+    r = Σ_j λ_j g_j - f is linear in the rates, so a single wrong leaf j is the one for which some shift δ of its
+    rate makes r + δ g_j vanish; the message gives that leaf, its declared rate and the rate that would hold.
+    Errors are relative to max |f(θ; x)| (scaled by e^α).
+    """
+    jax.tree.map(lambda p, r: jnp.broadcast_to(jnp.asarray(r), jnp.shape(p)), params, rates)  # structure check
+    base = np.asarray(f(params, x), np.float64)
+    ref = max(float(np.max(np.abs(base))), 1e-30)
+    worst, worst_alpha = 0.0, None
+    for a in alphas:
+        scaled = np.asarray(f(scale(params, rates, a), x), np.float64)
+        err = float(np.max(np.abs(scaled - np.exp(a) * base))) / (np.exp(a) * ref)
+        if not np.isfinite(err) or err > worst:
+            worst, worst_alpha = (err if np.isfinite(err) else np.inf), a
+    if worst <= rtol:
+        return worst
+    raise NotQuasiHomogeneous(_diagnose(f, params, rates, x, worst, worst_alpha))
+
+
+def _diagnose(f, params, rates, x, worst, alpha) -> str:
+    head = f"f(e^(αΛ)θ; x) != e^α f(θ; x) for the declared Λ (relative error {worst:.3g} at α={alpha:g})"
+    fx = np.asarray(f(params, x), np.float64).ravel()
+    r = np.asarray(euler_residual(f, params, rates, x), np.float64).ravel()
+    norm_f = max(float(np.linalg.norm(fx)), 1e-30)
+    declared = {
+        _path_name(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(_leaf_rates(params, rates))[0]
+    }
+    fits = []
+    for name, g in _leaf_contributions(f, params, x):
+        gg = float(g @ g)
+        if gg <= 1e-24 * norm_f**2:
+            continue  # this leaf does not affect f here: its rate cannot be told
+        delta = -float(r @ g) / gg
+        left = float(np.linalg.norm(r + delta * g)) / norm_f
+        fits.append((left, name, delta))
+    if not fits:
+        return head + "; no parameter changes f at this point, so none can be named"
+    fits.sort()
+    tol = max(1e-4, 1e-3 * float(np.linalg.norm(r)) / norm_f)
+    good = [(name, delta) for left, name, delta in fits if left <= tol]
+
+    def describe(name, delta):
+        d = declared[name]
+        shown = f"{float(d.ravel()[0]):g}" if np.all(d == d.ravel()[0]) else "(array)"
+        return f"parameter '{name}' (declared rate {shown}; rate {float(d.ravel()[0]) + delta:.4g} would hold)"
+
+    if good:
+        names = "; or ".join(describe(n, d) for n, d in good)
+        return f"{head}: the offending {names}"
+    left, name, delta = fits[0]
+    return (
+        f"{head}: no single parameter's rate explains it (several are wrong, or f is not quasi-homogeneous); "
+        f"closest: {describe(name, delta)}, leaving relative Euler residual {left:.3g}"
+    )
+
+
+# --- rates of standard stacks ------------------------------------------------------------------------------------
+
+
+def infer_rates(layers: Sequence, *, normalize_output: bool = True) -> dict:
+    """Λ of a stack of `models` layers (Dense / ReLU / Residual / BatchNorm / LayerNorm) from its structure.
+
+    Walking the stack with the scaling rate s of the current activations (inputs: 0): a Dense weight has rate 1,
+    its bias the rate of the layer's output s + 1 (the summed rate of the weights before it); ReLU keeps s; inside a
+    residual branch entered at rate s the weights get rate 0 and the biases s, so the branch matches the skip; a
+    normalisation layer makes its output invariant to its input's scale, so every parameter before it gets rate 0
+    and s restarts at 0. With `normalize_output` the rates are divided by the output's rate, so f(e^{αΛ}θ) = e^α f
+    (order-L homogeneous stacks get Λ = I/L). Normalisation inside a residual branch is not supported (the skip
+    path would bypass it).
+    """
+    rates: dict = {}
+
+    def walk(layers, s, in_branch):
+        for layer in layers:
+            if isinstance(layer, models.Dense):
+                w = 0.0 if in_branch else 1.0
+                rates[layer.name] = {"w": w}
+                s = s + w
+                if layer.bias:
+                    rates[layer.name]["b"] = s
+            elif isinstance(layer, models.ReLU):
+                pass
+            elif isinstance(layer, models.Residual):
+                walk(layer.layers, s, True)
+            elif isinstance(layer, (models.BatchNorm, models.LayerNorm)):
+                if in_branch:
+                    raise NotImplementedError("a normalisation inside a residual branch: declare Λ by hand")
+                for sub in rates.values():
+                    for k in sub:
+                        sub[k] = 0.0
+                s = 0.0
+            else:
+                raise TypeError(f"unknown layer {layer!r}")
+        return s
+
+    out = walk(layers, 0.0, False)
+    if out <= 0:
+        raise ValueError("the stack's output does not scale with any parameter (every rate is 0)")
+    if normalize_output:
+        rates = {k: {n: v / out for n, v in sub.items()} for k, sub in rates.items()}
+    return rates
