@@ -5,7 +5,7 @@
 Runs `python -m <pkg>.main --config=<pkg>/configs/default.py[:smoke] --workdir=runs/<pkg>/<scale>` for each package
 that exists, one after another with a progress bar across them, and rewrites runs/REPORT.md after each one: its
 headline numbers (from `<pkg>.experiment.report(results)`), the paper's claim beside them, pass/fail, its figures.
-Packages whose code has not landed yet are listed as not yet built. A run that already finished is reported, not redone.
+Packages without their code yet are listed as not yet built. A run that already finished is reported, not redone.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _section(pkg: str, entry: dict, runs_dir: str) -> list[str]:
     lines = [f"## {pkg}", ""]
     status = entry["status"]
     if status == "not built":
-        return lines + ["Not yet built: its issue has not landed.", ""]
+        return lines + ["Not yet built.", ""]
     if status == "pending":
         return lines + ["Waiting to run.", ""]
     lines.append(
