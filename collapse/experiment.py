@@ -192,12 +192,22 @@ def _train_group(
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Trains ``rows`` as one vmapped, checkpointed sweep. Returns (final state, test accuracy [R],
     independent fractions [R, layers])."""
-    hp = {k: np.array([r[k] for r in rows], np.float32) for k in train.HPARAMS}
+    hp_all = {k: np.array([r[k] for r in rows], np.float32) for k in train.HPARAMS}
     keys = jax.vmap(jax.random.key)(jnp.asarray([r["seed"] for r in rows], jnp.uint32))
-    init = sweep.vmapped(lambda k, h: train.init_state(task, k, h))(keys, hp)
     chunk = int(config.train.chunk_steps)
-    runner = sweep.vmapped(lambda s, h, xy, t0: train.run_steps(task, s, h, xy, t0, chunk), in_axes=(0, 0, None, None))
-    xy = (arrays[0], arrays[1])
+    init_fn = sweep.vmapped(lambda k, h: train.init_state(task, k, h))
+    runner = sweep.vmapped(
+        lambda s, h, xy, t0: train.run_steps(task, s, h, xy, t0, chunk),
+        in_axes=(0, 0, None, None),
+        donate_argnums=(0,),
+    )
+    # Runs in slices of per_call (accelerator memory), each slice one vmapped call with its own device-resident,
+    # run-sharded state; hyperparameters and the training set are placed on the devices once.
+    per_call = int(config.train.get("max_runs_per_call", 0)) or len(rows)
+    slices = [(i, min(i + per_call, len(rows))) for i in range(0, len(rows), per_call)]
+    hps = [sweep.put({k: v[a:b] for k, v in hp_all.items()}, b - a) for a, b in slices]
+    xys = [sweep.put_shared((arrays[0], arrays[1]), b - a) for a, b in slices]
+    init = tuple(init_fn(keys[a:b], h) for (a, b), h in zip(slices, hps, strict=True))
     latest: dict[str, Any] = {}
     thresholds = {
         "vanish_threshold": float(config.net.vanish_threshold),
@@ -206,24 +216,24 @@ def _train_group(
         "norm_params": _resnet_options(config)["norm_params"],
     }
 
-    per_call = int(config.train.get("max_runs_per_call", 0)) or len(rows)
+    def merged(parts, what):
+        """The slices' outputs on the host, padding dropped, concatenated over runs."""
+        return jax.tree.map(
+            lambda *a: np.concatenate(a),
+            *[sweep.to_numpy(what(p), b - a) for p, (a, b) in zip(parts, slices, strict=True)],
+        )
 
     def chunk_fn(state, start):
-        if per_call >= len(rows):
-            state, loss = runner(state, hp, xy, np.int32(start))
-        else:  # runs in slices of per_call (accelerator memory), each slice one vmapped call
-            parts = []
-            for i in range(0, len(rows), per_call):
-                st, h = jax.tree.map(lambda a, i=i: a[i : i + per_call], (state, hp))
-                parts.append(runner(st, h, xy, np.int32(start)))
-            state, loss = jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+        outs = [runner(st, h, xy, np.int32(start)) for st, h, xy in zip(state, hps, xys, strict=True)]
+        state = tuple(o[0] for o in outs)
+        bad = merged([o[1] for o in outs], lambda m: m[checkpoint.NONFINITE])
         latest["state"] = state
-        return state, loss
+        return state, {"loss": [o[1]["loss"] for o in outs], checkpoint.NONFINITE: bad}
 
-    def on_chunk(step, loss):
-        loss = np.asarray(loss)
+    def on_chunk(step, m):
+        loss = merged(m["loss"], lambda x: x)
         metrics.check_finite(loss, f"{name} train loss", step)
-        frac = inv.independent_fraction_batched(latest["state"]["params"], **thresholds)
+        frac = inv.independent_fraction_batched(merged(latest["state"], lambda st: st["params"]), **thresholds)
         for r, row in enumerate(rows):
             writer.write(
                 step,
@@ -250,7 +260,9 @@ def _train_group(
     acc_fn = sweep.vmapped(
         lambda s, x, y: train.accuracy(task, s["params"], x, y, s.get("stats")), in_axes=(0, None, None)
     )
-    acc = np.asarray(acc_fn(state, arrays[2], arrays[3]))
+    test_xy = sweep.put_shared((arrays[2], arrays[3]), slices[0][1])
+    acc = merged([acc_fn(st, *test_xy) for st in state], lambda x: x)
+    state = merged(state, lambda st: st)  # the final state on the host, one row per run
     frac = inv.independent_fraction_batched(state["params"], **thresholds)
     for r in range(len(rows)):
         if "state" in latest:  # trained in this process (else restored finished: rows already written)

@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 from collapse import models
+from common import checkpoint
 
 HPARAMS = ("lr", "lr_late", "switch", "weight_decay", "label_noise")
 
@@ -168,7 +169,11 @@ def run_steps(
     start: jax.Array,
     num_steps: int,
 ) -> tuple[dict[str, Any], jax.Array]:
-    """Advances one run by ``num_steps`` SGD steps from global step ``start``; returns the mean train loss."""
+    """Advances one run by ``num_steps`` SGD steps from global step ``start``.
+
+    Returns the new state and ``{"loss": mean train loss, "first_nonfinite": step or -1}``; at a non-finite loss the
+    state stops being updated (the step before it is kept).
+    """
     x_train, y_train = data
     n = x_train.shape[0]
     opt = make_optimizer(task.momentum)(learning_rate=hp["lr"], weight_decay=hp["weight_decay"])
@@ -197,11 +202,14 @@ def run_steps(
         return (optax.apply_updates(params, updates), opt_state, stats), loss
 
     carry = (state["params"], state["opt"], state.get("stats"))
-    (params, opt_state, stats), losses = jax.lax.scan(step, carry, jnp.arange(num_steps))
+    # Stops updating at the first non-finite loss and reports that step (common.checkpoint.guarded_scan).
+    (params, opt_state, stats), losses, bad = checkpoint.guarded_scan(
+        lambda c, t: step(c, t - start), carry, start, num_steps
+    )
     out = {"params": params, "opt": opt_state, "key": state["key"]}
     if "stats" in state:
         out["stats"] = stats
-    return out, losses.mean()
+    return out, {"loss": losses.mean(), checkpoint.NONFINITE: bad}
 
 
 def accuracy(
@@ -227,5 +235,5 @@ def train(
 ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
     """One whole run as a pure function (for ``jit(vmap)``): returns the final state and test accuracy."""
     state = init_state(task, key, hp)
-    state, loss = run_steps(task, state, hp, data[:2], jnp.asarray(0), num_steps)
-    return state, {"train_loss": loss, "test_acc": accuracy(task, state["params"], *data[2:], state.get("stats"))}
+    state, m = run_steps(task, state, hp, data[:2], jnp.asarray(0), num_steps)
+    return state, {"train_loss": m["loss"], "test_acc": accuracy(task, state["params"], *data[2:], state.get("stats"))}

@@ -93,19 +93,20 @@ def train_sweep(
     desc: str,
 ) -> dict:
     """Trains every run of `grid` (one jit(vmap) per chunk), checkpointing under `ckpt_dir`; returns the state."""
-    hparams = {"num_tasks": grid.hparams["num_tasks"], "lr": grid.hparams["lr"]}
+    # Placed on the devices once; the state stays there between chunks (donated, fed back sharded).
+    hparams = sweep.put({"num_tasks": grid.hparams["num_tasks"], "lr": grid.hparams["lr"]}, grid.size)
     init = sweep.vmapped(lambda key, hp: train.init_state(key, hp, tcfg))
     state0 = init(grid.keys(), hparams)
-    chunk = sweep.vmapped(train.make_chunk(tcfg, chunk_steps), in_axes=(0, 0, None))
+    chunk = sweep.vmapped(train.make_chunk(tcfg, chunk_steps), in_axes=(0, 0, None), donate_argnums=(0,))
 
     def chunk_fn(state, start_step):
         return chunk(state, hparams, np.int32(start_step))
 
     def on_chunk(step, m):
-        loss = np.asarray(m["loss"])
+        loss = sweep.to_numpy(m["loss"], grid.size)
         metrics.check_finite(loss, what=f"{desc} training loss", step=step)
         if writer is not None:
-            last = np.asarray(m["last_loss"])
+            last = sweep.to_numpy(m["last_loss"], grid.size)
             for r in range(grid.size):
                 writer.write(step, run=f"{desc}/{r}", loss=float(loss[r]), last_loss=float(last[r]))
 
@@ -148,7 +149,7 @@ def evaluate_sweep(
     ridge_true = estimators.ridge_predictions(true.xs, true.ys, s2)
     hparams = {"num_tasks": grid.hparams["num_tasks"], "lr": grid.hparams["lr"]}
     ev = sweep.vmapped(train.make_eval(tcfg, true, num_prompts, jax.random.key(_EVAL_PRETRAIN_SEED)), in_axes=(0, 0))
-    out = sweep.to_numpy(ev(state, hparams))
+    out = sweep.to_numpy(ev(state, hparams), grid.size)
     keys = np.asarray(jax.random.key_data(grid.keys()))
     rows: dict[str, list] = {k: [] for k in _LIST_KEYS}
     ridge_true_err = np.asarray(estimators.squared_error(ridge_true, target_true, d))

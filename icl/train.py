@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from common import checkpoint
 from icl import tasks, transformer
 
 _INIT, _POOL, _DATA, _EVAL_PRETRAIN = 0, 1, 2, 3
@@ -102,10 +103,12 @@ def make_chunk(cfg: TrainConfig, chunk_steps: int) -> Callable:
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
-        steps = jnp.asarray(start_step, jnp.int32) + jnp.arange(chunk_steps, dtype=jnp.int32)
-        (params, opt_state), losses = jax.lax.scan(step, (state["params"], state["opt"]), steps)
+        # Stops updating at the first non-finite loss and reports that step (common.checkpoint.guarded_scan).
+        (params, opt_state), losses, bad = checkpoint.guarded_scan(
+            step, (state["params"], state["opt"]), start_step, chunk_steps
+        )
         new_state = {"params": params, "opt": opt_state, "key": state["key"]}
-        return new_state, {"loss": jnp.mean(losses), "last_loss": losses[-1]}
+        return new_state, {"loss": jnp.mean(losses), "last_loss": losses[-1], checkpoint.NONFINITE: bad}
 
     return chunk
 
