@@ -101,7 +101,7 @@ def _mismatch_message(directory: str, step: int, stored: dict, wanted: dict) -> 
                 return "absent" if x is None else f"shape {x[0]} {x[1]}"
 
             return (
-                f"the checkpoint at step {step} in {directory} does not match this config: {path} is "
+                f"the checkpoint at step {step} in {directory} does not match this config: {path.removeprefix('state/')} is "
                 f"{fmt(a)} in the checkpoint, {fmt(b)} here; use another --workdir or --config.overwrite=True"
             )
     return f"the checkpoint at step {step} in {directory} does not match this config"
@@ -271,7 +271,7 @@ def _stop_if_nonfinite(chunk_metrics: Any, checkpointer: Checkpointer | None, de
         checkpointer.wait()
         steps = checkpointer.steps()
         kept = f"; the last good checkpoint is step {steps[-1]}" if steps else "; no checkpoint was written"
-    raise metrics.NonFiniteError(f"{desc}: non-finite loss at step {first}{where}; stopping{kept}")
+    raise metrics.NonFiniteError(f"non-finite loss at step {first}{where} of {desc}; stopping{kept}")
 
 
 def run_chunked(

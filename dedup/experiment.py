@@ -21,6 +21,11 @@ from dedup import pipeline, synthetic, text
 PAPER_LAION = {0.00095: 0.796, 0.03: 0.721, 0.07: 0.634, 0.124: 0.499, 0.205: 0.305, 0.26: 0.198}
 
 
+# Outputs beyond the standard files, removed by --config.overwrite=True: the per-ε selections and the pipeline's
+# stage outputs (when they live in the workdir).
+OUTPUTS = ("eps=*", "pipeline")
+
+
 def _stages(config) -> list[str]:
     s = config.stages.strip()
     if s == "all":

@@ -12,6 +12,8 @@ def get_config(arg=None):
     c.chunk_steps = 20
     c.sleep = 0.0
     c.input_file = ""
+    c.param_dim = 8
+    c.nan_step = -1  # >= 0: the inputs become NaN from this step on
     if arg == "nan":
         c.lr = 1e30
     elif arg:

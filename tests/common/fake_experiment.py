@@ -10,6 +10,9 @@ import optax
 
 from common import app, checkpoint, metrics
 
+# Outputs beyond the standard files (removed by overwrite): one note per run, named after its learning rate.
+OUTPUTS = ("note_*.txt",)
+
 
 def validate(config):
     if config.lr <= 0:
@@ -24,20 +27,23 @@ def run(config, workdir):
             raise app.UserError(f"input_file {config.input_file}: no such file")
     key = jax.random.key(config.seed)
     k_init, k_true, k_data = jax.random.split(key, 3)
-    w_true = jax.random.normal(k_true, (8,))
+    dim = int(config.get("param_dim", 8))
+    w_true = jax.random.normal(k_true, (dim,))
     opt = optax.adam(config.lr)
-    params = 0.1 * jax.random.normal(k_init, (8,))
+    params = 0.1 * jax.random.normal(k_init, (dim,))
     init = {"params": params, "opt": opt.init(params), "key": k_data}
+    nan_step = int(config.get("nan_step", -1))
 
     def loss_fn(p, x, y):
         return jnp.mean((x @ p - y) ** 2)
 
     @jax.jit
     def chunk(state, start):
-        def step(s, i):
-            k = jax.random.fold_in(s["key"], start + i)
+        def step(s, t):
+            k = jax.random.fold_in(s["key"], t)
             kx, kn = jax.random.split(k)
-            x = jax.random.normal(kx, (16, 8))
+            x = jax.random.normal(kx, (16, dim))
+            x = jnp.where((nan_step >= 0) & (t >= nan_step), jnp.nan, x)
             y = x @ w_true + 0.1 * jax.random.normal(kn, (16,))
             loss, g = jax.value_and_grad(loss_fn)(s["params"], x, y)
             upd, o = opt.update(g, s["opt"], s["params"])
@@ -47,12 +53,17 @@ def run(config, workdir):
                 "key": s["key"],
             }, loss
 
-        return jax.lax.scan(step, state, jnp.arange(config.chunk_steps))
+        state, losses, bad = checkpoint.guarded_scan(step, state, start, config.chunk_steps)
+        return state, {"loss": losses, checkpoint.NONFINITE: bad}
 
+    if app.is_writer():
+        with open(os.path.join(workdir, f"note_{config.lr}.txt"), "w") as f:
+            f.write("a declared output\n")
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), save_every=config.chunk_steps, keep=2)
     with metrics.MetricWriter(os.path.join(workdir, "metrics.jsonl")) as writer:
 
-        def on_chunk(step, losses):
+        def on_chunk(step, m):
+            losses = np.asarray(m["loss"])
             metrics.check_finite(losses, step=step)
             writer.write(step, loss=float(losses[-1]))
             time.sleep(config.sleep)

@@ -107,8 +107,93 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert any(ln.startswith("stopped: non-finite loss at step 20") for ln in proc.stderr.splitlines()), proc.stderr
+    assert any(ln.startswith("stopped: non-finite loss at step") for ln in proc.stderr.splitlines()), proc.stderr
     assert not (tmp_path / "w" / "results.json").exists()
+
+
+def test_non_finite_stops_at_the_exact_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    """The inputs turn NaN at step 47 (chunks of 20): exit 1 naming step 47; checkpoints 20 and 40 only."""
+    work = tmp_path / "w"
+    proc = cli(work, "--config.nan_step=47")
+    assert proc.returncode == 1, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped: non-finite loss at step 47 of train"), last
+    assert "last good checkpoint is step 40" in last
+    assert sorted(int(d) for d in os.listdir(work / "checkpoints") if d.isdigit()) == [20, 40]
+    assert not (work / "results.json").exists()
+
+
+def test_finished_run_of_another_config_is_refused_naming_key_and_values(tmp_path):
+    work = tmp_path / "w"
+    assert cli(work, "--config.num_steps=40", "--config.lr=0.05").returncode == 0
+    before = (work / "results.json").read_text()
+    proc = cli(work, "--config.num_steps=40", "--config.lr=0.5")
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("config error: lr: is 0.05 in the finished run in") and "but 0.5 in this config" in line
+    assert "--workdir" in line and "overwrite" in line
+    assert (work / "results.json").read_text() == before  # nothing touched
+    # The same config again is reported, not redone.
+    again = cli(work, "--config.num_steps=40", "--config.lr=0.05")
+    assert again.returncode == 0 and "not redone" in again.stderr
+
+
+def test_overwrite_removes_every_declared_output_and_only_those(tmp_path):
+    work = tmp_path / "w"
+    assert cli(work, "--config.num_steps=40", "--config.lr=0.05").returncode == 0
+    (work / "mine.txt").write_text("a file the user put here")
+    assert (work / "note_0.05.txt").exists()
+    proc = cli(work, "--config.num_steps=40", "--config.lr=0.5", "--config.overwrite=True")
+    assert proc.returncode == 0, proc.stderr
+    assert not (work / "note_0.05.txt").exists()  # the old run's declared output is gone
+    assert (work / "note_0.5.txt").exists() and (work / "mine.txt").exists()
+    rows = [json.loads(x) for x in (work / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [20, 40]  # the new run's rows only
+    assert json.loads((work / "config.json").read_text())["lr"] == 0.5
+
+
+def test_checkpoint_of_another_structure_exits_2_and_keeps_metric_rows(tmp_path):
+    """config.json says param_dim=4 but the checkpoints hold param_dim=8 (as after a code change): exit 2."""
+    work = tmp_path / "w"
+    assert cli(work, "--config.num_steps=40").returncode == 0
+    (work / "results.json").unlink()
+    cfg = json.loads((work / "config.json").read_text())
+    cfg["param_dim"] = 4
+    (work / "config.json").write_text(json.dumps(cfg))
+    rows_before = (work / "metrics.jsonl").read_text()
+    proc = cli(work, "--config.num_steps=40", "--config.param_dim=4")
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "does not match this config: opt/0/mu is shape (8,)" in line and "(4,) float32 here" in line, line
+    assert (work / "metrics.jsonl").read_text() == rows_before
+
+
+def test_dedup_eps_change_is_refused_and_overwrite_removes_old_selections(tmp_path):
+    from dedup import experiment as dedup_experiment
+    from dedup import pipeline
+    from dedup.configs import default as dedup_default
+
+    work = str(tmp_path / "d")
+    cfg = dedup_default.get_config("smoke")
+    app.execute(dedup_experiment, cfg, work)
+    old_eps = sorted(d for d in os.listdir(work) if d.startswith("eps="))
+    assert old_eps
+    cfg2 = dedup_default.get_config("smoke")
+    cfg2.eps = (0.05, 0.1)
+    with pytest.raises(app.ConfigError, match=r"eps: is .* in the finished run"):
+        app.execute(dedup_experiment, cfg2, work)
+    cfg2.overwrite = True
+    app.execute(dedup_experiment, cfg2, work)
+    new_eps = sorted(d for d in os.listdir(work) if d.startswith("eps="))
+    assert len(old_eps) == 4 and new_eps == sorted(pipeline.eps_name(e) for e in (0.05, 0.1))  # old ones removed
+
+
+def test_distributed_flags_go_together():
+    with pytest.raises(app.ConfigError, match="go together"):
+        app.initialize_distributed(coordinator_address="127.0.0.1:1234")
+    with pytest.raises(app.ConfigError, match="process_id"):
+        app.initialize_distributed(coordinator_address="127.0.0.1:1234", num_processes=2, process_id=2)
+    assert app.initialize_distributed() is False
 
 
 def test_execute_overwrite_and_changed_config(tmp_path):

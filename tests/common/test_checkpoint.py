@@ -126,3 +126,68 @@ def test_run_chunked_matches_one_long_scan(tmp_path):
     np.testing.assert_allclose(out, ref, rtol=1e-6)
     with pytest.raises(ValueError, match="multiple"):
         checkpoint.run_chunked(chunk, jnp.ones(4), num_steps=31, chunk_steps=5)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [MemoryError("cannot allocate"), RuntimeError("RESOURCE_EXHAUSTED: Out of memory while restoring")],
+)
+def test_resource_errors_while_restoring_are_re_raised_not_treated_as_corrupt(tmp_path, error):
+    d = str(tmp_path / "c")
+    with checkpoint.Checkpointer(d, save_every=10, keep=3) as ck:
+        ck.save(10, _state(10))
+        ck.save(20, _state(20))
+    with checkpoint.Checkpointer(d, save_every=10, keep=3) as ck:
+
+        def fail(*a, **k):
+            raise error
+
+        ck._manager.restore = fail
+        with pytest.raises(type(error)):
+            ck.restore_latest_or(_state(0))
+        assert ck.steps() == [10, 20]  # nothing discarded
+
+
+def test_structure_or_shape_mismatch_raises_checkpoint_mismatch(tmp_path):
+    d = str(tmp_path / "c")
+    with checkpoint.Checkpointer(d, save_every=10) as ck:
+        ck.save(10, _state(10))
+    other = {"w": jnp.zeros(4), "key": jax.random.key(0), "n": jnp.int32(0)}
+    with checkpoint.Checkpointer(d, save_every=10) as ck:
+        with pytest.raises(checkpoint.CheckpointMismatch, match=r"w is shape \(3,\) float32 in the checkpoint"):
+            ck.restore_latest_or(other)
+        extra = {**_state(0), "extra": jnp.zeros(2)}
+        with pytest.raises(checkpoint.CheckpointMismatch, match="extra is absent in the checkpoint"):
+            ck.restore_latest_or(extra)
+
+
+def test_guarded_scan_stops_updating_at_the_first_non_finite_step():
+    def step(x, t):
+        bad = jnp.where(t >= 13, jnp.nan, 0.0)
+        return x + 1.0 + bad, jnp.sum(x) + bad
+
+    x, outs, first = jax.jit(lambda x, s: checkpoint.guarded_scan(step, x, s, 10))(jnp.zeros(2), jnp.int32(10))
+    assert int(first) == 13
+    np.testing.assert_array_equal(x, np.full(2, 3.0))  # steps 10, 11, 12 applied; 13 onwards not
+    assert np.isfinite(outs[:3]).all() and np.isnan(outs[3:]).all()
+    # Vmapped: one first step per run, -1 where every step is finite.
+    xs, _, firsts = jax.vmap(lambda s: checkpoint.guarded_scan(step, jnp.zeros(2), s, 5))(jnp.array([0, 10, 12]))
+    np.testing.assert_array_equal(firsts, [-1, 13, 13])
+    np.testing.assert_array_equal(xs[:, 0], [5.0, 3.0, 1.0])
+
+
+def test_run_chunked_raises_at_the_reported_step_without_saving(tmp_path):
+    def step(x, t):
+        return x * 1.5, jnp.where(t == 23, jnp.inf, jnp.sum(x))
+
+    @jax.jit
+    def chunk(x, start):
+        x, losses, bad = checkpoint.guarded_scan(step, x, start, 5)
+        return x, {"loss": losses, checkpoint.NONFINITE: bad}
+
+    with checkpoint.Checkpointer(str(tmp_path / "c"), save_every=10) as ck:
+        with pytest.raises(
+            checkpoint.metrics.NonFiniteError, match="at step 23 of train.*last good checkpoint is step 20"
+        ):
+            checkpoint.run_chunked(chunk, jnp.ones(2), num_steps=50, chunk_steps=5, checkpointer=ck)
+        assert ck.steps() == [10, 20]
