@@ -1,16 +1,46 @@
 # Every target creates .venv and installs the project into it on first use (Python >= 3.11 on PATH as python3).
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# The install uses the exact versions the tests passed with (constraints.txt); setup.cfg keeps lower bounds.
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed-stamp
+CONSTRAINTS := constraints.txt
 
-.PHONY: demo test test-all lint format bench clean
+.PHONY: demo test test-all lint format bench clean venv
 
-$(STAMP): setup.cfg pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
+# A venv whose python or pip no longer works is reinstalled even though its stamp survived.
+ifneq ($(wildcard $(STAMP)),)
+ifneq ($(shell '$(BIN)/python' -m pip --version >/dev/null 2>&1 && echo ok),ok)
+$(shell rm -f '$(STAMP)')
+endif
+endif
+
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
+	@$(MAKE) --no-print-directory venv PYTHON='$(PYTHON)' VENV='$(VENV)'
+	$(BIN)/python -m pip install -q --upgrade -c $(CONSTRAINTS) pip
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[test,dev]' --config-settings editable_mode=compat
 	@touch $(STAMP)
+
+## A working virtual environment in $(VENV): one left broken (no python, or no pip: a failed first attempt) is
+## recreated; when venv creation fails, says which package to install.
+venv:
+	@if [ -e '$(VENV)' ] && ! { '$(BIN)/python' -c 'import sys' && '$(BIN)/python' -m pip --version; } >/dev/null 2>&1; \
+	then echo "$(VENV) is broken (no working python or pip, e.g. left by a failed first attempt): recreating it"; \
+	     rm -rf '$(VENV)'; fi
+	@if [ ! -e '$(VENV)' ]; then \
+	  '$(PYTHON)' -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	    echo "error: '$(PYTHON)' is not Python >= 3.11; run make PYTHON=python3.11 (or newer)" >&2; exit 1; }; \
+	  log=$$(mktemp); \
+	  if ! '$(PYTHON)' -m venv '$(VENV)' >"$$log" 2>&1; then \
+	    rm -rf '$(VENV)'; \
+	    if grep -qi 'ensurepip\|venv' "$$log"; then \
+	      pkg=$$('$(PYTHON)' -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])'); \
+	      echo "error: '$(PYTHON) -m venv' failed: the venv module or ensurepip is missing; install it (Debian/Ubuntu: sudo apt install python3-venv, or $$pkg) and run make again" >&2; \
+	    else cat "$$log" >&2; echo "error: '$(PYTHON) -m venv $(VENV)' failed (output above)" >&2; fi; \
+	    rm -f "$$log"; exit 1; \
+	  fi; \
+	  rm -f "$$log"; \
+	fi
 
 ## Runs every built package's default config and writes runs/REPORT.md (about 15 minutes per package on 2 cores).
 demo: $(STAMP)
