@@ -1,1 +1,1 @@
-"""disentangle: not yet built (see disentangle/README.md)."""
+"""disentangle: disentanglement with biological constraints (Whittington, Dorrell, Ganguli, Behrens 2023)."""

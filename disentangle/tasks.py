@@ -1,8 +1,8 @@
 """The tasks: independent (or correlated) uniform factors, the data maps of App. A.4/A.5, and a sprites image set.
 
-Factors are e ~ U[0, 1]^F. With correlation rho they come from a Gaussian copula: g = sqrt(rho) s + sqrt(1 - rho) n
-(s shared, n independent standard normals), e = Phi(g), so every pair of factors has the same rank correlation and
-each factor stays exactly uniform (the marginals, and so the ranges, do not change with rho).
+Factors are e ~ U[0, 1]^F. With correlation rho each factor copies one shared uniform draw with probability
+sqrt(rho) (else it is its own uniform draw): every pair has correlation rho and every factor stays exactly uniform
+(the marginals, and so the ranges, do not change with rho).
 
 The data maps (fixed per run, drawn from the run's key):
   - "linear_ae": x = e A, A [F, D] with orthonormal rows (Theorem 2's scaled-orthonormal read-out), target x;
@@ -14,6 +14,7 @@ The data maps (fixed per run, drawn from the run's key):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import jax
@@ -24,13 +25,18 @@ from disentangle import models
 
 
 def sample_factors(key: jax.Array, n: int, num_factors: int, rho: jax.Array | float = 0.0) -> jax.Array:
-    """[n, num_factors] uniform factors on [0, 1] with pairwise Gaussian-copula correlation rho (0: independent)."""
-    k_s, k_n = jax.random.split(key)
-    rho = jnp.clip(jnp.asarray(rho, jnp.float32), 0.0, 0.999)
-    shared = jax.random.normal(k_s, (n, 1))
-    own = jax.random.normal(k_n, (n, num_factors))
-    g = jnp.sqrt(rho) * shared + jnp.sqrt(1.0 - rho) * own
-    return jax.scipy.stats.norm.cdf(g)
+    """[n, num_factors] factors, each exactly U[0, 1], with pairwise correlation rho (0: independent).
+
+    Each factor copies a shared uniform draw s with probability sqrt(rho) and is an independent uniform otherwise,
+    so two factors coincide with probability rho: corr(e_i, e_j) = rho (Pearson and Spearman) while every marginal,
+    and so every range, stays U[0, 1].
+    """
+    k_s, k_u, k_c = jax.random.split(key, 3)
+    p = jnp.sqrt(jnp.clip(jnp.asarray(rho, jnp.float32), 0.0, 1.0))
+    shared = jax.random.uniform(k_s, (n, 1))
+    own = jax.random.uniform(k_u, (n, num_factors))
+    copy = jax.random.uniform(k_c, (n, num_factors)) < p
+    return jnp.where(copy, shared, own)
 
 
 def make_task(key: jax.Array, cfg: models.ModelConfig, num_factors: int, cubic: bool = False) -> dict:
@@ -104,3 +110,56 @@ def sprites(size: int = 24, num_scales: int = 4, num_positions: int = 10) -> tup
         np.asarray(factors, np.float32),
         ("shape", "scale", "x", "y"),
     )
+
+
+class FactorDataUnavailable(Exception):
+    """A tfds factor data set (dSprites, Shapes3D) is not available offline."""
+
+
+_TFDS_FACTORS = {
+    "dsprites": ("label_shape", "label_scale", "label_orientation", "label_x_position", "label_y_position"),
+    "shapes3d": (
+        "label_floor_hue",
+        "label_wall_hue",
+        "label_object_hue",
+        "label_scale",
+        "label_shape",
+        "label_orientation",
+    ),
+}
+
+
+def tfds_factor_images(
+    name: str, image_size: int, max_images: int, data_dir: str | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """dSprites or Shapes3D from a prepared tfds directory (no download): a random subset of `max_images` images,
+    greyscaled and area-resized to image_size x image_size, flattened to [N, image_size^2] in [0, 1], with every
+    ground-truth factor label [N, F]. Raises FactorDataUnavailable when tensorflow-datasets or the set is missing.
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise FactorDataUnavailable(
+            f"vae.dataset={name!r} needs tensorflow-datasets (pip install -e '.[data]'); use 'sprites' offline"
+        ) from None
+    try:
+        source = tfds.data_source(name, split="train", data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"))
+    except Exception as e:  # noqa: BLE001 - not prepared on disk, or no array_record support
+        msg = " ".join(str(e).split())[:160]
+        raise FactorDataUnavailable(
+            f"tfds set {name!r} is not prepared on disk ({msg}); use vae.dataset='sprites'"
+        ) from None
+    n = len(source)
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=min(max_images, n), replace=False))
+    keys = _TFDS_FACTORS[name]
+    images, factors = [], []
+    for start in range(0, len(idx), 4096):
+        for rec in source.__getitems__(idx[start : start + 4096].tolist()):
+            img = np.asarray(rec["image"], np.float32)
+            img = img.mean(-1) if img.ndim == 3 else img
+            img = img / (255.0 if img.max() > 1.0 else 1.0)
+            f = img.shape[0] // image_size
+            img = img[: f * image_size, : f * image_size].reshape(image_size, f, image_size, f).mean((1, 3))
+            images.append(img.reshape(-1))
+            factors.append([float(rec[k]) for k in keys])
+    return np.asarray(images, np.float32), np.asarray(factors, np.float32), tuple(k[6:] for k in keys)
