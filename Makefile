@@ -18,7 +18,8 @@ endif
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@$(MAKE) --no-print-directory venv PYTHON='$(PYTHON)' VENV='$(VENV)'
 	$(BIN)/python -m pip install -q --upgrade -c $(CONSTRAINTS) pip
-	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[test,dev]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) --build-constraint $(CONSTRAINTS) -e '.[test,dev]' \
+	    --config-settings editable_mode=compat
 	@touch $(STAMP)
 
 ## A working virtual environment in $(VENV): one left broken (no python, or no pip: a failed first attempt) is
