@@ -14,6 +14,7 @@ Two kinds:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,13 +97,18 @@ def _dense_names(layers: Sequence) -> list[str]:
     return out
 
 
-def init_stack(key: jax.Array, layers: Sequence, in_dim: int, scale: float = 1.0) -> Params:
-    """He-normal weights (times `scale`) and zero biases for every Dense layer of `layers`."""
+def init_stack(key: jax.Array, layers: Sequence, in_dim: int, scale: float = 1.0, bias_scale: float = 0.0) -> Params:
+    """He-normal weights (times `scale`) and biases bias_scale·N(0, 1) for every Dense layer (one compiled call)."""
+    return _init_stack(key, tuple(layers), int(in_dim), float(scale), float(bias_scale))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _init_stack(key: jax.Array, layers: tuple, in_dim: int, scale: float, bias_scale: float) -> Params:
     names = _dense_names(layers)
     if len(set(names)) != len(names):
         raise ValueError(f"Dense layer names must be unique, got {names}")
     params: Params = {}
-    keys = iter(jax.random.split(key, max(len(names), 1)))
+    keys = iter(jax.random.split(key, max(2 * len(names), 1)))
 
     def walk(layers, width):
         for layer in layers:
@@ -110,7 +116,7 @@ def init_stack(key: jax.Array, layers: Sequence, in_dim: int, scale: float = 1.0
                 w = jax.random.normal(next(keys), (width, layer.features), jnp.float32)
                 params[layer.name] = {"w": scale * w * jnp.sqrt(2.0 / width)}
                 if layer.bias:
-                    params[layer.name]["b"] = jnp.zeros((layer.features,), jnp.float32)
+                    params[layer.name]["b"] = bias_scale * jax.random.normal(next(keys), (layer.features,), jnp.float32)
                 width = layer.features
             elif isinstance(layer, Residual):
                 out = walk(layer.layers, width)

@@ -27,7 +27,7 @@ class NotQuasiHomogeneous(ValueError):
     """The declared Λ does not satisfy f(e^{αΛ}θ; x) = e^α f(θ; x); the message names the offending parameter."""
 
 
-def _leaf_rates(params: Any, rates: Any) -> Any:
+def leaf_rates(params: Any, rates: Any) -> Any:
     """`rates` broadcast to the shape of every leaf of `params` (float32)."""
     return jax.tree.map(lambda p, r: jnp.broadcast_to(jnp.asarray(r, jnp.float32), jnp.shape(p)), params, rates)
 
@@ -48,7 +48,7 @@ def rate_max(rates: Any) -> float:
 def max_rate_mask(params: Any, rates: Any, rtol: float = 1e-6) -> Any:
     """1.0 on the parameters whose rate is λ_max (the ones the Λ-seminorm counts), 0.0 elsewhere."""
     top = rate_max(rates)
-    full = _leaf_rates(params, rates)
+    full = leaf_rates(params, rates)
     return jax.tree.map(lambda r: (jnp.abs(r - top) <= rtol * top).astype(jnp.float32), full)
 
 
@@ -81,25 +81,37 @@ def normalize(params: Any, rates: Any) -> Any:
 
 def euler_residual(f: Callable, params: Any, rates: Any, x: jax.Array) -> jax.Array:
     """⟨∇_θ f(θ; x), Λθ⟩ - f(θ; x) for every output (0 for a Λ-quasi-homogeneous f, the derivative of Def. 1 at α=0)."""
-    tangent = jax.tree.map(lambda p, r: p * r, params, _leaf_rates(params, rates))
-    out, dout = jax.jvp(lambda p: f(p, x), (params,), (tangent,))
-    return dout - out
+
+    @jax.jit
+    def resid(params, x):
+        tangent = jax.tree.map(lambda p, r: p * r, params, leaf_rates(params, rates))
+        out, dout = jax.jvp(lambda p: f(p, x), (params,), (tangent,))
+        return dout - out
+
+    return resid(params, x)
 
 
-def _path_name(path) -> str:
+def path_name(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
 
 def _leaf_contributions(f: Callable, params: Any, x: jax.Array) -> list[tuple[str, np.ndarray]]:
     """g_j = ⟨∇_{θ_j} f, θ_j⟩ for every leaf j: the Euler residual is linear in the rates, Σ_j λ_j g_j - f."""
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
-    out = []
-    for j, (path, _) in enumerate(flat):
-        tangent = [jnp.zeros_like(leaf) if i != j else leaf for i, (_, leaf) in enumerate(flat)]
-        tangent = jax.tree.unflatten(treedef, tangent)
-        _, g = jax.jvp(lambda p: f(p, x), (params,), (tangent,))
-        out.append((_path_name(path), np.asarray(g, np.float64).ravel()))
-    return out
+
+    @jax.jit
+    def all_g(params, x):
+        leaves = jax.tree.leaves(params)
+        gs = []
+        for j in range(len(leaves)):
+            tangent = jax.tree.unflatten(
+                treedef, [leaf if i == j else jnp.zeros_like(leaf) for i, leaf in enumerate(leaves)]
+            )
+            gs.append(jax.jvp(lambda p: f(p, x), (params,), (tangent,))[1])
+        return gs
+
+    gs = all_g(params, x)
+    return [(path_name(path), np.asarray(g, np.float64).ravel()) for (path, _), g in zip(flat, gs, strict=True)]
 
 
 def check_rates(
@@ -119,11 +131,12 @@ def check_rates(
     Errors are relative to max |f(θ; x)| (scaled by e^α).
     """
     jax.tree.map(lambda p, r: jnp.broadcast_to(jnp.asarray(r), jnp.shape(p)), params, rates)  # structure check
-    base = np.asarray(f(params, x), np.float64)
+    scaled_f = jax.jit(lambda p, x, a: f(scale(p, rates, a), x))
+    base = np.asarray(scaled_f(params, x, 0.0), np.float64)
     ref = max(float(np.max(np.abs(base))), 1e-30)
     worst, worst_alpha = 0.0, None
     for a in alphas:
-        scaled = np.asarray(f(scale(params, rates, a), x), np.float64)
+        scaled = np.asarray(scaled_f(params, x, a), np.float64)
         err = float(np.max(np.abs(scaled - np.exp(a) * base))) / (np.exp(a) * ref)
         if not np.isfinite(err) or err > worst:
             worst, worst_alpha = (err if np.isfinite(err) else np.inf), a
@@ -134,11 +147,11 @@ def check_rates(
 
 def _diagnose(f, params, rates, x, worst, alpha) -> str:
     head = f"f(e^(αΛ)θ; x) != e^α f(θ; x) for the declared Λ (relative error {worst:.3g} at α={alpha:g})"
-    fx = np.asarray(f(params, x), np.float64).ravel()
+    fx = np.asarray(jax.jit(f)(params, x), np.float64).ravel()
     r = np.asarray(euler_residual(f, params, rates, x), np.float64).ravel()
     norm_f = max(float(np.linalg.norm(fx)), 1e-30)
     declared = {
-        _path_name(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(_leaf_rates(params, rates))[0]
+        path_name(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(leaf_rates(params, rates))[0]
     }
     fits = []
     for name, g in _leaf_contributions(f, params, x):

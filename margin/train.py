@@ -183,7 +183,10 @@ def make_chunk(spec: Spec, chunk_steps: int) -> Callable:
     rows = chunk_steps // spec.log_every
 
     def chunk(state, data, start_step):
-        state, outs, bad = checkpoint.guarded_scan(lambda s, _: step(s, data), state, start_step, chunk_steps)
+        # γ is ±inf while ‖θ‖_Λ = 0 (e.g. a zero output bias at init): only the loss and margins must be finite
+        state, outs, bad = checkpoint.guarded_scan(
+            lambda s, _: step(s, data), state, start_step, chunk_steps, watch=lambda o: (o["log_loss"], o["min_margin"])
+        )
         logged = jnp.stack([outs[k].reshape(rows, spec.log_every)[:, -1] for k in _LOGGED], axis=1)
         state = dict(state)
         state["log"] = jax.lax.dynamic_update_slice(state["log"], logged, (start_step // spec.log_every, 0))

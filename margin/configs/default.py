@@ -1,0 +1,107 @@
+"""margin at CPU scale: every demonstration (a)-(e) in one run.
+
+    python -m margin.main --config=margin/configs/default.py
+    python -m margin.main --config=margin/configs/default.py:smoke   # seconds; tests and notebooks
+
+default: (a) the two 2-D toys, 12 points, 3 seeds, 20k steps each; (b, c) a width-16 ReLU net with biases and a
+residual block and its homogeneous twin on 2-D XOR blobs, 3 seeds, 10k steps, PGD-ℓ2 on 500 test points; (d)
+unconstrained features (K = 4, 5 per class, d = 6) and an MLP (64) with BatchNorm on 1,000 balanced digits
+(d = 18), 2 seeds each; (e) Cover's C(P, 10) from 200 draws per P and the teacher-student errors at N = 40.
+Step rule "sharpness" (a fixed fraction of the stability limit; margin/train.py). Runtime: margin/README.md.
+smoke: the same pipeline at a few hundred steps and a handful of draws; checks only that everything runs.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def _training(num_seeds, num_steps, chunk_steps, log_every, lr=0.5, step="sharpness", max_lr=100.0):
+    c = ml_collections.ConfigDict()
+    c.num_seeds = num_seeds
+    c.num_steps = num_steps
+    c.chunk_steps = chunk_steps  # steps per compiled call = checkpoint interval
+    c.log_every = log_every  # history rows (γ, smoothed γ, log L, min margin) every this many steps
+    c.lr = lr  # η: for "sharpness" the fraction of 1/|λ_max(∇² log L)|
+    c.max_lr = max_lr  # cap on the "sharpness" step
+    c.step = step  # "loss" (∇ log L), "unit" (∇ log L / ‖∇ log L‖) or "sharpness"
+    return c
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The CPU-scale config; `arg` picks a variant: None/'default' or 'smoke'."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.overwrite = False
+
+    c.toy = _training(3, 20000, 2000, 20)
+    c.toy.loss = "exp"
+    c.toy.num_points = 12
+    c.toy.data_seed = 0
+    c.toy.noise = 0.1
+    c.toy.init_scale = 0.1
+    c.toy.program_starts = 4  # SLSQP starts of the non-convex program in the model's own parameters
+
+    c.nets = _training(3, 10000, 1000, 20)
+    c.nets.loss = "exp"
+    c.nets.hidden = 16
+    c.nets.num_train = 200
+    c.nets.num_test = 500
+    c.nets.data_seed = 0
+    c.nets.radius = 2.0
+    c.nets.noise = 0.35
+    c.nets.init_scale = 1.0
+    c.nets.bias_scale = 0.1  # nonzero: the output bias is the only rate-λ_max parameter, so ‖θ‖_Λ > 0 from the start
+    c.nets.eps = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+    c.nets.pgd_steps = 20
+
+    c.nc_ufm = _training(2, 4000, 400, 20)
+    c.nc_ufm.loss = "cross_entropy"
+    c.nc_ufm.classes = 4
+    c.nc_ufm.per_class = 5
+    c.nc_ufm.dim = 6
+
+    c.nc_mlp = _training(2, 3000, 300, 20)
+    c.nc_mlp.loss = "cross_entropy"
+    c.nc_mlp.dataset = "digits"  # or a tfds image set with 10 classes (e.g. "mnist") prepared offline
+    c.nc_mlp.allow_fallback = True
+    c.nc_mlp.per_class = 100
+    c.nc_mlp.hidden = (64,)
+    c.nc_mlp.dim = 18
+
+    c.perceptron = ml_collections.ConfigDict()
+    c.perceptron.cover_n = 10
+    c.perceptron.cover_p = tuple(range(2, 33, 2))
+    c.perceptron.cover_draws = 200
+    c.perceptron.ts_n = 40
+    c.perceptron.ts_alphas = (0.5, 1.0, 2.0, 4.0, 6.0)
+    c.perceptron.ts_draws = 16
+    c.perceptron.iters = 1500  # FISTA iterations of the max-margin dual (teacher-student uses twice as many)
+
+    if arg in (None, "", "default"):
+        return c
+    if arg == "smoke":
+        c.toy.num_seeds = 2
+        c.toy.num_steps, c.toy.chunk_steps = 400, 200
+        c.nets.num_seeds = 2
+        c.nets.hidden = 6
+        c.nets.num_train, c.nets.num_test = 40, 40
+        c.nets.num_steps, c.nets.chunk_steps = 200, 100
+        c.nets.eps = (0.0, 0.5)
+        c.nets.pgd_steps = 3
+        c.nc_ufm.num_seeds = 1
+        c.nc_ufm.num_steps, c.nc_ufm.chunk_steps = 200, 100
+        c.nc_mlp.num_seeds = 1
+        c.nc_mlp.per_class = 10
+        c.nc_mlp.hidden = ()
+        c.nc_mlp.dim = 9
+        c.nc_mlp.num_steps, c.nc_mlp.chunk_steps = 100, 50
+        c.nc_mlp.log_every = 10
+        c.perceptron.cover_p = (2, 10, 20)
+        c.perceptron.cover_draws = 8
+        c.perceptron.ts_n = 10
+        c.perceptron.ts_alphas = (1.0, 2.0)
+        c.perceptron.ts_draws = 2
+        c.perceptron.iters = 200
+        return c
+    raise ValueError(f"unknown variant {arg!r} (expected default or smoke)")
