@@ -83,11 +83,13 @@ SPRITE_SHAPES = ("square", "ellipse", "triangle")
 def sprites(size: int = 24, num_scales: int = 4, num_positions: int = 10) -> tuple[np.ndarray, np.ndarray, tuple]:
     """A dSprites-like set: every combination of shape (3), scale, x and y position, rendered as binary images.
 
-    Returns (images [N, size*size] float32 in {0, 1}, factors [N, 4] float32 (shape index, scale index, x index,
+    Returns (images [N, size*size] float32 in [0, 1], factors [N, 4] float32 (shape index, scale index, x index,
     y index), factor names). Scales run from 0.5 to 1 of the largest half-width (size/6); positions are evenly spaced
-    so every sprite lies inside the canvas.
+    so every sprite lies inside the canvas. Each pixel is the covered fraction of a 4 x 4 subpixel grid
+    (anti-aliased), so sprites that differ by less than a pixel still give different images.
     """
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    sub = 4
+    yy, xx = (np.mgrid[0 : size * sub, 0 : size * sub].astype(np.float32) + 0.5) / sub
     max_r = size / 6.0
     scales = np.linspace(0.5, 1.0, num_scales) * max_r
     pos = np.linspace(max_r + 0.5, size - max_r - 0.5, num_positions)
@@ -103,7 +105,7 @@ def sprites(size: int = 24, num_scales: int = 4, num_positions: int = 10) -> tup
                         m = (dx / r) ** 2 + (dy / (0.6 * r)) ** 2 <= 1.0
                     else:
                         m = (dy <= 0.8 * r) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.5)
-                    images.append(m.reshape(-1))
+                    images.append(m.reshape(size, sub, size, sub).mean((1, 3)).reshape(-1))
                     factors.append((si, ri, xi, yi))
     return (
         np.asarray(images, np.float32),
