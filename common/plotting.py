@@ -106,6 +106,11 @@ def save(fig, path: str) -> str:
     closes it."""
     import matplotlib.pyplot as plt
 
+    from common import metrics
+
+    if not metrics.is_writer():  # multi-host: process 0 alone writes figures
+        plt.close(fig)
+        return path
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     ext = os.path.splitext(path)[1] or ".png"
