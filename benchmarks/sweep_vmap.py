@@ -4,12 +4,14 @@
 
 Three ways to run the same 8 trainings (SGD with momentum, minibatches drawn on device):
   step-loop  a Python loop over steps calling a jitted update, one run after another (what most released code does);
-  seq        the pure `train(key, hparams)` (whole loop in lax.scan) jitted once and called run after run;
+  seq        the pure `train(key, hparams)` (whole loop in lax.scan) jitted once and called run after run, on device 0;
+  seq-rr     the same compiled run dispatched over all devices, run i on device i mod N, one run per device at a
+             time (the strongest sequential baseline: every core busy, no batching);
   vmap       one `common.sweep.sweep` over all runs, sharded over the CPU devices (one per core by default).
-RESULT compares vmap with seq, the stronger baseline; vmap/step-loop is printed beside it.
+RESULT compares vmap with seq-rr; vmap/seq and vmap/step-loop are printed beside it.
 Compile time is excluded from both (each is warmed up once) and printed separately. The table covers several
 (hidden width x batch) sizes: vmapping pays most where one run is too small to keep the cores busy. RESULT is
-runs/second vmapped / runs/second sequential for the first size.
+runs/second vmapped / runs/second seq-rr for the first size.
 """
 
 import argparse
@@ -28,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _baseline import round_robin  # noqa: E402  (benchmarks/_baseline.py)
 
 from common import data, sweep
 
@@ -102,8 +105,14 @@ def measure(x, y, seeds, steps, batch, hidden, repeats):
     outs_loop = [per_step_run(keys[i], float(g.hparams["lr"][i])) for i in range(g.size)]
     jax.block_until_ready(outs_loop)
     loop = time.perf_counter() - t0
+    rr = round_robin(train, [(keys[i], {"lr": jnp.float32(g.hparams["lr"][i])}) for i in range(g.size)])
+    rr()  # compiles once per device
+    rr_times = []
     seq_times, vm_times = [], []
     for _ in range(repeats):
+        t0 = time.perf_counter()
+        outs_rr = rr()
+        rr_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         outs_seq = [single(keys[i], {"lr": jnp.float32(g.hparams["lr"][i])}) for i in range(g.size)]
         jax.block_until_ready(outs_seq)
@@ -116,7 +125,9 @@ def measure(x, y, seeds, steps, batch, hidden, repeats):
         float(np.max(np.abs(np.asarray(out_vm[1]["loss"][i]) - np.asarray(outs_seq[i][1]["loss"]))))
         for i in range(g.size)
     )
-    seq, vm = min(seq_times), min(vm_times)
+    seq, vm, seq_rr = min(seq_times), min(vm_times), min(rr_times)
+    for i in range(g.size):
+        diff = max(diff, float(np.max(np.abs(np.asarray(outs_rr[i][1]["loss"]) - np.asarray(outs_seq[i][1]["loss"])))))
     for i in range(g.size):
         diff = max(diff, float(np.max(np.abs(np.asarray(outs_loop[i][1]) - np.asarray(outs_seq[i][1]["loss"])))))
     return {
@@ -126,7 +137,9 @@ def measure(x, y, seeds, steps, batch, hidden, repeats):
         "compile_vm": compile_vm,
         "seq": seq,
         "vm": vm,
-        "ratio": seq / vm,
+        "seq_rr": seq_rr,
+        "ratio_seq": seq / vm,
+        "ratio": seq_rr / vm,
         "acc": float(np.mean(np.asarray(out_vm[1]["train_acc"]))),
         "diff": diff,
     }
@@ -149,7 +162,8 @@ def main():
     )
     header = (
         f"{'hidden x batch':<16}{'compile seq s':>14}{'compile vmap s':>15}{'step-loop runs/s':>18}"
-        f"{'seq runs/s':>12}{'vmap runs/s':>12}{'vmap/seq':>10}{'vmap/step-loop':>16}{'acc':>7}{'max |dloss|':>13}"
+        f"{'seq runs/s':>12}{'seq-rr runs/s':>15}{'vmap runs/s':>12}{'vmap/seq-rr':>13}{'vmap/seq':>10}"
+        f"{'vmap/step-loop':>16}{'acc':>7}{'max |dloss|':>13}"
     )
     print(header)
     first = None
@@ -159,10 +173,13 @@ def main():
         first = first or r
         print(
             f"{size:<16}{r['compile_seq']:>14.2f}{r['compile_vm']:>15.2f}{r['runs'] / r['loop']:>18.1f}"
-            f"{r['runs'] / r['seq']:>12.1f}{r['runs'] / r['vm']:>12.1f}{r['ratio']:>10.2f}{r['loop'] / r['vm']:>16.1f}"
+            f"{r['runs'] / r['seq']:>12.1f}{r['runs'] / r['seq_rr']:>15.1f}{r['runs'] / r['vm']:>12.1f}"
+            f"{r['ratio']:>13.2f}{r['ratio_seq']:>10.2f}{r['loop'] / r['vm']:>16.1f}"
             f"{r['acc']:>7.3f}"
             f"{r['diff']:>13.2e}"
         )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average at the end: {load:.2f}")
     print(f"RESULT sweep_vmap_throughput_ratio={first['ratio']:.2f} target=4")
 
 
