@@ -1,1 +1,1 @@
-"""pruning: not yet built (see pruning/README.md)."""
+"""pruning: iterative magnitude pruning with rewinding, linear mode connectivity and the flatness limit on pruning."""

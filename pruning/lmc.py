@@ -49,9 +49,13 @@ def interpolation_curve(
 
 
 def barrier_from_curve(alphas: jax.Array, values: jax.Array) -> jax.Array:
-    """max_alpha [E(alpha) - (alpha E(1) + (1 - alpha) E(0))] from a curve whose ends are alpha = 0 and 1."""
-    chord = alphas * values[-1] + (1.0 - alphas) * values[0]
-    return jnp.max(values - chord)
+    """max_alpha [E(alpha) - (alpha E(1) + (1 - alpha) E(0))] from a curve whose ends are alpha = 0 and 1.
+
+    `values` may carry trailing axes (several metrics at once): the barrier is taken for each.
+    """
+    a = alphas.reshape(alphas.shape[0], *([1] * (values.ndim - 1)))
+    chord = a * values[-1] + (1.0 - a) * values[0]
+    return jnp.max(values - chord, axis=0)
 
 
 def error_barrier(
@@ -61,11 +65,12 @@ def error_barrier(
     n_points: int,
     mask: Any | None = None,
 ) -> jax.Array:
-    """The error barrier between `params_a` and `params_b` for the scalar `metric_fn` (train loss, test error...).
+    """The error barrier between `params_a` and `params_b` for `metric_fn` (train loss, test error...).
 
     max_alpha [E(alpha a + (1-alpha) b) - (alpha E(a) + (1-alpha) E(b))] over `n_points` evenly spaced alphas
     including both ends (so it is >= 0 up to rounding; a convex metric gives 0 up to rounding). `mask`: evaluate
-    the interpolated networks under this mask. Jit/vmap-compatible; `n_points` is static.
+    the interpolated networks under this mask. A `metric_fn` returning a vector gives one barrier per entry.
+    Jit/vmap-compatible; `n_points` is static.
     """
     alphas, values = interpolation_curve(metric_fn, params_a, params_b, n_points, mask)
     return barrier_from_curve(alphas, values)

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 # --------------------------------------------------------------------------------------------------------------
@@ -180,10 +181,19 @@ def random_prune(key: jax.Array, masks: Any, fraction: Any, rates: Any, *, scope
     `scope="global"` draws from the whole rate-1 pool (so layer densities drift randomly around the global one);
     `scope="layerwise"` removes exactly the fraction from every layer.
     """
-    leaves, treedef = jax.tree.flatten(masks)
-    keys = jax.random.split(key, len(leaves))
-    scores = jax.tree.unflatten(treedef, [jax.random.uniform(k, m.shape) for k, m in zip(keys, leaves, strict=True)])
-    return prune_by_score(scores, masks, fraction, rates, scope=scope)
+    return prune_by_score(_uniform_like(key, masks), masks, fraction, rates, scope=scope)
+
+
+def _uniform_like(key: jax.Array, tree: Any) -> Any:
+    """Uniform [0, 1) draws shaped like `tree`, cut from one draw (one random-bits kernel to compile)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    sizes = [int(np.prod(jnp.shape(x))) for x in leaves]
+    flat = jax.random.uniform(key, (sum(sizes),))
+    out, offset = [], 0
+    for x, n in zip(leaves, sizes, strict=True):
+        out.append(flat[offset : offset + n].reshape(jnp.shape(x)))
+        offset += n
+    return jax.tree.unflatten(treedef, out)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -44,11 +44,22 @@ class MLP:
     num_classes: int
 
     def init(self, key: jax.Array) -> tuple[dict[str, Any], jax.Array]:
-        sizes = (self.input_dim, *self.widths)
-        keys = jax.random.split(key, len(sizes))
-        hidden = [_dense_init(k, a, b) for k, a, b in zip(keys[:-1], sizes[:-1], sizes[1:], strict=True)]
-        head = _dense_init(keys[-1], sizes[-1], self.num_classes)
-        return {"hidden": hidden, "head": head}, jnp.zeros((), jnp.float32)
+        """PyTorch's nn.Linear default (uniform in +-1/sqrt(fan_in)), every leaf cut from one uniform draw (one
+        random-bits kernel to compile instead of one per leaf)."""
+        sizes = (self.input_dim, *self.widths, self.num_classes)
+        shapes = []
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            shapes += [(a, b), (b,)]
+        total = sum(int(np.prod(s)) for s in shapes)
+        flat = jax.random.uniform(key, (total,), minval=-1.0, maxval=1.0)
+        leaves, offset = [], 0
+        for i, shp in enumerate(shapes):
+            n = int(np.prod(shp))
+            fan_in = sizes[i // 2]
+            leaves.append(flat[offset : offset + n].reshape(shp) / np.sqrt(fan_in))
+            offset += n
+        layers = [{"kernel": leaves[2 * i], "bias": leaves[2 * i + 1]} for i in range(len(sizes) - 1)]
+        return {"hidden": layers[:-1], "head": layers[-1]}, jnp.zeros((), jnp.float32)
 
     def apply(self, params, stats, x, train: bool = False):
         h = x.reshape(x.shape[0], -1)
