@@ -246,3 +246,34 @@ def test_cores_as_devices_keeps_the_users_count():
     out = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True)
     set_to, devices, _ = out.stdout.split()
     assert set_to == "None" and devices == "3"
+
+
+def test_writer_check_does_not_start_the_backend():
+    """is_writer() (called by execute before the experiment runs) leaves JAX's backend unstarted."""
+    code = (
+        "import jax\n"
+        "from common import app\n"
+        "assert app.is_writer()\n"
+        "jax.config.update('jax_num_cpu_devices', 3)  # raises once the backend is up\n"
+        "assert jax.device_count() == 3\n"
+    )
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_only_process_0_writes_metrics(tmp_path, monkeypatch):
+    from common import metrics
+
+    monkeypatch.setattr(metrics, "process_index", lambda: 1)
+    path = tmp_path / "m" / "metrics.jsonl"
+    with metrics.MetricWriter(str(path)) as w:
+        w.write(10, loss=1.0)
+        w.truncate_after(5)
+    assert not path.exists() and not path.parent.exists()
+    monkeypatch.setattr(metrics, "process_index", lambda: 0)
+    with metrics.MetricWriter(str(path)) as w:
+        w.write(10, loss=1.0)
+    assert json.loads(path.read_text())["loss"] == 1.0
