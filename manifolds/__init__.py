@@ -1,1 +1,2 @@
-"""manifolds: not yet built (see manifolds/README.md)."""
+"""manifolds: effective dimension of class manifolds and their boundaries by random cutting planes (Fort et al.
+2022). See manifolds/README.md."""
