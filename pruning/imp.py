@@ -148,15 +148,28 @@ def init_state(setup: Setup, key: jax.Array, hp: dict[str, jax.Array]) -> dict[s
 
 
 def _loss_and_error(setup: Setup, params, stats, x, y) -> tuple[jax.Array, jax.Array]:
-    """Mean cross-entropy and error on (x, y) in evaluation mode, `eval_batch` examples at a time."""
+    """Mean cross-entropy and error on (x, y) in evaluation mode, `eval_batch` examples at a time (`lax.map` over
+    slices, the last one padded and masked)."""
     n = x.shape[0]
-    loss_sum, wrong = jnp.float32(0.0), jnp.float32(0.0)
-    for s in range(0, n, setup.eval_batch):
-        logits, _ = setup.model.apply(params, stats, x[s : s + setup.eval_batch], False)
-        yb = y[s : s + setup.eval_batch]
-        loss_sum = loss_sum + optax.softmax_cross_entropy_with_integer_labels(logits, yb).sum()
-        wrong = wrong + jnp.sum(jnp.argmax(logits, -1) != yb)
-    return loss_sum / n, wrong / n
+    b = min(setup.eval_batch, n)
+    chunks = -(-n // b)
+    pad = chunks * b - n
+    xs = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+    ys = jnp.concatenate([y, jnp.zeros((pad,), y.dtype)]) if pad else y
+    valid = (jnp.arange(chunks * b) < n).reshape(chunks, b)
+
+    def one(args):
+        xb, yb, ok = args
+        logits, _ = setup.model.apply(params, stats, xb, False)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+        return jnp.sum(jnp.where(ok, loss, 0.0)), jnp.sum(ok & (jnp.argmax(logits, -1) != yb))
+
+    if chunks == 1:
+        loss_sum, wrong = one((xs, ys, valid[0]))
+    else:
+        sums, wrongs = jax.lax.map(one, (xs.reshape(chunks, b, *x.shape[1:]), ys.reshape(chunks, b), valid))
+        loss_sum, wrong = jnp.sum(sums), jnp.sum(wrongs)
+    return loss_sum / n, wrong.astype(jnp.float32) / n
 
 
 def train_chunk(
@@ -372,6 +385,27 @@ def _copy_from_parents(state: dict[str, Any], parents: np.ndarray) -> dict[str, 
     return {**state, **picked}
 
 
+_COMPILED: dict[tuple[Setup, int], tuple] = {}
+
+
+def _compiled(s: Setup, chunk_steps: int) -> tuple:
+    """The vmapped pieces for one (setup, chunk) pair, built once so that sweeps of the same setup share them."""
+    key = (s, chunk_steps)
+    if key not in _COMPILED:
+        _COMPILED[key] = (
+            sweep.vmapped(lambda k, h: init_state(s, k, h)),
+            sweep.vmapped(
+                lambda st, h, d, lv, t0: train_chunk(s, st, h, d, lv, t0, chunk_steps),
+                in_axes=(0, 0, None, None, None),
+            ),
+            sweep.vmapped(lambda st, h, lv: prune_step(s, st, h, lv), in_axes=(0, 0, None)),
+            sweep.vmapped(lambda st, h, lv: rewind_step(s, st, h, lv), in_axes=(0, 0, None)),
+            sweep.vmapped(lambda st, h, d, lv: finish_level(s, st, h, d, lv), in_axes=(0, 0, None, None)),
+            sweep.vmapped(lambda st, pp, d, lv: parent_barrier(s, st, pp, d, lv), in_axes=(0, 0, None, None)),
+        )
+    return _COMPILED[key]
+
+
 class Sweep:
     """The compiled pieces of an IMP sweep over `runs` (one `jit(vmap)` each, sharded over devices)."""
 
@@ -382,16 +416,8 @@ class Sweep:
         self.hp = hparams(runs)
         self.parents = np.array([r.parent for r in runs], np.int32)
         self.has_parents = bool(np.any(self.parents != np.arange(len(runs))))
-        s = setup
-        self._init = sweep.vmapped(lambda k, h: init_state(s, k, h))
-        self._train = sweep.vmapped(
-            lambda st, h, d, lv, t0: train_chunk(s, st, h, d, lv, t0, chunk_steps), in_axes=(0, 0, None, None, None)
-        )
-        self._prune = sweep.vmapped(lambda st, h, lv: prune_step(s, st, h, lv), in_axes=(0, 0, None))
-        self._rewind = sweep.vmapped(lambda st, h, lv: rewind_step(s, st, h, lv), in_axes=(0, 0, None))
-        self._finish = sweep.vmapped(lambda st, h, d, lv: finish_level(s, st, h, d, lv), in_axes=(0, 0, None, None))
-        self._parent_bar = sweep.vmapped(
-            lambda st, pp, d, lv: parent_barrier(s, st, pp, d, lv), in_axes=(0, 0, None, None)
+        (self._init, self._train, self._prune, self._rewind, self._finish, self._parent_bar) = _compiled(
+            setup, self.chunk
         )
 
     def keys(self) -> jax.Array:
@@ -515,3 +541,20 @@ def make_runs(
 def history(state: dict[str, Any]) -> dict[str, np.ndarray]:
     """The per-level history of every run on the host: name -> [runs, levels]."""
     return {k: np.asarray(sweep.to_numpy(v)) for k, v in state["hist"].items()}
+
+
+def train(setup: Setup, key: jax.Array, hp: dict[str, jax.Array], data: tuple[jax.Array, ...]) -> dict[str, Any]:
+    """One whole run (every level, no companions) as a pure function of (key, hp), for `jit(vmap)` and timing.
+
+    The levels are a `lax.fori_loop`; the result equals what `Sweep.run` produces for the same run (without
+    checkpoints). hp holds the scalars of `HPARAMS` for this run (`hparams([...])` row).
+    """
+    state = init_state(setup, key, hp)
+
+    def level_body(level, st):
+        moved = rewind_step(setup, prune_step(setup, st, hp, level), hp, level)
+        st = jax.tree.map(lambda a, b: jnp.where(level > 0, a, b), moved, st)
+        st, _ = train_chunk(setup, st, hp, data, level, jnp.int32(0), setup.steps)
+        return finish_level(setup, st, hp, data, level)
+
+    return jax.lax.fori_loop(0, setup.num_levels, level_body, state)
