@@ -28,6 +28,7 @@ is of one type; 0: every cell carries as much about position as about the object
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 
 import jax
@@ -123,6 +124,7 @@ def loss_fn(params: dict, targets: jax.Array, hp: Mapping[str, jax.Array], nbr: 
     return losses.constrained_loss(path + readout, [flat], [params["T"], params["R"]], hp)
 
 
+@functools.cache
 def make_chunk(cfg: CellConfig, chunk_steps: int) -> Callable:
     """`chunk(state, hp, start_step) -> (state, metrics)`: full-batch Adam steps in a guarded scan."""
     tx = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)

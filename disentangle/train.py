@@ -11,6 +11,7 @@ fold_in(data key, t), so results do not depend on how steps are chunked (or on a
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 
 import jax
@@ -71,11 +72,13 @@ def vae_loss(params, images, key, cfg: TrainConfig, hp) -> tuple[jax.Array, dict
     return total, {**terms, "kl": kl, "nll": nll}
 
 
+@functools.cache
 def make_chunk(cfg: TrainConfig, chunk_steps: int) -> Callable:
     """`chunk(state, hp, start_step, images=None) -> (state, metrics)`: `chunk_steps` Adam steps (guarded scan).
 
     Synthetic kinds draw fresh factors every step; the VAE samples minibatches from `images` (shared by every run).
-    metrics: `loss` (mean over the chunk), `functional` (last step) and checkpoint.NONFINITE.
+    metrics: `loss` (mean over the chunk), `functional` (last step) and checkpoint.NONFINITE. Cached per
+    (cfg, chunk_steps), so sweeps of the same shapes reuse one compiled program.
     """
     tx = optimizer()
 

@@ -4,10 +4,10 @@ on generated sprites and the cell-type experiment, each one vmapped sweep.
     python -m disentangle.main --config=disentangle/configs/default.py
     python -m disentangle.main --config=disentangle/configs/default.py:smoke   # seconds; tests and notebooks
 
-default: linear autoencoder (6 U[0,1] factors -> 50-d data -> 10 latents; Adam 1e-3, batch 256, 8k steps) and a
-supervised net (x = O e -> 24 hidden -> y = W e) for the five constraint variants x 3 seeds; the constrained linear
-AE at rho = 0, 0.3, 0.6, 0.9; a beta-VAE (beta 4) with and without a ReLU on the posterior mean on 1200 24x24
-sprites; path-integrating codes in 32 5x5 worlds with objects. Runtime and results: disentangle/README.md.
+default: linear autoencoder (6 U[0,1] factors -> 50-d data -> 10 latents; Adam 1e-3, batch 256, 12k steps) and a
+supervised net (x = O e -> 24 hidden -> y = W e, 8k steps) for the five constraint variants x 3 seeds; the
+constrained linear AE at rho = 0, 0.3, 0.6, 0.9; a beta-VAE (beta 4) with and without a ReLU on the posterior
+mean on 576 16x16 sprites; path-integrating codes in 32 5x5 worlds with objects. Runtime and results: disentangle/README.md.
 smoke: tiny versions of every part, a few steps each: only checks that everything runs end to end.
 """
 
@@ -56,7 +56,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.ablation.variants = ("none", "energy", "nonneg", "all", "relu_energy")
     c.ablation.num_seeds = 3
 
-    c.linear_ae = _task()
+    c.linear_ae = _task(num_steps=12_000, chunk_steps=3000)
     c.deep_ae = _task(hidden=(64, 32), lr=1e-3)
     c.supervised = _task(
         input_dim=6, output_dim=6, code_dim=24, batch_size=128, lr=3e-3, beta_nonneg=2.0, beta_activity=1e-3,
@@ -70,19 +70,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.vae = ml_collections.ConfigDict()
     c.vae.variants = ("beta_vae", "relu", "relu_energy")
     c.vae.dataset = "sprites"  # generated offline; paper.py: dsprites / shapes3d via tfds
-    c.vae.image_size = 24
-    c.vae.num_scales = 4
-    c.vae.num_positions = 10
+    c.vae.image_size = 16
+    c.vae.num_scales = 3
+    c.vae.num_positions = 8
     c.vae.max_images = 50_000  # tfds sets only
-    c.vae.hidden = (256,)
-    c.vae.code_dim = 8
+    c.vae.hidden = (128,)
+    c.vae.code_dim = 6
     c.vae.beta_kl = 4.0
     c.vae.beta_activity = 0.05
     c.vae.beta_weight = 1e-4
     c.vae.beta_nonneg = 0.0  # nonnegativity is the ReLU on the posterior mean
     c.vae.lr = 1e-3
     c.vae.batch_size = 64
-    c.vae.num_steps = 4000
+    c.vae.num_steps = 3000
     c.vae.chunk_steps = 1000
     c.vae.num_seeds = 2
 
