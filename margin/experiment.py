@@ -60,7 +60,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise app.ConfigError("nc_ufm.dim", f"must be >= classes - 1 = {config.nc_ufm.classes - 1} (a simplex ETF)")
     if config.nc_mlp.dim < 9:
         raise app.ConfigError("nc_mlp.dim", "must be >= 9 (a simplex ETF of the 10 digit classes)")
-    v.sorted_grid(config, "nc_mlp.hidden", kind=int, positive=True, strict=False, allow_empty=True)
+    v.positive_int(config, "nc_mlp.hidden")  # widths, any order
     v.one_of(config, "nc_mlp.dataset", ("digits", "mnist"))
     v.boolean(config, "nc_mlp.allow_fallback")
     v.positive_int(config, "perceptron.cover_n", "perceptron.cover_draws", "perceptron.ts_n", "perceptron.ts_draws")
@@ -94,6 +94,7 @@ def _train(cfg, spec, params0, dat, workdir, writer, name):
         dat,
         num_steps=cfg.num_steps,
         chunk_steps=cfg.chunk_steps,
+        num_runs=cfg.num_seeds,
         ckpt_dir=train.checkpoint_dir(workdir, name),
         writer=writer,
         desc=name,
@@ -211,12 +212,14 @@ def run_nets(config, workdir, writer) -> tuple[dict, dict, dict, dict]:
         spec = _spec(cfg, f, rates, cfg.loss, chunk_metrics)
         state, hist = _train(cfg, spec, params0, dat, workdir, writer, f"net_{model}")
         hists[model], monotone[model] = hist, _monotone(hist)
-        trained[model] = (f, state["params"])
+        trained[model] = (f, sweep.to_numpy(state["params"], cfg.num_seeds))
         acc_fn = sweep.vmapped(
             lambda p, xx, yy, f=f: robustness.robust_accuracy(f, p, xx, yy, list(cfg.eps), cfg.pgd_steps),
             in_axes=(0, None, None),
         )
-        acc = np.asarray(acc_fn(state["params"], jnp.asarray(xt, jnp.float32), jnp.asarray(yt, jnp.float32)))
+        acc = sweep.to_numpy(
+            acc_fn(state["params"], jnp.asarray(xt, jnp.float32), jnp.asarray(yt, jnp.float32)), cfg.num_seeds
+        )
         train_acc = np.mean(hist["min_margin"][:, -1] > 0)
         robust[model] = {
             "eps": list(cfg.eps),

@@ -53,8 +53,10 @@ def gamma_over_time(hists: dict, program: dict, path: str) -> str:
         if name in program:
             ax.axhline(program[name], ls="--", color="k", lw=1, label="program γ*")
         ax.set_xscale("log")
-        lo = np.nanmax(np.nanmean(h["gamma"], 0)) if np.isfinite(np.nanmean(h["gamma"])) else 1.0
-        ax.set_ylim(bottom=min(0, -0.1 * abs(lo)) if np.nanmin(np.nanmean(h["gamma"], 0)) < 0 else 0)
+        top = np.nanmax(np.nanmean(h["gamma"], 0))
+        if name in program:
+            top = max(top, program[name])
+        ax.set_ylim(0, 1.08 * top)
         ax.set_title(name)
         ax.set_xlabel("step")
     axes[0].set_ylabel("normalised margin")

@@ -75,7 +75,7 @@ def cover_draws(seed: int, n: int, p_values: list[int], num_draws: int, num_iter
         out = mm.min_norm_point(z, num_iters)
         return {"separable": out["separable"], "z": z}
 
-    out = sweep.to_numpy(sweep.vmapped(one)(keys, ps))
+    out = sweep.to_numpy(sweep.vmapped(one)(keys, ps), ps.size)
     sep = out["separable"].astype(bool)
     lp_used = np.flatnonzero(~sep)
     lp_found = 0
@@ -114,6 +114,8 @@ def _kappa_max(r: float, alpha: float) -> float:
         return alpha * float(np.sum(_W * _gardner_cost((kappa - r * _T) / s))) - 1.0
 
     lo, hi = -10.0, 10.0
+    while g(hi) < 0:  # small α: κ_max is large
+        lo, hi = hi, 2 * hi
     return sopt.brentq(g, lo, hi, xtol=1e-12)
 
 
@@ -160,5 +162,5 @@ def teacher_student_draws(
 
         return {"hebb": err(hebb), "max_margin": err(w)}
 
-    out = sweep.to_numpy(sweep.vmapped(one)(keys, ps))
+    out = sweep.to_numpy(sweep.vmapped(one)(keys, ps), ps.size)
     return {k: v.reshape(len(alphas), num_draws) for k, v in out.items()}

@@ -209,12 +209,15 @@ def train(
     *,
     num_steps: int,
     chunk_steps: int,
+    num_runs: int | None = None,
     ckpt_dir: str | None = None,
     writer: metrics.MetricWriter | None = None,
     desc: str = "train",
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Trains every run of `params0` (leading runs axis) on the shared `data`, one vmapped chunk per call.
 
+    `num_runs` is the number of real runs (a vmapped init's outputs carry the sweep's padding; default: the leading
+    axis of `params0`). The returned state keeps the padding (device arrays); the history is trimmed to num_runs.
     Checkpoints under `ckpt_dir` through common.checkpoint.run_chunked (a killed run resumes there). Returns the
     final state and the history: `step` [T] (the update index of each logged row), per-run [R, T] arrays log_loss,
     min_margin, gamma, smoothed_gamma, `chunk_step` [C] with the chunk-end metrics `end` [R, C, ...], and
@@ -225,14 +228,15 @@ def train(
     state0 = sweep.vmapped(lambda p, d: init_state(spec, p, d, num_steps, chunk_steps), in_axes=(0, None))(
         params0, data
     )
-    num_runs = int(jax.tree.leaves(params0)[0].shape[0])
+    if num_runs is None:
+        num_runs = int(jax.tree.leaves(params0)[0].shape[0])
     chunk = sweep.vmapped(make_chunk(spec, chunk_steps), in_axes=(0, None, None))
 
     def chunk_fn(state, start_step):
         return chunk(state, data, np.int32(start_step))
 
     def on_chunk(step, m):
-        small = sweep.to_numpy(m)
+        small = sweep.to_numpy(m, num_runs)
         bad = small[checkpoint.NONFINITE]
         if np.any(bad >= 0):
             raise metrics.NonFiniteError(f"{desc}: non-finite loss or margin at step {int(bad[bad >= 0].min())}")
@@ -258,7 +262,7 @@ def train(
     finally:
         if ckpt is not None:
             ckpt.close()
-    hist = sweep.to_numpy({k: state[k] for k in ("log", "counts", "end") if k in state})
+    hist = sweep.to_numpy({k: state[k] for k in ("log", "counts", "end") if k in state}, num_runs)
     out: dict[str, Any] = {k: hist["log"][:, :, i] for i, k in enumerate(_LOGGED)}
     out["step"] = spec.log_every * (1 + np.arange(hist["log"].shape[1])) - 1
     out["chunk_step"] = chunk_steps * (1 + np.arange(num_steps // chunk_steps))

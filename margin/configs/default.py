@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
     c.overwrite = False
 
-    c.toy = _training(3, 20000, 2000, 20)
+    c.toy = _training(3, 20000, 2000, 20, lr=0.2)
     c.toy.loss = "exp"
     c.toy.num_points = 12
     c.toy.data_seed = 0
@@ -42,7 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.toy.init_scale = 0.1
     c.toy.program_starts = 4  # SLSQP starts of the non-convex program in the model's own parameters
 
-    c.nets = _training(3, 10000, 1000, 20)
+    c.nets = _training(3, 10000, 1000, 20, lr=0.2)
     c.nets.loss = "exp"
     c.nets.hidden = 16
     c.nets.num_train = 200
@@ -55,13 +55,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.nets.eps = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
     c.nets.pgd_steps = 20
 
-    c.nc_ufm = _training(2, 4000, 400, 20)
+    c.nc_ufm = _training(2, 8000, 800, 20)
     c.nc_ufm.loss = "cross_entropy"
     c.nc_ufm.classes = 4
     c.nc_ufm.per_class = 5
     c.nc_ufm.dim = 6
 
-    c.nc_mlp = _training(2, 3000, 300, 20)
+    c.nc_mlp = _training(2, 4000, 400, 20)
     c.nc_mlp.loss = "cross_entropy"
     c.nc_mlp.dataset = "digits"  # or a tfds image set with 10 classes (e.g. "mnist") prepared offline
     c.nc_mlp.allow_fallback = True
@@ -71,12 +71,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.perceptron = ml_collections.ConfigDict()
     c.perceptron.cover_n = 10
-    c.perceptron.cover_p = tuple(range(2, 33, 2))
-    c.perceptron.cover_draws = 200
+    c.perceptron.cover_p = tuple(range(4, 33, 4))
+    c.perceptron.cover_draws = 150
     c.perceptron.ts_n = 40
     c.perceptron.ts_alphas = (0.5, 1.0, 2.0, 4.0, 6.0)
     c.perceptron.ts_draws = 16
-    c.perceptron.iters = 1500  # FISTA iterations of the max-margin dual (teacher-student uses twice as many)
+    c.perceptron.iters = 1000  # FISTA iterations of the max-margin dual (teacher-student uses twice as many)
 
     if arg in (None, "", "default"):
         return c
