@@ -518,9 +518,7 @@ def report(results: dict) -> list[dict]:
             "name": "Theorem 1 energy: max |simulated - analytic| over theta",
             "value": f"{results['energy_theorem']:.4f} (relative {rel:.4f})",
             "paper": "E||z||^2 = 2/3 + 2(|cos|+|sin|)^2, minimal at axis alignment",
-            "ok": bool(
-                curve.get("max_relative_deviation", 1.0) < 0.01 and curve.get("argmin_theta_simulated", 1) == 0.0
-            ),
+            "ok": bool(rel < 0.01 and _axis_aligned(curve.get("argmin_theta_simulated", 1.0))),
         }
     )
     vae = results.get("vae") or {}
