@@ -39,6 +39,7 @@ def test_shipped_configs_validate(config):
     experiment.validate(config)
 
 
+@pytest.mark.slow  # a subprocess importing JAX: 7-10 s on loaded cores
 def test_cli_unsorted_eps_exits_2_before_writing(tmp_path):
     wd = tmp_path / "w"
     proc = subprocess.run(

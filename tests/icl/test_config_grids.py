@@ -48,6 +48,7 @@ def test_empty_task_grid_only_without_infinite_tasks():
     assert err.value.key == "sweep.log2_num_tasks" and "nothing to run" in str(err.value)
 
 
+@pytest.mark.slow  # a subprocess importing JAX: 7-10 s on loaded cores
 def test_cli_exits_2_with_one_line_naming_the_grid(tmp_path):
     proc = subprocess.run(
         [
