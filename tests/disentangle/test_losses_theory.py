@@ -24,7 +24,8 @@ def test_loss_terms_match_hand_computed_values():
 
 def test_weight_energy_sees_weights_not_biases():
     cfg = models.ModelConfig("deep_ae", 5, 5, 3, (4,))
-    params = jax.tree.map(lambda x: np.asarray(x) + 1.0, models.init_params(jax.random.key(0), cfg))  # biases = 1
+    init = jax.jit(lambda k: models.init_params(k, cfg))
+    params = jax.tree.map(lambda x: np.asarray(x) + 1.0, init(jax.random.key(0)))  # biases become 1
     expected = sum(np.sum(layer["w"].astype(np.float64) ** 2) for part in ("enc", "dec") for layer in params[part])
     got = jax.jit(lambda p: losses.weight_energy(models.weights(p)))(params)
     assert float(got) == pytest.approx(expected, rel=1e-5)
@@ -36,10 +37,14 @@ def test_relu_gate_interpolates_between_identity_and_relu():
     assert models.constrained(h, 0.0).tolist() == [-2.0, 0.5]
     assert models.constrained(h, 1.0).tolist() == [0.0, 0.5]
     # a gate of 1 makes the nonnegativity penalty vanish on any input
-    x = jax.random.normal(jax.random.key(1), (64, 6))
+    x = np.random.default_rng(1).normal(size=(64, 6)).astype(np.float32)
     cfg = models.ModelConfig("linear_ae", 6, 6, 4)
-    params = models.init_params(jax.random.key(2), cfg)
-    penalty = jax.jit(lambda g: losses.nonneg_penalty(models.apply(params, x, cfg, {"relu": g})["code"]))
+
+    @jax.jit
+    def penalty(g):
+        params = models.init_params(jax.random.key(2), cfg)
+        return losses.nonneg_penalty(models.apply(params, x, cfg, {"relu": g})["code"])
+
     assert float(penalty(1.0)) == 0.0
     assert float(penalty(0.0)) > 0.0
 

@@ -97,6 +97,7 @@ def test_dead_neurons_are_ignored():
     assert metrics.mig(codes, e, activity_threshold=0.0) < 0.75
 
 
+@pytest.mark.slow
 def test_large_input_is_fast_enough():
     import time
 
