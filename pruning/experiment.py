@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
+from matplotlib.ticker import NullFormatter
 
 from common import app, data, metrics, plotting, sweep
 from common import validate as v
@@ -395,7 +396,7 @@ def figure_error_vs_density(res: dict, path: str) -> None:
     top = max(res["matching_threshold"] * 3, 0.2)
     ax.set_ylim(0, min(1.0, top))
     ax.set_title("Test error vs density (mean ± std over seeds)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower left")
     plotting.save(fig, path)
 
 
@@ -428,6 +429,7 @@ def figure_barrier_vs_density(res: dict, path: str) -> None:
                 d, st["perturbed_" + key]["mean"], "^:", ms=3, color="#CC79A7", lw=1, label="perturbed rewind point"
             )
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.invert_xaxis()
         ax.set_xlabel("density at level L+1")
         ax.set_ylabel(label)
