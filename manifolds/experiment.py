@@ -591,6 +591,8 @@ def figures(workdir: str, results: dict, est: _Estimator) -> None:
             xs = [float(k) for k in keys]
             ax.errorbar(xs, vals, yerr=errs, marker="o", capsize=2)
             ax.set_xscale("log")
+            ax.minorticks_off()
+            ax.set_xticks(xs, keys, fontsize=7)
         else:
             ax.bar(range(len(keys)), vals, yerr=errs, color=plotting.palette(len(keys)))
             ax.set_xticks(range(len(keys)), keys, fontsize=7)
@@ -680,14 +682,18 @@ def report(results: dict) -> list[dict]:
         keys = list(d)
         if len(keys) < 2:
             return
-        first, last = d[keys[0]]["value"], d[keys[-1]]["value"]
-        ok = last < first if want == "falls" else last > first
+        first, last = d[keys[0]], d[keys[-1]]
+        change = last["value"] - first["value"]
+        sigma = math.hypot(first.get("error", 0.0) or 0.0, last.get("error", 0.0) or 0.0)
+        right = change < 0 if want == "falls" else change > 0
+        significant = abs(change) > 2 * sigma
+        verdict = "within 2 sigma" if not significant else ("paper's direction" if right else "opposite direction")
         out.append(
             {
                 "name": name,
-                "value": " -> ".join(f"{k}: {d[k]['value']:.2f}" for k in keys),
+                "value": " -> ".join(f"{k}: {d[k]['value']:.2f}" for k in keys) + f" ({verdict})",
                 "paper": paper,
-                "ok": bool(ok),
+                "ok": bool(right and significant),
             }
         )
 
@@ -703,7 +709,7 @@ def report(results: dict) -> list[dict]:
                 "name": "d*: true labels / random labels",
                 "value": f"{rl['true']['value']:.2f} / " + ", ".join(f"{x:.2f}" for x in rand),
                 "paper": "random labels raise d*",
-                "ok": bool(min(rand) > rl["true"]["value"]),
+                "ok": bool(min(rand) > rl["true"]["value"] + 2 * (rl["true"].get("error") or 0.0)),
             }
         )
     ens = results["d_star_ensemble"]
