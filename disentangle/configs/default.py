@@ -2,14 +2,15 @@
 on generated sprites and the cell-type experiment, each one vmapped sweep.
 
     python -m disentangle.main --config=disentangle/configs/default.py
-    python -m disentangle.main --config=disentangle/configs/default.py:smoke   # seconds; tests and notebooks
+    python -m disentangle.main --config=disentangle/configs/default.py:smoke   # tiny; compile-bound (~1-2 min)
 
 default: linear autoencoder (6 U[0,1] factors -> 50-d data -> 10 latents; Adam 1e-3, batch 256, 12k steps) and a
 supervised net (x = O e -> 24 hidden -> y = W e, 8k steps) for the five constraint variants x 3 seeds; the
 constrained linear AE at rho = 0, 0.3, 0.6, 0.9; a beta-VAE (beta 4) with and without a ReLU on the posterior
 mean on 576 16x16 sprites; path-integrating codes in 32 5x5 worlds with objects.
 Runtime and results: disentangle/README.md.
-smoke: tiny versions of every part, a few steps each: only checks that everything runs end to end.
+smoke: tiny versions of every part, a few steps each: only checks that everything runs end to end (its time is
+the XLA compiles of about ten small programs).
 """
 
 from __future__ import annotations
