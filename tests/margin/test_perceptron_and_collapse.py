@@ -47,6 +47,7 @@ def test_teacher_student_theory_limits():
     assert perceptron.max_margin_error(1e-3)[0] > 0.48
 
 
+@pytest.mark.slow
 def test_teacher_student_simulation_matches_theory():
     alphas = [1.0, 3.0]
     res = perceptron.teacher_student_draws(0, 60, alphas, 12, num_iters=1500)
@@ -79,6 +80,7 @@ def test_etf_margin_formula_and_metrics_at_the_etf():
         nc.etf_margin(5, 3)
 
 
+@pytest.mark.slow
 def test_unconstrained_features_collapse_to_the_etf():
     k, m, d = 3, 4, 4
     layers = models.unconstrained_features(k * m, d, k)

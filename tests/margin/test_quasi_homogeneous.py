@@ -9,13 +9,14 @@ from margin import models
 from margin import quasi_homogeneous as qh
 
 
-def _perturbed(params, key):
-    """Parameters with nonzero biases (zero biases would hide a wrong bias rate)."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(
-        treedef, [p + 0.3 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys, strict=True)]
-    )
+def _random_params(layers, in_dim, seed):
+    """Gaussian parameters with the stack's structure (nonzero biases: zero biases would hide a wrong bias rate).
+
+    Shapes from jax.eval_shape (nothing compiled), values from numpy: keeps the test fast.
+    """
+    shapes = jax.eval_shape(lambda k: models.init_stack(k, layers, in_dim), jax.random.key(0))
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape) / np.sqrt(s.shape[0]), jnp.float32), shapes)
 
 
 STACKS = {
@@ -29,8 +30,9 @@ STACKS = {
 
 def _stack_case(name):
     layers, in_dim, squeeze = STACKS[name]
-    params = _perturbed(models.init_stack(jax.random.key(0), layers, in_dim), jax.random.key(1))
-    x = jnp.eye(in_dim) if name == "ufm" else jax.random.normal(jax.random.key(2), (12, in_dim))
+    params = _random_params(layers, in_dim, 1)
+    rng = np.random.default_rng(2)
+    x = jnp.eye(in_dim) if name == "ufm" else jnp.asarray(rng.normal(size=(12, in_dim)), jnp.float32)
     return models.stack_fn(layers, squeeze=squeeze), params, qh.infer_rates(layers), x
 
 
@@ -43,7 +45,7 @@ def test_inferred_rates_satisfy_scaling_and_euler(name):
 
 
 def test_toys_declared_rates_and_euler():
-    x = jax.random.normal(jax.random.key(0), (9, 2))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(9, 2)), jnp.float32)
     for f, params, rates in (
         (models.linear, {"w": jnp.array([0.7, -1.3])}, models.LINEAR_RATES),
         (models.toy_quasi_homogeneous, {"w": 0.7, "u": 1.1, "v": -0.4}, models.TOY_RATES),
@@ -89,12 +91,12 @@ def test_not_quasi_homogeneous_model_is_rejected():
     f = lambda p, x: jnp.tanh(x @ p["w"])  # tanh is not homogeneous: no Λ works
     p = {"w": jnp.array([1.5, -0.5])}
     with pytest.raises(qh.NotQuasiHomogeneous, match="no single parameter"):
-        qh.check_rates(f, p, {"w": 1.0}, jax.random.normal(jax.random.key(0), (8, 2)))
+        qh.check_rates(f, p, {"w": 1.0}, jnp.asarray(np.random.default_rng(0).normal(size=(8, 2)), jnp.float32))
 
 
 def test_seminorm_margin_and_normalisation_invariances():
     f, params, rates, x = _stack_case("residual_net")
-    y = jnp.sign(jax.random.normal(jax.random.key(5), (x.shape[0],)))
+    y = jnp.asarray(np.sign(np.random.default_rng(5).normal(size=x.shape[0])), jnp.float32)
     g0 = qh.normalized_margin(f(params, x), y, params, rates)
     for a in (-0.7, 0.9):
         s = qh.scale(params, rates, a)
