@@ -186,7 +186,7 @@ def train_chunk(
     In levels >= 1 a run rewound to step k (every mode but re-init) holds still for the steps before k. At step k
     of level 0 the parameters (and BatchNorm statistics) are saved as the rewind point w_k.
     """
-    x_train, y_train = data[0], data[1]
+    x_train, y_train = jnp.asarray(data[0]), jnp.asarray(data[1])
     n = x_train.shape[0]
     keys = _keys(state["key"])
     tx = optimizer(setup, hp["weight_decay"])
