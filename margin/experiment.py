@@ -29,8 +29,6 @@ from margin import max_margin as mm
 from margin import neural_collapse as nc
 from margin import quasi_homogeneous as qh
 
-OUTPUTS = ()
-
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Config checks (common.validate); raises app.ConfigError naming the field."""

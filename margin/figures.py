@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from common import plotting
+
+
+def _no_minor_labels(ax) -> None:
+    """Log axes label only the decades (minor labels overlap at these widths)."""
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def decision_boundaries(toy: dict, x: np.ndarray, y: np.ndarray, path: str) -> str:
@@ -38,6 +45,8 @@ def decision_boundaries(toy: dict, x: np.ndarray, y: np.ndarray, path: str) -> s
     ax.set_ylabel("$x_2$")
     ax.set_title("f = w·x vs f = w x$_1$ + uv x$_2$: max-margin boundaries")
     ax.legend(loc="lower left", fontsize=7)
+    for a in np.atleast_1d(fig.axes):
+        _no_minor_labels(a)
     return plotting.save(fig, path)
 
 
@@ -61,6 +70,8 @@ def gamma_over_time(hists: dict, program: dict, path: str) -> str:
         ax.set_xlabel("step")
     axes[0].set_ylabel("normalised margin")
     axes[0].legend(fontsize=7)
+    for a in np.atleast_1d(fig.axes):
+        _no_minor_labels(a)
     return plotting.save(fig, path)
 
 
@@ -74,6 +85,8 @@ def direction_error(toy: dict, path: str) -> str:
     ax.set_ylabel("‖β̄(t) - β̄*‖ / ‖β̄*‖")
     ax.set_title("convergence to each model's own program")
     ax.legend()
+    for a in np.atleast_1d(fig.axes):
+        _no_minor_labels(a)
     return plotting.save(fig, path)
 
 
@@ -88,6 +101,8 @@ def sparsity(s: dict, path: str) -> str:
     ax.set_ylabel(f"‖{'/'.join(s['parameters'])}‖ / ‖θ$_{{λ={s['rest_rate']:g}}}$‖$^{{1/{s['rest_rate']:g}}}$")
     ax.set_title("sparsity: the unnecessary output bias is discarded")
     ax.legend()
+    for a in np.atleast_1d(fig.axes):
+        _no_minor_labels(a)
     return plotting.save(fig, path)
 
 
@@ -113,6 +128,8 @@ def robustness(robust: dict, trained: dict, x: np.ndarray, y: np.ndarray, path: 
         ax.scatter(*x[y < 0].T, s=6, c=colors[1])
         ax.set_aspect("equal")
         ax.set_title(model)
+    for a in np.atleast_1d(fig.axes):
+        _no_minor_labels(a)
     return plotting.save(fig, path)
 
 
@@ -137,6 +154,8 @@ def neural_collapse(ncres: dict, path: str) -> str:
     axes[2].set_ylabel("normalised margin / γ_ETF")
     axes[2].set_xlabel("step")
     axes[2].legend()
+    for a in np.atleast_1d(fig.axes):
+        _no_minor_labels(a)
     return plotting.save(fig, path)
 
 
@@ -154,6 +173,8 @@ def cover(c: dict, path: str) -> str:
     ax.set_ylabel("P(separable)")
     ax.set_title(f"Cover's theorem, N = {c['N']}")
     ax.legend()
+    for a in np.atleast_1d(fig.axes):
+        _no_minor_labels(a)
     return plotting.save(fig, path)
 
 
@@ -174,4 +195,6 @@ def teacher_student(t: dict, path: str) -> str:
     ax.set_ylabel("generalisation error ε")
     ax.set_title("teacher-student perceptron")
     ax.legend(fontsize=7)
+    for a in np.atleast_1d(fig.axes):
+        _no_minor_labels(a)
     return plotting.save(fig, path)

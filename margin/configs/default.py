@@ -5,9 +5,10 @@
 
 default: (a) the two 2-D toys, 12 points, 3 seeds, 20k steps each; (b, c) a width-16 ReLU net with biases and a
 residual block and its homogeneous twin on 2-D XOR blobs, 3 seeds, 10k steps, PGD-ℓ2 on 500 test points; (d)
-unconstrained features (K = 4, 5 per class, d = 6) and an MLP (64) with BatchNorm on 1,000 balanced digits
-(d = 18), 2 seeds each; (e) Cover's C(P, 10) from 200 draws per P and the teacher-student errors at N = 40.
-Step rule "sharpness" (a fixed fraction of the stability limit; margin/train.py). Runtime: margin/README.md.
+unconstrained features (K = 4, 5 per class, d = 6, 8k steps) and an MLP (64) with BatchNorm on 1,000 balanced
+digits (d = 18, 4k steps), 2 seeds each; (e) Cover's C(P, 10) from 150 draws per P and the teacher-student errors
+at N = 40. Step rule "sharpness" at 0.2 (toys, nets) / 0.5 (neural collapse) of the stability limit
+(margin/train.py). Expected results and runtime: margin/README.md ("Measured here").
 smoke: the same pipeline at a few hundred steps and a handful of draws; checks only that everything runs.
 """
 
