@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from common import plotting
 
 
 def _no_minor_labels(ax) -> None:
-    """Log axes label only the decades (minor labels overlap at these widths)."""
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    """Log axes: labels at 1, 2, 5 x 10^k in plain numbers, no minor labels (the defaults overlap at these widths)."""
+    for axis in (ax.xaxis, ax.yaxis):
+        if axis.get_scale() == "log":
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(NullFormatter())
 
 
 def decision_boundaries(toy: dict, x: np.ndarray, y: np.ndarray, path: str) -> str:
