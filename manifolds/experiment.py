@@ -630,8 +630,20 @@ def _fmt(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.2f}"
 
 
+def _floats(obj):
+    """results.json stores non-finite numbers as "inf" / "-inf" / "nan": back to floats."""
+    if isinstance(obj, dict):
+        return {k: _floats(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_floats(v) for v in obj]
+    if obj in ("inf", "-inf", "nan"):
+        return float(obj)
+    return obj
+
+
 def report(results: dict) -> list[dict]:
     """Headline numbers and the paper's directions for runs/REPORT.md."""
+    results = _floats(results)
     out = []
     dstar = results["d_star"]
     vals = [r["value"] for r in dstar.values()]
