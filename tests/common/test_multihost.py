@@ -54,7 +54,7 @@ def _launch_pair(workdir, log_dir, tag):
             f"--process_id={i}",
         ]
         log = open(os.path.join(log_dir, f"{tag}_{i}.log"), "w")
-        env = _env(2, os.path.join(log_dir, "jax_cache"))
+        env = _env(2)
         procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log))
     return procs
 
