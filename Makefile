@@ -49,7 +49,7 @@ demo: $(STAMP)
 
 ## The test suite CI runs: everything except tests marked slow.
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q -p no:cacheprovider
+	$(BIN)/python -m pytest -m "not slow and not notebooks" -q -p no:cacheprovider
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
