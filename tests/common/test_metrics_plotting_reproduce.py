@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import stat
 import subprocess
 import sys
 
@@ -176,3 +177,14 @@ def test_reproduce_report_rows(tmp_path):
     text = open(path).read()
     assert "| icl | ran | 1/2 |" in text and "| M* | 2.5 | 2^14 | pass |" in text and "FAIL" in text
     assert os.path.basename(path) == "REPORT.md"
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    old = os.umask(0o027)
+    try:
+        metrics.atomic_write_json(str(tmp_path / "a.json"), {"x": 1})
+        metrics.atomic_save_npy(str(tmp_path / "a.npy"), np.zeros(3))
+    finally:
+        os.umask(old)
+    for name in ("a.json", "a.npy"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o640, name
