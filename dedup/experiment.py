@@ -52,6 +52,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise app.ConfigError("stages", f"'all' or a comma list of {','.join(pipeline.STAGES)}")
     check.one_of(config, "keep", ("hard", "easy", "random"))
     check.one_of(config, "rule", ("paper", "greedy"))
+    check.one_of(config, "tie_break", pipeline.TIE_BREAKS)
+    if config.id_rank and not os.path.isfile(config.id_rank):
+        raise app.ConfigError("id_rank", f"no such file {config.id_rank}")
     check.non_negative(config, "kmeans.tol")
     check.one_of(config, "kmeans.init", ("kmeans++", "random"))
     # 0 = derived (n_clusters = round(sqrt(N)), n_topics = 2 round(sqrt(N))) or "all rows" / "isotropic"

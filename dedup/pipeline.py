@@ -44,6 +44,19 @@ def eps_name(eps: float) -> str:
 # files
 
 
+def _file_digest(path: str, chunk: int = 1 << 24) -> str:
+    """sha256 of a file's content (the cache key of an input: a copy or a touched file is the same
+    input, an edited one is not)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
 def _key_hash(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -205,10 +218,9 @@ def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
     Rows that are non-finite, zero, or (texts) blank lines are excluded and reported by id, never
     dropped silently.
     """
-    key = {"source": source.kind, "path": os.path.abspath(source.path) if source.path else ""}
+    key: dict = {"source": source.kind}
     if source.path and os.path.isfile(source.path):
-        st = os.stat(source.path)
-        key.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+        key.update(sha256=_file_digest(source.path))  # keyed on content, not path or mtime
     if source.kind == "synthetic":
         key.update(seed=seed, **cfg.synthetic.to_dict())
     elif source.kind == "texts":
@@ -442,35 +454,65 @@ def covered_clusters(root: str, k: int) -> tuple[np.ndarray, list[str]]:
     return cover, files
 
 
-def keep_order(pos: np.ndarray, sims: np.ndarray, keep: str, seed: int, cluster: int) -> np.ndarray:
-    """Positions of one cluster in processing order (the first item is always kept).
+TIE_BREAKS = ("released", "lowest_id")
 
-    hard: ascending similarity to the centroid (farthest first, the paper's default); easy:
-    descending;
+
+def keep_order(
+    pos: np.ndarray,
+    sims: np.ndarray,
+    keep: str,
+    seed: int,
+    cluster: int,
+    tie_break: str = "released",
+    tie_key: np.ndarray | None = None,
+) -> np.ndarray:
+    """Positions of one cluster in processing order (the first item of a duplicate group is kept).
+
+    As released (`sort_clusters.rank_within_cluster` + `semdedup.py`): the cluster's rows in
+    ascending row order are sorted *stably* by the float32 distance to the centroid, 1 − cos,
+    descending (`sorted(..., reverse=True)`, which keeps equal keys in their original order), so
+    hard: farthest from the centroid first, exact ties by ascending row;
+    easy: that list reversed: nearest first, exact ties by *descending* row (the highest row of a
+    tie group is kept);
     random: a permutation seeded by (seed, cluster), the same however clusters are split over
-    processes.
-    Ties break by position.
+    processes (the released code shuffles with one Python RNG per job, so its permutation depends on
+    the job layout).
+    tie_break="lowest_id" breaks exact ties by ascending `tie_key` (default: the position) under both
+    hard and easy instead, so the lowest id of a tie group is kept.
     """
-    if keep == "hard":
-        return pos[np.lexsort((pos, sims[pos]))]
-    if keep == "easy":
-        return pos[np.lexsort((pos, -sims[pos]))]
     if keep == "random":
         return pos[np.random.default_rng([seed, 0xD0, cluster]).permutation(pos.size)]
-    raise ValueError(f"keep must be hard, easy or random, got {keep!r}")
+    if keep not in ("hard", "easy"):
+        raise ValueError(f"keep must be hard, easy or random, got {keep!r}")
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
+    pos = np.sort(np.asarray(pos))
+    dist = np.float32(1.0) - np.asarray(sims[pos], np.float32)  # float32, as the released code
+    if tie_break == "released":
+        hard = pos[np.argsort(-dist, kind="stable")]  # stable: ties stay in ascending row order
+        return hard if keep == "hard" else hard[::-1].copy()
+    tie = pos if tie_key is None else np.asarray(tie_key)[pos]
+    primary = -dist if keep == "hard" else dist
+    return pos[np.lexsort((tie, primary))]
 
 
 def _write_unit(path: str, arrays: dict[str, np.ndarray]) -> None:
     metrics.atomic_savez(path, **arrays)
 
 
-def dedup_unit(root: str, clusters: np.ndarray, x, ids, sims, order, offsets, buckets, cfg, seed: int) -> None:
-    """Runs the per-cluster rule for the given clusters and writes their unit file atomically."""
+def dedup_unit(
+    root: str, clusters: np.ndarray, x, ids, sims, order, offsets, buckets, cfg, seed: int, tie_key=None
+) -> None:
+    """Runs the per-cluster rule for the given clusters and writes their unit file atomically.
+
+    tie_key (per row, for tie_break="lowest_id"): the rank of each row's id; default the row's id."""
     eps = [float(e) for e in cfg.eps]
+    if tie_key is None:
+        tie_key = ids
     positions = []
     for c in clusters:
         pos = np.sort(order[offsets[c] : offsets[c + 1]])
-        positions.append((int(c), keep_order(pos, sims, cfg.keep, seed, int(c))))
+        positions.append((int(c), keep_order(pos, sims, cfg.keep, seed, int(c), cfg.tie_break, tie_key)))
     allpos = np.concatenate([p for _, p in positions])
     srt = np.argsort(allpos, kind="stable")
     rows = np.empty((allpos.size, x.shape[1]), np.float32)
@@ -510,6 +552,8 @@ def dedup_stage(root: str, cfg, seed: int, cluster_hash: str) -> Stage:
         "eps": [float(e) for e in cfg.eps],
         "keep": cfg.keep,
         "rule": cfg.rule,
+        "tie_break": cfg.tie_break,
+        "id_rank": _file_digest(cfg.id_rank) if cfg.id_rank and cfg.tie_break == "lowest_id" else "",
         "clusters_per_file": int(cfg.clusters_per_file),
         "seed": seed,
     }
@@ -546,9 +590,12 @@ def run_dedup(
         ids = np.load(os.path.join(root, "embed", "ids.npy"))
         sims = np.load(os.path.join(cdir, "sims.npy"))
         order = np.load(os.path.join(cdir, "order.npy"))
+        tie_key = None
+        if cfg.tie_break == "lowest_id" and cfg.id_rank:
+            tie_key = np.load(cfg.id_rank)[ids]  # rank of the user's id of each row
         prog = metrics.progress(len(units), f"dedup: cluster files (shard {shard}/{num_shards})")
         for u in units:
-            dedup_unit(root, u, x, ids, sims, order, offsets, buckets, cfg, seed)
+            dedup_unit(root, u, x, ids, sims, order, offsets, buckets, cfg, seed, tie_key)
             prog.update(1)
             if on_unit is not None:
                 on_unit(int(u[0]), int(u[-1]))

@@ -57,6 +57,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval_eps = 0.1  # the ε at which precision/recall are reported
     c.keep = "hard"  # hard | easy | random
     c.rule = "paper"  # paper (non-transitive, as released) | greedy (compare with kept items only)
+    # exact ties in the distance to the centroid: "released" (hard keeps the lowest row, easy the highest,
+    # as the released code) | "lowest_id" (both keep the lowest id)
+    c.tie_break = "released"
+    c.id_rank = ""  # .npy int64 per input row: rank of the row's id (for tie_break=lowest_id; set by the CLI)
+    c.text_field = "text"  # the text field of a .jsonl texts file
     c.clusters_per_file = 64
     c.shard = 0
     c.num_shards = 1
