@@ -1,7 +1,9 @@
 """Checkpoints with orbax: save every N steps, keep K, restore the latest good one, resume a chunked loop.
 
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), save_every=1000, keep=2)
-    state = checkpoint.run_chunked(chunk_fn, init_state, num_steps=10_000, chunk_steps=500, checkpointer=ckpt)
+    state = checkpoint.run_chunked(chunk_fn, init_state, num_steps=10_000, chunk_steps=500,
+                                   checkpoint_dir=os.path.join(workdir, "checkpoints"), save_every=1000)
+
+(`run_chunked` opens and closes the `Checkpointer` itself; pass `checkpointer=` instead to manage one yourself.)
 
 `chunk_fn(state, start_step) -> (state, metrics)` is a jitted function that advances `chunk_steps` steps (a
 `lax.scan`); everything it needs to continue (params, optimizer state, PRNG keys, data cursors) lives in `state`, so a
@@ -101,7 +103,8 @@ def _mismatch_message(directory: str, step: int, stored: dict, wanted: dict) -> 
                 return "absent" if x is None else f"shape {x[0]} {x[1]}"
 
             return (
-                f"the checkpoint at step {step} in {directory} does not match this config: {path.removeprefix('state/')} is "
+                f"the checkpoint at step {step} in {directory} does not match this config: "
+                f"{path.removeprefix('state/')} is "
                 f"{fmt(a)} in the checkpoint, {fmt(b)} here; use another --workdir or --config.overwrite=True"
             )
     return f"the checkpoint at step {step} in {directory} does not match this config"
@@ -184,9 +187,16 @@ class Checkpointer:
         )
 
     def save(self, step: int, state: Any, *, force: bool = False) -> bool:
-        """Saves `state` at `step` if step is a multiple of save_every (or `force`); returns whether it saved."""
+        """Saves `state` at `step` if step is a multiple of save_every (or `force`); returns whether it saved.
+
+        Zero-size arrays are refused with a ValueError naming the leaf (orbax can hang writing them): leave empty
+        entries out of the state or give them a dummy length.
+        """
         if not force and step % self.save_every != 0:
             return False
+        empty = [p for p, (shape, _) in _leaf_specs({"state": _strip_keys(state)}).items() if shape and 0 in shape]
+        if empty:
+            raise ValueError(f"cannot checkpoint zero-size arrays (orbax does not write them): {', '.join(empty)}")
         if step in self._manager.all_steps():
             return False
         return bool(
@@ -281,6 +291,8 @@ def run_chunked(
     num_steps: int,
     chunk_steps: int,
     checkpointer: Checkpointer | None = None,
+    checkpoint_dir: str | None = None,
+    save_every: int | None = None,
     on_chunk: Callable[[int, Any], None] | None = None,
     metric_writer: metrics.MetricWriter | None = None,
     metric_run_prefix: str | None = None,
@@ -292,9 +304,30 @@ def run_chunked(
     metrics)` is called (log, check finiteness) and the checkpointer saves when its interval is reached; the final state
     is always saved. On resume, rows of `metric_writer` past the restored step are dropped so none are duplicated
     (only rows whose `run` starts with `metric_run_prefix`, when given: several sweeps can share one file).
+
+    Checkpoints go either to a `Checkpointer` you own (`checkpointer=`) or to `checkpoint_dir`, for which one is
+    opened here (saving every `save_every` steps, default every chunk) and closed before returning or raising.
+    Neither: nothing is saved and a restart begins at step 0.
     """
     if chunk_steps <= 0 or num_steps < 0 or num_steps % chunk_steps != 0:
         raise ValueError(f"num_steps ({num_steps}) must be a non-negative multiple of chunk_steps ({chunk_steps})")
+    if checkpoint_dir is not None:
+        if checkpointer is not None:
+            raise ValueError("pass checkpointer= or checkpoint_dir=, not both")
+        with Checkpointer(checkpoint_dir, save_every=save_every or chunk_steps) as owned:
+            return run_chunked(
+                chunk_fn,
+                init_state,
+                num_steps=num_steps,
+                chunk_steps=chunk_steps,
+                checkpointer=owned,
+                on_chunk=on_chunk,
+                metric_writer=metric_writer,
+                metric_run_prefix=metric_run_prefix,
+                desc=desc,
+            )
+    if save_every is not None and checkpointer is None:
+        raise ValueError("save_every needs checkpoint_dir=")
     state, step = checkpointer.restore_latest_or(init_state) if checkpointer else (init_state, 0)
     if step > num_steps:
         raise ValueError(f"checkpoint at step {step} is beyond num_steps={num_steps}: wrong workdir?")

@@ -133,21 +133,17 @@ def _train_group(
         for r in range(grid.size):
             writer.write(end, run=f"{desc}/{r}", loss=float(loss[r]), functional=float(func[r]))
 
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints", desc), save_every=chunk_steps)
-    try:
-        return checkpoint.run_chunked(
-            step,
-            state0,
-            num_steps=num_steps,
-            chunk_steps=chunk_steps,
-            checkpointer=ckpt,
-            on_chunk=on_chunk,
-            metric_writer=writer,
-            metric_run_prefix=f"{desc}/",
-            desc=desc,
-        )
-    finally:
-        ckpt.close()
+    return checkpoint.run_chunked(
+        step,
+        state0,
+        num_steps=num_steps,
+        chunk_steps=chunk_steps,
+        checkpoint_dir=os.path.join(workdir, "checkpoints", desc),
+        on_chunk=on_chunk,
+        metric_writer=writer,
+        metric_run_prefix=f"{desc}/",
+        desc=desc,
+    )
 
 
 def _grid(seeds: list[int], rows: list[dict[str, float]]) -> tuple[sweep.Grid, dict[str, np.ndarray]]:

@@ -140,29 +140,21 @@ def _train_group(name: str, task: train.Task, rows: list[dict], ds: dict, config
         return chunk(state, hp, xy, np.int32(start))
 
     def on_chunk(step, m):
-        bad = np.asarray(m[checkpoint.NONFINITE])
-        if (bad >= 0).any():
-            r = int(np.flatnonzero(bad >= 0)[0])
-            raise metrics.NonFiniteError(f"{name} run {r}: non-finite training loss at step {int(bad[r])}; stopping")
         loss, acc = np.asarray(m["loss"]), np.asarray(m["train_acc"])
         for r in range(len(rows)):
             writer.write(step, run=f"{name}/{r}", loss=float(loss[r]), train_acc=float(acc[r]))
 
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints", name), save_every=chunk_steps)
-    try:
-        state = checkpoint.run_chunked(
-            chunk_fn,
-            state0,
-            num_steps=int(config.train.num_steps),
-            chunk_steps=chunk_steps,
-            checkpointer=ckpt,
-            on_chunk=on_chunk,
-            metric_writer=writer,
-            metric_run_prefix=f"{name}/",
-            desc=f"manifolds/{name}",
-        )
-    finally:
-        ckpt.close()
+    state = checkpoint.run_chunked(  # stops at a non-finite loss reported under checkpoint.NONFINITE
+        chunk_fn,
+        state0,
+        num_steps=int(config.train.num_steps),
+        chunk_steps=chunk_steps,
+        checkpoint_dir=os.path.join(workdir, "checkpoints", name),
+        on_chunk=on_chunk,
+        metric_writer=writer,
+        metric_run_prefix=f"{name}/",
+        desc=f"manifolds/{name}",
+    )
     acc_fn = sweep.vmapped(lambda s, x, y: train.accuracy(task, s["params"], x, y), in_axes=(0, None, None))
     test_acc = np.asarray(acc_fn(state, ds["xt"], ds["yt"]))[: len(rows)]
     host = sweep.to_numpy(state)

@@ -237,31 +237,24 @@ def train(
 
     def on_chunk(step, m):
         small = sweep.to_numpy(m, num_runs)
-        bad = small[checkpoint.NONFINITE]
-        if np.any(bad >= 0):
-            raise metrics.NonFiniteError(f"{desc}: non-finite loss or margin at step {int(bad[bad >= 0].min())}")
         if writer is not None:
             for r in range(num_runs):
                 writer.write(
                     step, run=f"{desc}/{r}", log_loss=float(small["log_loss"][r]), gamma=float(small["gamma"][r])
                 )
 
-    ckpt = checkpoint.Checkpointer(ckpt_dir, save_every=chunk_steps) if ckpt_dir else None
-    try:
-        state = checkpoint.run_chunked(
-            chunk_fn,
-            state0,
-            num_steps=num_steps,
-            chunk_steps=chunk_steps,
-            checkpointer=ckpt,
-            on_chunk=on_chunk,
-            metric_writer=writer,
-            metric_run_prefix=f"{desc}/",
-            desc=desc,
-        )
-    finally:
-        if ckpt is not None:
-            ckpt.close()
+    # run_chunked stops at the first non-finite loss or margin the chunk reports under checkpoint.NONFINITE.
+    state = checkpoint.run_chunked(
+        chunk_fn,
+        state0,
+        num_steps=num_steps,
+        chunk_steps=chunk_steps,
+        checkpoint_dir=ckpt_dir,
+        on_chunk=on_chunk,
+        metric_writer=writer,
+        metric_run_prefix=f"{desc}/",
+        desc=desc,
+    )
     hist = sweep.to_numpy({k: state[k] for k in ("log", "counts", "end") if k in state}, num_runs)
     out: dict[str, Any] = {k: hist["log"][:, :, i] for i, k in enumerate(_LOGGED)}
     out["step"] = spec.log_every * (1 + np.arange(hist["log"].shape[1])) - 1

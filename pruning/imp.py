@@ -471,7 +471,6 @@ class Sweep:
         """Trains levels first_level .. first_level + num_levels - 1 of every run, checkpointed and resumable."""
         n_levels = self.setup.num_levels - first_level if num_levels is None else num_levels
         total = n_levels * self.setup.steps
-        ckpt = checkpoint.Checkpointer(ckpt_dir, save_every=save_every or self.chunk) if ckpt_dir else None
         fn = self.chunk_fn(data, first_level)
         latest: dict[str, Any] = {}
 
@@ -481,10 +480,8 @@ class Sweep:
             return st, out
 
         def on_chunk(step, out):
+            # run_chunked has already stopped at a non-finite loss (reported under checkpoint.NONFINITE).
             loss = np.asarray(out["train_loss"])
-            bad = np.asarray(out[checkpoint.NONFINITE])
-            if np.any(bad >= 0):
-                raise metrics.NonFiniteError(f"{desc}: non-finite training loss at step {int(bad.max())}; stopping")
             if writer is None:
                 return
             level = first_level + (step - 1) // self.setup.steps
@@ -497,21 +494,18 @@ class Sweep:
                     row.update({k: float(v[r]) for k, v in hist.items()})
                 writer.write(step, run=f"{desc}/{r}", **row)
 
-        try:
-            return checkpoint.run_chunked(
-                chunk_fn,
-                state,
-                num_steps=total,
-                chunk_steps=self.chunk,
-                checkpointer=ckpt,
-                on_chunk=on_chunk,
-                metric_writer=writer,
-                metric_run_prefix=f"{desc}/",
-                desc=desc,
-            )
-        finally:
-            if ckpt is not None:
-                ckpt.close()
+        return checkpoint.run_chunked(
+            chunk_fn,
+            state,
+            num_steps=total,
+            chunk_steps=self.chunk,
+            checkpoint_dir=ckpt_dir,
+            save_every=(save_every or self.chunk) if ckpt_dir else None,
+            on_chunk=on_chunk,
+            metric_writer=writer,
+            metric_run_prefix=f"{desc}/",
+            desc=desc,
+        )
 
 
 def make_runs(

@@ -191,3 +191,38 @@ def test_run_chunked_raises_at_the_reported_step_without_saving(tmp_path):
         ):
             checkpoint.run_chunked(chunk, jnp.ones(2), num_steps=50, chunk_steps=5, checkpointer=ck)
         assert ck.steps() == [10, 20]
+
+
+def test_run_chunked_with_checkpoint_dir_resumes_where_it_stopped(tmp_path):
+    calls = []
+
+    @jax.jit
+    def _chunk(x, start):
+        return jax.lax.scan(lambda c, i: (c * 0.9 + jnp.sin(i.astype(jnp.float32)), c), x, start + jnp.arange(5))
+
+    def chunk(x, start):
+        calls.append(int(start))
+        if len(calls) == 3 and stop_early:
+            raise KeyboardInterrupt  # a kill after two chunks (steps 0-9 done and saved)
+        return _chunk(x, start)
+
+    ref, _ = jax.lax.scan(lambda c, i: (c * 0.9 + jnp.sin(i.astype(jnp.float32)), c), jnp.ones(4), jnp.arange(20))
+    d = str(tmp_path / "c")
+    stop_early = True
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.run_chunked(chunk, jnp.ones(4), num_steps=20, chunk_steps=5, checkpoint_dir=d)
+    assert _steps(d) == [5, 10]  # saved every chunk, keep=2; the checkpointer was closed on the way out
+    stop_early, calls[:] = False, []
+    out = checkpoint.run_chunked(chunk, jnp.ones(4), num_steps=20, chunk_steps=5, checkpoint_dir=d)
+    assert calls == [10, 15]
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        with checkpoint.Checkpointer(d, save_every=5) as ck:
+            checkpoint.run_chunked(chunk, jnp.ones(4), num_steps=20, chunk_steps=5, checkpointer=ck, checkpoint_dir=d)
+
+
+def test_save_refuses_zero_size_leaves_by_name(tmp_path):
+    with checkpoint.Checkpointer(str(tmp_path / "c"), save_every=1) as ck:
+        with pytest.raises(ValueError, match="zero-size.*masks/b"):
+            ck.save(1, {"w": jnp.ones(3), "masks": {"b": jnp.zeros((2, 0))}})
+        assert ck.save(1, {"w": jnp.ones(3)})
