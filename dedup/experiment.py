@@ -53,6 +53,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check.one_of(config, "keep", ("hard", "easy", "random"))
     check.one_of(config, "rule", ("paper", "greedy"))
     check.one_of(config, "tie_break", pipeline.TIE_BREAKS)
+    check.boolean(config, "figures")
     if config.id_rank and not os.path.isfile(config.id_rank):
         raise app.ConfigError("id_rank", f"no such file {config.id_rank}")
     check.non_negative(config, "kmeans.tol")
@@ -189,7 +190,7 @@ def _summarise(results: dict, sel: dict, config, root: str, workdir: str, source
         results["eval_eps"] = float(config.eval_eps)
         results["planted_duplicates"] = int((group >= 0).sum() - np.unique(group[group >= 0]).size)
     if source.kind == "texts":
-        lines = text.read_lines(source.path)
+        lines = text.read_documents(source.path, config.text_field)
         _, r, dup, sim = (
             per_eps[pipeline.eps_name(config.eval_eps)]
             if pipeline.eps_name(config.eval_eps) in per_eps
@@ -215,7 +216,8 @@ def _summarise(results: dict, sel: dict, config, root: str, workdir: str, source
             ev = results["eps"][f"{float(config.eval_eps):g}"]
             results["precision"], results["recall"] = ev["precision"], ev["recall"]
             results["eval_eps"] = float(config.eval_eps)
-    _figures(workdir, results, sizes, nn, sel, group, config)
+    if config.figures:
+        _figures(workdir, results, sizes, nn, sel, group, config)
 
 
 @plotting.styled

