@@ -6,7 +6,7 @@ BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: demo test test-all lint format bench clean venv
+.PHONY: demo test test-notebooks test-all lint format bench clean venv
 
 # A venv whose python or pip no longer works is reinstalled even though its stamp survived.
 ifneq ($(wildcard $(STAMP)),)
@@ -50,6 +50,11 @@ demo: $(STAMP)
 ## The test suite CI runs: everything except tests marked slow.
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not notebooks" -q -p no:cacheprovider
+
+## The notebooks in notebooks/ executed at smoke scale, each in its own Jupyter kernel (the tests marked
+## notebooks), two at a time.
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest -m notebooks -q -p no:cacheprovider -n 2 --durations=0 tests/notebooks
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
