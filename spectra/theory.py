@@ -123,6 +123,35 @@ def _etas(scale: float, eta: float | None) -> np.ndarray:
     return np.geomspace(10.0 * scale, final, _N_ETA)
 
 
+_solve_batch = jax.jit(jax.vmap(_solve_m.__wrapped__, in_axes=(0, 0, 0, None, 0)))
+
+
+def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+    return np.concatenate([x, np.repeat(x[-1:], rows - x.shape[0], axis=0)]) if rows > x.shape[0] else x
+
+
+def _m_batch(lam: np.ndarray, t: np.ndarray, w: np.ndarray, c: float, eta: float | None = None) -> np.ndarray:
+    """Stieltjes transforms of P problems at once: lam [P, G], atoms t, w [P, A] -> m [P, G].
+
+    One jitted, vmapped solve for every point of every problem (problems padded to a power of two
+    rows, grids and atoms to fixed sizes, so a few compiled shapes cover every call).
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    p, g = lam.shape
+    rows = next((r for r in (1, 2, 4, 8, 16, 32, 64) if p <= r), 64 * -(-p // 64))
+    size = next((b for b in (16, 64, 512, 2048, 4096) if g <= b), 4096 * -(-g // 4096))
+    lam_p = _pad_rows(np.pad(lam, ((0, 0), (0, size - g)), mode="edge"), rows)
+    n_atoms = 4 * -(-t.shape[1] // 4)
+    t_p = _pad_rows(np.pad(t, ((0, 0), (0, n_atoms - t.shape[1]))), rows)
+    w_p = _pad_rows(np.pad(w, ((0, 0), (0, n_atoms - w.shape[1]))), rows)
+    etas = np.stack([_etas(_scale(ti, c), eta) for ti in t_p])
+    with jax.enable_x64(True):
+        out = _solve_batch(
+            jnp.asarray(lam_p), jnp.asarray(t_p), jnp.asarray(w_p), jnp.asarray(c, dtype=jnp.float64), jnp.asarray(etas)
+        )
+        return np.asarray(out)[:p, :g]
+
+
 def _m(lam: np.ndarray, t: np.ndarray, w: np.ndarray, c: float, eta: float | None = None) -> np.ndarray:
     """Stieltjes transform at lam + i eta (eta None: the real axis limit), complex128, shape of
     lam."""
@@ -176,75 +205,86 @@ def density(y: ArrayLike, signal_sq: ArrayLike, weights: ArrayLike, c: float) ->
     return np.where(p > floor, p, 0.0)
 
 
-def _pmax(t: np.ndarray, w: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, float]:
-    ymax = math.sqrt(t.max()) + 1.0 + math.sqrt(c) + 0.25
-    grid = np.linspace(ymax * 1e-6, ymax, _GRID)
-    p = _density_raw(grid, t, w, c)
-    return grid, p, float(p.max())
+def _density_batch(y: np.ndarray, t: np.ndarray, w: np.ndarray, c: float) -> np.ndarray:
+    """p(y) for P problems at once: y [P, G], t, w [P, A] (no zero floor)."""
+    m = _m_batch(np.asarray(y, dtype=np.float64) ** 2, t, w, c)
+    return np.maximum(2.0 * np.abs(y) * np.imag(m) / np.pi, 0.0)
 
 
-def _zoom_min(a: float, b: float, t, w, c, levels: int = 6, n: int = 33) -> tuple[float, float]:
-    """Location and value of the smallest density in [a, b], by repeated grid zooming (fixed
-    shapes)."""
-    lo, hi = a, b
-    best_y, best_p = a, np.inf
+def _uniform_grids(t: np.ndarray, c: float, n: int = _GRID) -> np.ndarray:
+    """[P, n] grids on (0, ymax] with ymax above every problem's support."""
+    ymax = np.sqrt(t.max(axis=1)) + 1.0 + math.sqrt(c) + 0.25
+    return ymax[:, None] * np.linspace(1e-6, 1.0, n)[None, :]
+
+
+def _zoom_min_batch(lo, hi, t, w, c, levels: int = 6, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest density in each interval [lo_q, hi_q] of problem q (t, w [Q, A]), by repeated grid
+    zooming; all intervals in one batched solve per level. Returns (location, value)."""
+    a, b = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    lo, hi = a.copy(), b.copy()
+    best_y, best_p = a.copy(), np.full(a.shape, np.inf)
+    frac = np.linspace(0.0, 1.0, n)
     for _ in range(levels):
-        ys = np.linspace(lo, hi, n)
-        ps = _density_raw(ys, t, w, c)
-        i = int(np.argmin(ps))
-        if ps[i] < best_p:
-            best_y, best_p = float(ys[i]), float(ps[i])
+        ys = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
+        ps = _density_batch(ys, t, w, c)
+        i = np.argmin(ps, axis=1)
+        rows = np.arange(ys.shape[0])
+        y_i, p_i = ys[rows, i], ps[rows, i]
+        better = p_i < best_p
+        best_y, best_p = np.where(better, y_i, best_y), np.where(better, p_i, best_p)
         step = (hi - lo) / (n - 1)
-        lo, hi = max(ys[i] - step, a), min(ys[i] + step, b)
+        lo, hi = np.maximum(y_i - step, a), np.minimum(y_i + step, b)
     return best_y, best_p
 
 
-def _bisect_edges(inside: np.ndarray, outside: np.ndarray, t, w, c, thr: float, iters: int = 44) -> np.ndarray:
-    """For pairs (inside, outside) with p(inside) > thr >= p(outside), the crossing point
-    (vectorised bisection)."""
-    inside = np.asarray(inside, dtype=np.float64).copy()
-    outside = np.asarray(outside, dtype=np.float64).copy()
-    k = inside.size
-    if k == 0:
-        return inside
-    for _ in range(iters):
-        mid = 0.5 * (inside + outside)
-        p = _density_raw(mid, t, w, c)
-        pos = p > thr
-        inside = np.where(pos, mid, inside)
-        outside = np.where(pos, outside, mid)
-    return 0.5 * (inside + outside)
+_MAX_MINIMA = 4  # local minima zoomed per problem (the deepest ones)
+
+
+def _scan_batch(t: np.ndarray, w: np.ndarray, c: float, grids: np.ndarray):
+    """Density on each problem's grid and the zero points hidden in its local minima, for P problems.
+
+    Returns (p [P, G], pos [P, G] density above 1e-6 of its max, thr [P], splits: list of arrays of
+    zero points inside positive runs, per problem). Gaps narrower than a grid cell show up as local
+    minima of a positive run; the deepest few per problem are zoomed into in one batched solve.
+    """
+    p = _density_batch(grids, t, w, c)
+    thr = _ZERO_REL * p.max(axis=1)
+    pos = p > thr[:, None]
+    mid, left, right = p[:, 1:-1], p[:, :-2], p[:, 2:]
+    is_min = pos[:, 1:-1] & (mid <= left) & (mid <= right) & ((mid < left) | (mid < right))
+    rel = np.where(is_min, mid / np.maximum(p.max(axis=1, keepdims=True), 1e-300), np.inf)
+    k = min(_MAX_MINIMA, rel.shape[1])
+    cand = np.argsort(rel, axis=1)[:, :k]  # deepest minima first
+    rows, cols = np.nonzero(np.isfinite(np.take_along_axis(rel, cand, axis=1)))
+    splits = [np.zeros(0) for _ in range(p.shape[0])]
+    if rows.size:
+        idx = cand[rows, cols] + 1  # grid index of the minimum
+        y0, p0 = _zoom_min_batch(grids[rows, idx - 1], grids[rows, idx + 1], t[rows], w[rows], c)
+        hit = p0 <= thr[rows]
+        for r in np.unique(rows[hit]):
+            splits[r] = np.sort(y0[hit & (rows == r)])
+    return p, pos, thr, splits
+
+
+def _count_batch(t: np.ndarray, w: np.ndarray, c: float, grids: np.ndarray) -> np.ndarray:
+    """Number of support intervals of each of P problems (runs of positive density + hidden gaps)."""
+    _, pos, _, splits = _scan_batch(t, w, c, grids)
+    runs = np.sum(pos[:, 1:] & ~pos[:, :-1], axis=1) + pos[:, 0]
+    return runs + np.array([s.size for s in splits])
 
 
 def _components(t: np.ndarray, w: np.ndarray, c: float, refine: bool) -> list[tuple[float, float]]:
-    """Support intervals of p(y); gaps hidden between grid points are found by zooming into local
-    minima."""
-    grid, p, pmax = _pmax(t, w, c)
-    thr = _ZERO_REL * pmax
-    pos = p > thr
-    # Split points: zero-density points found inside local minima of a positive run.
-    splits = []
-    for i in range(1, _GRID - 1):
-        if pos[i] and p[i] <= p[i - 1] and p[i] <= p[i + 1] and (p[i] < p[i - 1] or p[i] < p[i + 1]):
-            y0, p0 = _zoom_min(grid[i - 1], grid[i + 1], t, w, c)
-            if p0 <= thr:
-                splits.append(y0)
-    # Coarse runs.
-    runs = []
-    i = 0
-    while i < _GRID:
-        if pos[i]:
-            j = i
-            while j + 1 < _GRID and pos[j + 1]:
-                j += 1
-            runs.append((i, j))
-            i = j + 1
-        else:
-            i += 1
-    # Edges: (inside point, outside point) pairs to bisect.
+    """Support intervals of p(y) (one problem); gaps hidden between grid points are found by zooming
+    into local minima, edges refined by a vectorised bisection."""
+    grid = _uniform_grids(t[None], c)[0]
+    p, pos, thr, splits = _scan_batch(t[None], w[None], c, grid[None])
+    pos, thr, splits = pos[0], float(thr[0]), splits[0]
+    g = grid.size
+    starts_i = np.flatnonzero(pos & ~np.concatenate([[False], pos[:-1]]))
+    ends_i = np.flatnonzero(pos & ~np.concatenate([pos[1:], [False]]))
     lo_in, lo_out, hi_in, hi_out = [], [], [], []
-    for i, j in runs:
-        inner = sorted(s for s in splits if grid[i] < s < grid[j])
+    for i, j in zip(starts_i, ends_i, strict=True):
+        inner = [s for s in splits if grid[i] < s < grid[j]]
         starts = [(grid[i], grid[i - 1] if i > 0 else 0.0)]
         ends = []
         for s in inner:
@@ -252,7 +292,7 @@ def _components(t: np.ndarray, w: np.ndarray, c: float, refine: bool) -> list[tu
             k = int(np.searchsorted(grid, s))
             ends.append((grid[k - 1] if grid[k - 1] < s else grid[k - 2], s))
             starts.append((grid[k] if grid[k] > s else grid[k + 1], s))
-        ends.append((grid[j], grid[j + 1] if j + 1 < _GRID else grid[j] + 1.0))
+        ends.append((grid[j], grid[j + 1] if j + 1 < g else grid[j] + 1.0))
         for (a_in, a_out), (b_in, b_out) in zip(starts, ends, strict=True):
             lo_in.append(a_in)
             lo_out.append(a_out)
@@ -266,6 +306,21 @@ def _components(t: np.ndarray, w: np.ndarray, c: float, refine: bool) -> list[tu
     else:
         lo, hi = np.array(lo_in), np.array(hi_in)
     return [(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
+
+
+def _bisect_edges(inside: np.ndarray, outside: np.ndarray, t, w, c, thr: float, iters: int = 44) -> np.ndarray:
+    """For pairs (inside, outside) with p(inside) > thr >= p(outside), the crossing point
+    (vectorised bisection)."""
+    inside = np.asarray(inside, dtype=np.float64).copy()
+    outside = np.asarray(outside, dtype=np.float64).copy()
+    if inside.size == 0:
+        return inside
+    for _ in range(iters):
+        mid = 0.5 * (inside + outside)
+        pos = _density_raw(mid, t, w, c) > thr
+        inside = np.where(pos, mid, inside)
+        outside = np.where(pos, outside, mid)
+    return 0.5 * (inside + outside)
 
 
 def support(signal_sq: ArrayLike, weights: ArrayLike, c: float) -> list[tuple[float, float]]:
@@ -386,29 +441,95 @@ def num_components(signal_sq: ArrayLike, weights: ArrayLike, c: float) -> int:
     return len(_components(t, w, float(c), refine=False))
 
 
+_ESM_GRID = 384  # uniform points of the ESM grid (plus _ESM_PATCH around the outlier location)
+_ESM_PATCH = 128
+
+
+def _esm_atoms(b: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[P, 2] atoms and weights of H = b delta_{s^2} + (1 - b) delta_0 for arrays b, s."""
+    b, s = np.broadcast_arrays(np.asarray(b, dtype=np.float64), np.asarray(s, dtype=np.float64))
+    t = np.stack([s.ravel() ** 2, np.zeros(s.size)], axis=1)
+    w = np.stack([b.ravel(), 1.0 - b.ravel()], axis=1)
+    return t, w
+
+
+def _esm_grids(s: np.ndarray, c: float) -> np.ndarray:
+    """Per-problem grids for the ESM: uniform on (0, ymax] plus a fine patch around the rank-one
+    outlier location sqrt((1 + s^2)(c + s^2)) / s, where a narrow signal bulk (small b) sits."""
+    s = np.asarray(s, dtype=np.float64).ravel()
+    ymax = s + 1.0 + math.sqrt(c) + 0.25
+    uniform = ymax[:, None] * np.linspace(1e-6, 1.0, _ESM_GRID)[None, :]
+    y0 = np.asarray(bbp(np.maximum(s, 1e-3), c)[0])
+    patch = y0[:, None] + np.linspace(-0.06, 0.06, _ESM_PATCH)[None, :]
+    return np.sort(np.concatenate([uniform, np.clip(patch, 1e-6, ymax[:, None])], axis=1), axis=1)
+
+
+def esm_num_components(b: ArrayLike, s: ArrayLike, c: float) -> np.ndarray:
+    """Number of support intervals of the ESM singular-value density for every pair (b_i, s_i) at
+    once (b and s broadcast together; result has their broadcast shape).
+
+    All problems are solved in one batched call on a grid of 384 uniform points plus 128 around the
+    rank-one outlier location (where a narrow signal bulk sits), with hidden gaps found by zooming
+    into local minima; agrees with `num_components` (2048-point grid) away from the boundary (tested).
+    """
+    if not (0.0 < c <= 1.0):
+        raise ValueError(f"c must be in (0, 1], got {c}")
+    bb, ss = np.broadcast_arrays(np.asarray(b, dtype=np.float64), np.asarray(s, dtype=np.float64))
+    if bb.size == 0:
+        return np.zeros(bb.shape, dtype=int)
+    if not (np.all((bb > 0) & (bb <= 1)) and np.all(ss >= 0)):
+        raise ValueError("b must be in (0, 1] and s >= 0")
+    t, w = _esm_atoms(bb, ss)
+    return _count_batch(t, w, float(c), _esm_grids(ss, float(c))).reshape(bb.shape)
+
+
+def critical_strengths(bs: ArrayLike, c: float, tol: float = 1e-5) -> np.ndarray:
+    """s_c(b, c) for every b at once: one bisection in s, vmapped over b (each step is one batched
+    solve of `esm_num_components`). See `critical_strength`."""
+    if not (0.0 < c <= 1.0):
+        raise ValueError(f"c must be in (0, 1], got {c}")
+    b = np.atleast_1d(np.asarray(bs, dtype=np.float64))
+    if not np.all((b > 0) & (b <= 1)):
+        raise ValueError(f"b must be in (0, 1], got {b}")
+    c = float(c)
+    out = np.full(b.shape, np.inf)
+    act = b < 1.0  # b = 1: no noise bulk to separate from
+    if not np.any(act):
+        return out
+    bb = b[act]
+
+    def split(s):
+        return esm_num_components(bb, s, c) >= 2
+
+    lo = np.full(bb.shape, c**0.25)
+    bad = split(lo)  # never seen; kept so the bracket is honest
+    lo = np.where(bad, 0.5 * lo, lo)
+    nan = bad & split(lo)
+    hi = np.full(bb.shape, 2.0 * c**0.25)
+    found = split(hi)
+    while not np.all(found) and np.max(hi[~found]) <= 100.0:
+        hi = np.where(found, hi, 1.5 * hi)
+        found = split(hi)
+    for _ in range(int(math.ceil(math.log2(max(float(np.max(hi - lo)), tol) / tol)))):
+        mid = 0.5 * (lo + hi)
+        up = split(mid)
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    res = np.where(found, 0.5 * (lo + hi), np.inf)
+    out[act] = np.where(nan, np.nan, res)
+    return out
+
+
+def phase_map(bs: ArrayLike, ss: ArrayLike, c: float) -> np.ndarray:
+    """ESM bulk counts on the grid: out[i, j] = number of support intervals at (b_j, s_i), in one
+    batched solve (the phase diagram's map)."""
+    b = np.asarray(bs, dtype=np.float64)
+    s = np.asarray(ss, dtype=np.float64)
+    return esm_num_components(b[None, :], s[:, None], c)
+
+
 @functools.lru_cache(maxsize=4096)
 def _critical_strength(b: float, c: float, tol: float) -> float:
-    def split(s: float) -> bool:
-        t, w = esm_spectrum(b, s)
-        return len(_components(t, w, c, refine=False)) >= 2
-
-    lo = c**0.25
-    if split(lo):  # never seen; kept so the bracket is honest
-        lo = 0.5 * lo
-        if split(lo):
-            return float("nan")
-    hi = 2.0 * c**0.25
-    while not split(hi):
-        hi *= 1.5
-        if hi > 100.0:
-            return float("inf")
-    while hi - lo > tol:
-        mid = 0.5 * (lo + hi)
-        if split(mid):
-            hi = mid
-        else:
-            lo = mid
-    return 0.5 * (lo + hi)
+    return float(critical_strengths([b], c, tol)[0])
 
 
 def critical_strength(b: float, c: float, tol: float = 1e-5) -> float:
@@ -416,8 +537,9 @@ def critical_strength(b: float, c: float, tol: float = 1e-5) -> float:
     (phase boundary).
 
     Bisection in s on "the support of p(y) has two or more intervals" for H = b delta_{s^2} + (1 -
-    b) delta_0. Tends to the BBP threshold c^(1/4) as b -> 0 (with s_c - c^(1/4) ~ b^(1/3)). Returns
-    inf for b = 1 (no noise bulk to separate from) or if no split is found for s <= 100.
+    b) delta_0 (`esm_num_components`; `critical_strengths` does many b at once). Tends to the BBP
+    threshold c^(1/4) as b -> 0 (with s_c - c^(1/4) ~ b^(1/3)). Returns inf for b = 1 (no noise
+    bulk to separate from) or if no split is found for s <= 100.
     """
     if not (0.0 < c <= 1.0):
         raise ValueError(f"c must be in (0, 1], got {c}")
