@@ -47,9 +47,11 @@ venv:
 demo: $(STAMP)
 	$(BIN)/python -m common.reproduce
 
-## The test suite CI runs: everything except tests marked slow.
+## The test suite CI runs: everything except tests marked slow (and the notebooks: make test-notebooks), in
+## TEST_WORKERS processes (pytest-xdist; one test file stays on one worker, so module fixtures are built once).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not notebooks" -q -p no:cacheprovider
+	$(BIN)/python -m pytest -m "not slow and not notebooks" -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 ## The notebooks in notebooks/ executed at smoke scale, each in its own Jupyter kernel (the tests marked
 ## notebooks), two at a time.
