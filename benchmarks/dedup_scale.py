@@ -82,7 +82,7 @@ def run_ours(n: int, base: str) -> dict:
         "recall": r["recall"],
         "same_cluster": r["pairs_in_same_cluster"],
         "iters": r["kmeans_iterations"],
-        "kept_fraction": r["eps"][f"{EPS:g}"]["kept_fraction"],
+        "kept_fraction": r["eps"][repr(EPS)]["kept_fraction"],
     }
 
 

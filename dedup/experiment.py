@@ -36,6 +36,9 @@ def _stages(config) -> list[str]:
 def validate(config: ml_collections.ConfigDict) -> None:
     """Range and consistency checks; raises app.ConfigError naming the field."""
     check.sorted_grid(config, "eps", positive=True)  # a tuple of distinct thresholds, increasing
+    names = [pipeline.eps_name(e) for e in config.eps]
+    if len(set(names)) != len(names):  # cannot happen for distinct floats (repr round-trips); kept as a guard
+        raise app.ConfigError("eps", f"thresholds {tuple(config.eps)!r} would share an output folder")
     if max(config.eps) >= 2.0:
         raise app.ConfigError("eps", f"every ε must be in (0, 2) (cosine distance), got {tuple(config.eps)!r}")
     using_synth = not config.embeddings and not config.texts
@@ -167,6 +170,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return results
 
 
+def _score(results: dict, per_eps: dict, labels: np.ndarray, eval_eps: float) -> None:
+    """Precision and recall per ε against known duplicate groups (`labels`: group per id, -1 = none),
+    and at eval_eps as the headline."""
+    for name, (_, r, dup, _) in per_eps.items():
+        p, rc = synthetic.planted_scores(labels, r, dup)
+        results["eps"][name[4:]].update(precision=p, recall=rc)
+    ev = results["eps"][pipeline.eps_name(eval_eps)[4:]]
+    results["precision"], results["recall"] = ev["precision"], ev["recall"]
+    results["eval_eps"] = float(eval_eps)
+
+
 def _summarise(results: dict, sel: dict, config, root: str, workdir: str, source) -> None:
     n = results["n_items"]
     per_eps = sel["per_eps"]
@@ -182,12 +196,7 @@ def _summarise(results: dict, sel: dict, config, root: str, workdir: str, source
         group = np.load(os.path.join(root, "embed", "group.npy"))
         labels_by_row = np.load(os.path.join(root, "cluster", "labels.npy"))
         results["pairs_in_same_cluster"] = synthetic.pairs_in_same_cluster(group, labels_by_row)
-        for name, (_, r, dup, _) in per_eps.items():
-            p, rc = synthetic.planted_scores(group, r, dup)
-            results["eps"][name[4:]].update(precision=p, recall=rc)
-        ev = results["eps"][f"{float(config.eval_eps):g}"]
-        results["precision"], results["recall"] = ev["precision"], ev["recall"]
-        results["eval_eps"] = float(config.eval_eps)
+        _score(results, per_eps, group, config.eval_eps)
         results["planted_duplicates"] = int((group >= 0).sum() - np.unique(group[group >= 0]).size)
     if source.kind == "texts":
         lines = text.read_documents(source.path, config.text_field)
@@ -210,12 +219,7 @@ def _summarise(results: dict, sel: dict, config, root: str, workdir: str, source
         if os.path.abspath(source.path) == os.path.abspath(text.builtin_path()):
             # the shipped set has hand-labelled paraphrase groups: score against them
             labels = text.builtin_groups(len(lines))
-            for name, (_, r, dup, _) in per_eps.items():
-                p, rc = synthetic.planted_scores(labels, r, dup)
-                results["eps"][name[4:]].update(precision=p, recall=rc)
-            ev = results["eps"][f"{float(config.eval_eps):g}"]
-            results["precision"], results["recall"] = ev["precision"], ev["recall"]
-            results["eval_eps"] = float(config.eval_eps)
+            _score(results, per_eps, labels, config.eval_eps)
     if config.figures:
         _figures(workdir, results, sizes, nn, sel, group, config)
 
@@ -224,7 +228,7 @@ def _summarise(results: dict, sel: dict, config, root: str, workdir: str, source
 def _figures(workdir, results, sizes, nn, sel, group, config) -> None:
     figdir = os.path.join(workdir, "figures")
     eps = sorted(float(e) for e in results["eps"])
-    kf = [results["eps"][f"{e:g}"]["kept_fraction"] for e in eps]
+    kf = [results["eps"][pipeline.eps_name(e)[4:]]["kept_fraction"] for e in eps]
     fig, ax = plotting.figure(width=5.0, height=3.6)
     col = plotting.palette(3)
     ax.plot(eps, kf, "o-", color=col[0], label="this run")

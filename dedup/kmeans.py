@@ -9,6 +9,7 @@ function compiles once per (batch, K, d).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Sequence
 
 import jax
@@ -17,9 +18,10 @@ import numpy as np
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """Rows divided by their L2 norm (float32)."""
-    x = np.asarray(x, np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    """Rows divided by their L2 norm, computed in float64, returned as float32 (the embed stage's
+    normalisation)."""
+    x = np.asarray(x, np.float64)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _batches(x, batch_size: int, start: int = 0):
@@ -144,6 +146,37 @@ def converged(objective: Sequence[float], tol: float) -> bool:
     return objective[-1] - objective[-2] < tol * abs(objective[-1])
 
 
+def _rng(key: jax.Array, tag: int) -> np.random.Generator:
+    """A numpy generator derived from a JAX key (row sampling without a device-side permutation of N)."""
+    return np.random.default_rng([*np.asarray(jax.random.key_data(key)).ravel().tolist(), tag])
+
+
+def sample_rows(key: jax.Array, n: int, m: int, tag: int) -> np.ndarray | None:
+    """m distinct rows of n drawn uniformly (sorted, for sequential memmap reads); None when m is 0 or >= n."""
+    if not 0 < m < n:
+        return None
+    return np.sort(_rng(key, tag).choice(n, int(m), replace=False))
+
+
+def save_state(path: str, centroids: np.ndarray, objective: Sequence[float]) -> None:
+    """Centroids, iteration count and objective history in one file, written atomically (temp + rename)."""
+    from common import metrics
+
+    metrics.atomic_savez(
+        path,
+        centroids=np.asarray(centroids, np.float32),
+        iteration=np.asarray(len(objective), np.int64),
+        objective=np.asarray(objective, np.float64),
+    )
+
+
+def load_state(path: str) -> tuple[np.ndarray, list[float]]:
+    with np.load(path, allow_pickle=False) as z:
+        c, obj = z["centroids"], [float(v) for v in z["objective"]]
+        assert int(z["iteration"]) == len(obj)
+    return c, obj
+
+
 def fit(
     x,
     k: int,
@@ -154,24 +187,39 @@ def fit(
     init: str = "kmeans++",
     init_points: int = 0,
     tol: float = 0.0,
+    sample_size: int = 0,
+    state_path: str | None = None,
+    on_iteration: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """Spherical k-means on x (in memory or memmap); returns (centroids [k, d], objective per
-    iteration).
+    iteration). The one implementation: the pipeline's cluster stage calls it.
 
-    init_points > 0 initialises from that many rows drawn uniformly (k-means++ is O(k · rows · d)).
+    sample_size > 0 fits on that many rows drawn uniformly (held in memory); init_points > 0
+    initialises from that many of the fit rows (k-means++ is O(k · rows · d)). Stops after
+    `iterations` Lloyd steps or when a step raises the mean similarity by less than tol (relative).
+
+    state_path: the centroids, iteration count and objective are saved there after the
+    initialisation and after every step, in one atomically replaced file; a call that finds the
+    file continues from it, so a run killed at any point ends with byte-identical centroids.
     """
     n = x.shape[0]
-    kinit, ksample = jax.random.split(key)
-    if 0 < init_points < n:
-        rows = np.sort(np.asarray(jax.random.choice(ksample, n, (init_points,), replace=False)))
-        xs = np.asarray(x[rows], np.float32)
+    ksample, kinit, kpoints = jax.random.split(key, 3)
+    rows = sample_rows(ksample, n, sample_size, 0)
+    fit_x = x if rows is None else np.asarray(x[rows], np.float32)
+    if state_path is not None and os.path.exists(state_path):
+        c, hist = load_state(state_path)
     else:
-        xs = np.asarray(x, np.float32)
-    c = init_centroids(kinit, xs, k, init)
-    hist = []
-    for _ in range(iterations):
-        if converged(hist, tol):
-            break
-        c, _, obj = lloyd_iteration(x, c, batch_size)
+        r = sample_rows(kpoints, fit_x.shape[0], init_points, 1)
+        xs = np.asarray(fit_x if r is None else fit_x[r], np.float32)
+        c = init_centroids(kinit, xs, k, init)
+        hist = []
+        if state_path is not None:
+            save_state(state_path, c, hist)
+    while len(hist) < iterations and not converged(hist, tol):
+        c, _, obj = lloyd_iteration(fit_x, c, batch_size)
         hist.append(obj)
+        if state_path is not None:
+            save_state(state_path, c, hist)
+        if on_iteration is not None:
+            on_iteration(len(hist))
     return c, hist

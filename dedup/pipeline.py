@@ -36,8 +36,10 @@ STAGES = ("embed", "cluster", "dedup", "select")
 
 
 def eps_name(eps: float) -> str:
-    """Directory/key name of a threshold: 'eps=0.05'."""
-    return f"eps={float(eps):g}"
+    """Directory/key name of a threshold: 'eps=0.05'. The shortest text that reads back as the same
+    float (repr), so distinct thresholds never share a folder (0.1 and 0.1000001 are 'eps=0.1' and
+    'eps=0.1000001')."""
+    return f"eps={float(eps)!r}"
 
 
 # ----------------------------------------------------------------------------------------- atomic
@@ -205,8 +207,7 @@ def _normalize_into(stage: Stage, x, valid_ids: np.ndarray, chunk: int = 65536) 
     arrs, done = pa.open()
     for a in range(done, n, chunk):
         b = min(a + chunk, n)
-        xb = np.asarray(x[valid_ids[a:b]], np.float64)
-        arrs["embeddings"][a:b] = (xb / np.linalg.norm(xb, axis=1, keepdims=True)).astype(np.float32)
+        arrs["embeddings"][a:b] = kmeans.normalize_rows(x[valid_ids[a:b]])
         pa.mark(arrs, b)
     pa.complete(arrs)
 
@@ -351,40 +352,25 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
     if stage.done():
         return stage.info()
     stage.open()
-    rkey = jax.random.key(seed)
-    ksample, kinit = jax.random.split(rkey)
     bs = int(km.batch_size)
-    if 0 < km.sample_size < n:
-        rows = np.sort(np.random.default_rng([seed, 0x5A]).choice(n, int(km.sample_size), replace=False))
-        fit_x = np.asarray(x[rows], np.float32)
-    else:
-        fit_x = x
-    state_path = stage.path("kmeans_state.json")
-    cent_path = stage.path("kmeans_centroids.npy")
-    if os.path.exists(state_path) and os.path.exists(cent_path):
-        st = metrics.read_json(state_path)
-        it, objective = int(st["iteration"]), list(st["objective"])
-        c = np.load(cent_path)
-    else:
-        ip = int(km.init_points)
-        init_x = fit_x
-        if 0 < ip < fit_x.shape[0]:
-            r = np.sort(np.asarray(jax.random.choice(ksample, fit_x.shape[0], (ip,), replace=False)))
-            init_x = np.asarray(fit_x[r], np.float32)
-        if k > init_x.shape[0]:
-            raise app.UserError(f"n_clusters: {k} exceeds the {init_x.shape[0]} points used to initialise")
-        c = kmeans.init_centroids(kinit, np.asarray(init_x, np.float32), k, km.init)
-        it, objective = 0, []
-        metrics.atomic_save_npy(cent_path, c)
-        metrics.atomic_write_json(state_path, {"iteration": 0, "objective": []})
-    prog = metrics.progress(max(int(km.iterations) - it, 1), "cluster: k-means iterations")
-    while it < int(km.iterations) and not kmeans.converged(objective, float(km.tol)):
-        c, counts, obj = kmeans.lloyd_iteration(fit_x, c, bs)
-        it += 1
-        objective.append(obj)
-        metrics.atomic_save_npy(cent_path, c)
-        metrics.atomic_write_json(state_path, {"iteration": it, "objective": objective})
-        prog.update(1)
+    init_n = min(int(km.init_points) or n, int(km.sample_size) or n, n)
+    if k > init_n:
+        raise app.UserError(f"n_clusters: {k} exceeds the {init_n} points used to initialise")
+    prog = metrics.progress(max(int(km.iterations), 1), "cluster: k-means iterations")
+    c, objective = kmeans.fit(
+        x,
+        k,
+        jax.random.key(seed),
+        iterations=int(km.iterations),
+        batch_size=bs,
+        init=km.init,
+        init_points=int(km.init_points),
+        tol=float(km.tol),
+        sample_size=int(km.sample_size),
+        state_path=stage.path("kmeans_state.npz"),
+        on_iteration=lambda _: prog.update(1),
+    )
+    it = len(objective)
     prog.close()
     pa = PartialArrays(stage, "assign", {"labels": ((n,), "int32"), "sims": ((n,), "float32")})
     if not pa.finals_exist():

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from common import app
@@ -61,3 +62,14 @@ def test_cli_unsorted_eps_exits_2_before_writing(tmp_path):
     errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
     assert len(errors) == 1 and errors[0].startswith("config error: eps: must be strictly increasing")
     assert not wd.exists()
+
+
+def test_eps_folder_names_are_exact_and_round_trip():
+    from dedup import pipeline
+
+    assert pipeline.eps_name(0.1) == "eps=0.1" and pipeline.eps_name(0.1000001) == "eps=0.1000001"
+    rng = np.random.default_rng(0)
+    vals = np.concatenate([rng.uniform(0, 2, 500), 0.1 + np.arange(1, 50) * 2e-17, [1e-5, 0.00095, 0.3]])
+    names = [pipeline.eps_name(v) for v in vals]
+    assert all(float(n[4:]) == float(v) for n, v in zip(names, vals, strict=True))  # the name reads back exactly
+    assert len(set(names)) == len(set(vals.tolist()))  # distinct thresholds, distinct folders

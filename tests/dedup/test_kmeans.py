@@ -1,5 +1,7 @@
 """Spherical k-means: one Lloyd step against numpy, assignment, initialisation, recovery of planted clusters."""
 
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -93,3 +95,33 @@ def test_converged_rule():
     x, _, _ = _blobs(6)
     _, hist = kmeans.fit(x, 6, jax.random.key(0), iterations=50, batch_size=100, tol=1e-4)
     assert len(hist) < 50 and kmeans.converged(hist, 1e-4)
+
+
+@pytest.mark.parametrize("after_write", [False, True])
+def test_resume_after_a_kill_at_any_point_is_byte_identical(tmp_path, monkeypatch, after_write):
+    """Kill fit at every state save (before or after the file is replaced), resume: the same centroids, bit for
+    bit, and the same objective history, as one uninterrupted run."""
+    x, _, _ = _blobs(4, per=40)
+    kw = dict(iterations=6, batch_size=64, tol=0.0, sample_size=200, init_points=150)
+    ref_c, ref_h = kmeans.fit(x, 6, jax.random.key(5), **kw)
+    real = kmeans.save_state
+    for kill_at in range(kw["iterations"] + 1):
+        path = str(tmp_path / f"state{kill_at}-{after_write}.npz")
+        calls = [0]
+
+        def dying(p, c, h, kill_at=kill_at, calls=calls):
+            if after_write:
+                real(p, c, h)
+            if calls[0] == kill_at:
+                raise KeyboardInterrupt
+            calls[0] += 1
+            if not after_write:
+                real(p, c, h)
+
+        monkeypatch.setattr(kmeans, "save_state", dying)
+        with pytest.raises(KeyboardInterrupt):
+            kmeans.fit(x, 6, jax.random.key(5), state_path=path, **kw)
+        monkeypatch.setattr(kmeans, "save_state", real)
+        c, h = kmeans.fit(x, 6, jax.random.key(5), state_path=path, **kw)
+        assert c.tobytes() == ref_c.tobytes() and h == ref_h, kill_at
+        assert len(os.listdir(tmp_path)) == kill_at + 1  # one state file per run, no temp files left

@@ -70,10 +70,10 @@ def test_results_files_and_partition(ref):
         np.testing.assert_allclose(sim, np.einsum("ij,ij->i", x[rem], x[dup]), atol=1e-5)
         assert (sim > 1 - e - 1e-6).all()
         assert (labels[rem] == labels[dup]).all()  # duplicates are found within clusters
-        s = r["eps"][f"{e:g}"]
+        s = r["eps"][repr(float(e))]
         assert s["kept"] == kept.size and s["removed"] == rem.size
         assert s["kept_fraction"] == pytest.approx(kept.size / 2000)
-    kf = [r["eps"][f"{e:g}"]["kept_fraction"] for e in sorted(cfg.eps)]
+    kf = [r["eps"][repr(float(e))]["kept_fraction"] for e in sorted(cfg.eps)]
     assert all(b <= a for a, b in zip(kf, kf[1:], strict=False))  # larger ε removes more
     assert r["precision"] == 1.0 and r["recall"] > 0.95
     for f in ("kept_fraction_vs_eps.png", "cluster_sizes.png", "nn_similarity.png"):
