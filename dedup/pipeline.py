@@ -414,16 +414,23 @@ def shard_range(k: int, shard: int, num_shards: int) -> tuple[int, int]:
     return shard * k // num_shards, (shard + 1) * k // num_shards
 
 
-def plan_units(clusters: Sequence[int], sizes: np.ndarray, buckets: Sequence[int], per_file: int) -> list[np.ndarray]:
-    """Groups clusters into output units: clusters of one padded size together (so batches are full
-    and nothing is padded in the batch dimension), at most per_file clusters a unit, in id order."""
+def plan_units(
+    clusters: Sequence[int], sizes: np.ndarray, buckets: Sequence[int], per_file: int, dim: int | None = None
+) -> list[np.ndarray]:
+    """Groups clusters into output units: clusters of one padded size together, in id order, at most
+    per_file clusters a unit. Given the embedding width `dim`, a unit holds a whole number of
+    compiled batches (`semdedup.batch_size_for`), so only the last unit of a size has a partial batch."""
     by_bucket: dict[int, list[int]] = {}
     for c in clusters:
         by_bucket.setdefault(semdedup.pick_bucket(max(int(sizes[c]), 1), buckets), []).append(int(c))
     units = []
     for b in sorted(by_bucket):
         cs = by_bucket[b]
-        units += [np.asarray(cs[i : i + per_file], np.int64) for i in range(0, len(cs), per_file)]
+        step = per_file
+        if dim is not None:
+            bsz = semdedup.batch_size_for(b, dim, max_batch=per_file)
+            step = max(bsz, (per_file // bsz) * bsz)
+        units += [np.asarray(cs[i : i + step], np.int64) for i in range(0, len(cs), step)]
     return units
 
 
@@ -573,7 +580,8 @@ def run_dedup(
     lo, hi = shard_range(k, shard, num_shards)
     cover, _ = covered_clusters(root, k)
     todo = [c for c in range(lo, hi) if cover[c] == 0 and sizes[c] > 0]
-    units = plan_units(todo, sizes, buckets, int(cfg.clusters_per_file))
+    dim = int(np.load(os.path.join(root, "embed", "embeddings.npy"), mmap_mode="r").shape[1])
+    units = plan_units(todo, sizes, buckets, int(cfg.clusters_per_file), dim)
     if units:
         x = np.load(os.path.join(root, "embed", "embeddings.npy"), mmap_mode="r")
         ids = np.load(os.path.join(root, "embed", "ids.npy"))

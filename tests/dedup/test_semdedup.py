@@ -151,3 +151,29 @@ def test_fixed_shapes_no_recompile_and_sharded():
     assert semdedup._compiled.cache_info().currsize == infos
     assert semdedup.batch_size_for(24, 6) % 4 == 0
     assert len(shard.device_set) == 4
+
+
+def test_partial_batches_are_not_padded_to_the_full_batch():
+    assert jax.device_count() == 4
+    assert [semdedup.tail_batch(m, 64) for m in (1, 4, 5, 9, 17, 40, 63)] == [4, 4, 8, 16, 32, 64, 64]
+    assert semdedup.tail_batch(3, 8) == 4 and semdedup.tail_batch(7, 8) == 8
+    # a cluster's result does not depend on the batch it ran in (full batch of 12 vs a tail of 4), up to float32
+    # rounding of the similarities (XLA tiles the batched product differently per batch size)
+    rng = np.random.default_rng(7)
+    cs = [_cluster(rng, 20) for _ in range(13)]
+    many = semdedup.dedup_clusters(cs, (0.1, 0.3), "paper", max_batch=12)
+    for i in (0, 12):
+        (one,) = semdedup.dedup_clusters([cs[i]], (0.1, 0.3), "paper")
+        for k in ("removed", "partner"):
+            np.testing.assert_array_equal(one[k], many[i][k])
+        for k in ("partner_sim", "nn_sim"):
+            np.testing.assert_allclose(one[k], many[i][k], rtol=0, atol=1e-6)
+
+
+def test_units_hold_whole_batches():
+    sizes = np.array([1000] * 23 + [10] * 5)
+    buckets = semdedup.bucket_sizes(1000)
+    units = pipeline.plan_units(range(28), sizes, buckets, per_file=16, dim=384)
+    bsz = semdedup.batch_size_for(1024, 384, max_batch=16)
+    big = [u for u in units if sizes[u[0]] == 1000]
+    assert all(u.size % bsz == 0 for u in big[:-1]) and sum(u.size for u in big) == 23
