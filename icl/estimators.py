@@ -64,11 +64,14 @@ def dmmse_weights(
     pool_MxD: jax.Array,
     sigma2: float | jax.Array,
     chunk_size: int = 1024,
+    num_tasks: jax.Array | float | None = None,
 ) -> jax.Array:
-    """dMMSE posterior means w_k = sum_i softmax_i(L_i) w^(i) over the whole pool for every k, [B, K, D].
+    """dMMSE posterior means w_k = sum_i softmax_i(L_i) w^(i) over the pool for every k, [B, K, D].
 
-    The pool is scanned in chunks of `chunk_size` tasks keeping a running maximum, normaliser and weighted sum
-    (a streaming log-sum-exp), so pools of 2^20 tasks fit in memory.
+    `num_tasks` (may be traced) keeps only the first M rows of the pool (the prior of a run with M tasks; None: the
+    whole pool), so one compiled program serves every M of a sweep. The pool is scanned in chunks of `chunk_size`
+    tasks keeping a running maximum, normaliser and weighted sum (a streaming log-sum-exp), so pools of 2^20 tasks
+    fit in memory.
     """
     chex.assert_rank([xs_BxKxD, ys_BxK, pool_MxD], [3, 2, 2])
     b, k, d = xs_BxKxD.shape
@@ -77,7 +80,8 @@ def dmmse_weights(
     n_chunks = -(-m // c)
     pad = n_chunks * c - m
     pool = jnp.pad(pool_MxD, ((0, pad), (0, 0))).reshape(n_chunks, c, d)
-    valid = (jnp.arange(n_chunks * c) < m).reshape(n_chunks, c)
+    limit = m if num_tasks is None else jnp.minimum(jnp.asarray(num_tasks, jnp.float32), m)
+    valid = (jnp.arange(n_chunks * c) < limit).reshape(n_chunks, c)
 
     def body(carry, chunk):
         run_max, run_sum, run_acc = carry
@@ -108,9 +112,10 @@ def dmmse_predictions(
     pool_MxD: jax.Array,
     sigma2: float | jax.Array,
     chunk_size: int = 1024,
+    num_tasks: jax.Array | float | None = None,
 ) -> jax.Array:
     """dMMSE predictions x_k^T w_k for every position k, [B, K] (pool-mean prediction at k = 1)."""
-    w = dmmse_weights(xs_BxKxD, ys_BxK, pool_MxD, sigma2, chunk_size=chunk_size)
+    w = dmmse_weights(xs_BxKxD, ys_BxK, pool_MxD, sigma2, chunk_size=chunk_size, num_tasks=num_tasks)
     return jnp.sum(xs_BxKxD * w, axis=-1)
 
 

@@ -1,5 +1,6 @@
 """The paper's figures from a results dict: loss vs M (Figure 1's shape), distances vs M, loss vs context position,
-and M* vs D. M = inf is drawn one and a half octaves to the right of the largest finite M.
+M* vs D, the early-stopping step vs M, and the weight-decay and model-size sweeps. Bands are +- one standard error
+over seeds. M = inf is drawn one and a half octaves to the right of the largest finite M.
 """
 
 from __future__ import annotations
@@ -42,21 +43,21 @@ def loss_vs_m(results: dict, path: str) -> str:
     fig, axes = plotting.figure(1, 2, width=9.0, height=3.4, sharey=False)
     for ax, dist, title in ((axes[0], "pretrain", "$T_{Pretrain}$"), (axes[1], "true", "$T_{True}$")):
         xs = _set_m_axis(ax, ms)
-        _with_band(ax, xs, results[f"loss_{dist}"], results[f"loss_{dist}_std"], c_tf, "Transformer")
+        _with_band(ax, xs, results[f"loss_{dist}"], results[f"loss_{dist}_se"], c_tf, "Transformer")
         ax.plot(xs, results[f"dmmse_{dist}"], "s--", color=c_dm, ms=3, label="dMMSE")
         ax.plot(xs, results[f"ridge_{dist}"], "^--", color=c_ri, ms=3, label="Ridge")
         ax.set_title(f"evaluated on {title}")
         ax.set_ylabel(f"MSE / D ({results.get('loss_units', 'noiseless')} target)")
         ax.set_ylim(bottom=0)
     axes[0].legend(loc="best")
-    th = results.get("threshold_M", {}).get("batch_crossing", {})
+    th = results.get("threshold_M", {}).get("closer_to_ridge", {})
     if th and th.get("log2_M") is not None:
         for ax in axes:
             ax.axvline(th["log2_M"], color="0.4", lw=0.8, ls=":")
         axes[1].text(th["log2_M"], axes[1].get_ylim()[1] * 0.95, " M*", color="0.3", va="top", fontsize=8)
     fig.suptitle(
         f"D={results.get('D')}, K={results.get('K')}, σ²={results.get('noise_var')}: "
-        f"loss vs task diversity (batch {results['batch_sizes'][0]})",
+        f"loss vs task diversity (batch {results['batch_sizes'][0]}, {results.get('num_seeds')} seeds, ± SE)",
         fontsize=10,
     )
     return plotting.save(fig, path)
@@ -69,15 +70,24 @@ def distance_vs_m(results: dict, path: str) -> str:
     colors = plotting.palette(4)
     fig, axes = plotting.figure(1, 2, width=9.0, height=3.4)
     xs = _set_m_axis(axes[0], ms)
-    _with_band(axes[0], xs, results["dist_ridge"], results["dist_ridge_std"], colors[2], "Δ(Transformer, Ridge)")
-    _with_band(axes[0], xs, results["dist_dmmse"], results["dist_dmmse_std"], colors[1], "Δ(Transformer, dMMSE)")
+    _with_band(axes[0], xs, results["dist_ridge"], results["dist_ridge_se"], colors[2], "Δ(Transformer, Ridge)")
+    _with_band(axes[0], xs, results["dist_dmmse"], results["dist_dmmse_se"], colors[1], "Δ(Transformer, dMMSE)")
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("distance on $T_{True}$ (per D)")
+    if "dist_ridge_pretrain" in results:
+        _with_band(
+            axes[0], xs, results["dist_ridge_pretrain"], results["dist_ridge_pretrain_se"], colors[2], "(on $T_{Pretrain}$)",
+            ls="--",
+        )
+        _with_band(
+            axes[0], xs, results["dist_dmmse_pretrain"], results["dist_dmmse_pretrain_se"], colors[1], "(on $T_{Pretrain}$)",
+            ls="--",
+        )
+    axes[0].set_ylabel("distance (per D); solid: $T_{True}$")
     axes[0].set_title(f"batch {results['batch_sizes'][0]}")
     axes[0].legend()
     xs = _set_m_axis(axes[1], ms)
     for i, (b, v) in enumerate(results["by_batch_size"].items()):
-        _with_band(axes[1], xs, v["dist_ridge"], v["dist_ridge_std"], colors[i * 3 % 4], f"batch {b}")
+        _with_band(axes[1], xs, v["dist_ridge"], v["dist_ridge_se"], colors[i * 3 % 4], f"batch {b}")
     th = results["threshold_M"].get("batch_crossing")
     if th and th.get("log2_M") is not None:
         axes[1].axvline(th["log2_M"], color="0.4", lw=0.8, ls=":", label=f"M* ≈ 2^{th['log2_M']:.1f}")
@@ -126,7 +136,7 @@ def threshold_vs_dim(by_dim: dict, path: str) -> str:
     ax.errorbar(
         xs2,
         [v["log2_M_mean"] for v in close if v["log2_M_mean"] is not None],
-        [v["log2_M_std"] for v in close if v["log2_M_mean"] is not None],
+        [v["log2_M_se"] for v in close if v["log2_M_mean"] is not None],
         fmt="s--",
         color=c2,
         capsize=3,
@@ -137,4 +147,68 @@ def threshold_vs_dim(by_dim: dict, path: str) -> str:
     ax.set_xlabel("dimension D (K = 2D, σ² = D/32)")
     ax.set_ylabel("log2 M*")
     ax.legend()
+    return plotting.save(fig, path)
+
+
+def _m_value(label: str) -> float:
+    return math.inf if label == "inf" else float(label)
+
+
+@plotting.styled
+def early_stopping(results: dict, path: str) -> str:
+    """In-training T_True loss curves per M (left) and the step of the lowest T_True loss vs M (right)."""
+    ms = results["M"]
+    steps = sorted(int(s) for s in results["curves"])
+    colors = plotting.palette(len(ms))
+    fig, axes = plotting.figure(1, 2, width=9.0, height=3.4)
+    for j, m in enumerate(ms):
+        ys = [results["curves"][str(s)]["loss_true"][j] for s in steps]
+        axes[0].plot(steps, ys, "-", color=colors[j], lw=1.2, label="M = ∞" if m == "inf" else f"M = {m}")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("training step")
+    axes[0].set_ylabel("$T_{True}$ loss / D (curve set)")
+    axes[0].legend(fontsize=6, ncol=2)
+    stop = results["early_stop_step"]
+    xs, _ = _x_positions(ms)
+    labels = [str(m) for m in ms]
+    axes[1].plot(xs, [stop[lab] for lab in labels], "o-", color=colors[0])
+    _set_m_axis(axes[1], ms)
+    axes[1].set_ylabel("step of the lowest $T_{True}$ loss")
+    axes[1].set_title("early stopping vs M")
+    return plotting.save(fig, path)
+
+
+@plotting.styled
+def weight_decay(results: dict, path: str) -> str:
+    """T_True loss and Delta(model, Ridge) vs M for every weight decay of the sweep."""
+    ms = results["M"]
+    entries = results["by_weight_decay"]
+    colors = plotting.palette(len(entries))
+    fig, axes = plotting.figure(1, 2, width=9.0, height=3.4)
+    for c, (wd, e) in zip(colors, entries.items(), strict=True):
+        xs = _set_m_axis(axes[0], ms)
+        _with_band(axes[0], xs, e["loss_true"], e["loss_true_se"], c, f"decay {wd}")
+        _set_m_axis(axes[1], ms)
+        _with_band(axes[1], xs, e["dist_ridge"], e["dist_ridge_se"], c, f"decay {wd}")
+    axes[0].plot(xs, results["ridge_true"], "k--", lw=1, label="Ridge")
+    axes[0].set_ylabel("$T_{True}$ loss / D")
+    axes[0].legend()
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("Δ(Transformer, Ridge) on $T_{True}$")
+    return plotting.save(fig, path)
+
+
+@plotting.styled
+def model_size(results: dict, path: str) -> str:
+    """T_True loss vs M for every model size (legend: layers x width and parameter count)."""
+    ms = results["M"]
+    entries = results["by_model_size"]
+    colors = plotting.palette(len(entries))
+    fig, ax = plotting.figure(1, 1, width=5.0, height=3.4)
+    xs = _set_m_axis(ax, ms)
+    for c, (name, e) in zip(colors, entries.items(), strict=True):
+        _with_band(ax, xs, e["loss_true"], e["loss_true_se"], c, f"{name} ({e['num_params']:,} params)")
+    ax.plot(xs, results["ridge_true"], "k--", lw=1, label="Ridge")
+    ax.set_ylabel("$T_{True}$ loss / D")
+    ax.legend(fontsize=7)
     return plotting.save(fig, path)

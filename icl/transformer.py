@@ -59,11 +59,8 @@ class Block(nnx.Module):
         nh = self.num_heads
         q, k, v = jnp.split(self.qkv(self.ln_1(h_BxTxW)), 3, axis=-1)
         q, k, v = (a.reshape(b, t, nh, w // nh) for a in (q, k, v))
-        logits_BxHxTxT = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(w // nh)
-        causal = jnp.tril(jnp.ones((t, t), dtype=bool))
-        logits_BxHxTxT = jnp.where(causal, logits_BxHxTxT, jnp.finfo(logits_BxHxTxT.dtype).min)
-        att = jax.nn.softmax(logits_BxHxTxT, axis=-1)
-        out = jnp.einsum("bhqk,bkhd->bqhd", att, v).reshape(b, t, w)
+        # XLA's fused causal attention (measured as fast as the explicit einsum/softmax form on CPU).
+        out = jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(b, t, w)
         h_BxTxW = h_BxTxW + self.attn_out(out)
         return h_BxTxW + self.fc_out(jax.nn.gelu(self.fc(self.ln_2(h_BxTxW)), approximate=True))
 
@@ -111,7 +108,7 @@ def apply(gd: nnx.GraphDef, params: dict, xs_BxKxD: jax.Array, ys_BxK: jax.Array
 
 
 def num_params(params: dict) -> int:
-    """Number of scalar parameters."""
+    """Number of scalar parameters (reported per model size in results.json)."""
     return int(sum(x.size for x in jax.tree.leaves(params)))
 
 
