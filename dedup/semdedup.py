@@ -82,21 +82,23 @@ def paper_rule_single(e_nxd: jax.Array, valid_n: jax.Array) -> tuple[jax.Array, 
         blk, eb_txd, vb_t = xs
         rows = blk * t + jnp.arange(t)
         s_txn = eb_txd @ e_nxd.T
-        lower = (rows[:, None] < cols[None, :]) & vb_t[:, None]
-        masked = jnp.where(lower, s_txn, NEG)
-        bmax = masked.max(axis=0)
-        barg = blk * t + masked.argmax(axis=0)
+        upper = (rows[:, None] < cols[None, :]) & vb_t[:, None] & valid_n[None, :]
+        masked = jnp.where(upper, s_txn, NEG)
+        barg_local = masked.argmax(axis=0)  # earliest maximiser
+        bmax = jnp.take_along_axis(masked, barg_local[None, :], axis=0)[0]  # one pass, not max + argmax
         better = bmax > colmax  # strict: ties keep the earlier row block
         colmax = jnp.where(better, bmax, colmax)
-        colarg = jnp.where(better, barg, colarg)
-        off = (rows[:, None] != cols[None, :]) & valid_n[None, :]
-        nn_t = jnp.where(off, s_txn, NEG).max(axis=1)
-        return (colmax, colarg), nn_t
+        colarg = jnp.where(better, blk * t + barg_local, colarg)
+        # by symmetry, the row maxima of the same strict upper triangle are max_{k > i} S[i, k]: with the
+        # column maxima (max_{k < j}) they give the nearest neighbour without a second masked pass
+        rowmax_t = masked.max(axis=1)
+        return (colmax, colarg), rowmax_t
 
     init = (jnp.full((n,), NEG, e_nxd.dtype), jnp.zeros((n,), jnp.int32))
-    (colmax, colarg), nn_bxt = jax.lax.scan(body, init, (jnp.arange(nb), e_bxtxd, valid_bxt))
+    (colmax, colarg), rowmax_bxt = jax.lax.scan(body, init, (jnp.arange(nb), e_bxtxd, valid_bxt))
     colmax = jnp.where(valid_n, colmax, NEG)
-    return colmax, colarg, nn_bxt.reshape(n)
+    nn = jnp.where(valid_n, jnp.maximum(colmax, rowmax_bxt.reshape(n)), NEG)
+    return colmax, colarg, nn
 
 
 def greedy_rule_single(
