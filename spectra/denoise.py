@@ -32,12 +32,14 @@ import functools
 import math
 import os
 import sys
-import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import integrate, optimize
+
+from common import metrics
+from spectra import theory
 
 # Smoothing widths eps = SMOOTHING / sqrt(N) (denoiser) and COV_SMOOTHING / sqrt(N) (covariance) in
 # normalized singular-value units, chosen on ESM and continuous signals at N = 1000 (see README).
@@ -81,6 +83,7 @@ def hard_threshold_omega(c: float) -> float:
 
 
 def _as_matrix(y, name: str = "Y") -> np.ndarray:
+    """Any real array (any float or integer dtype, either byte order) as a native float64 matrix."""
     a = np.asarray(y)
     if a.dtype.kind not in "fiu":
         raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
@@ -91,16 +94,86 @@ def _as_matrix(y, name: str = "Y") -> np.ndarray:
     if not np.all(np.isfinite(a)):
         bad = int(np.sum(~np.isfinite(a)))
         raise ValueError(f"{name}: {bad} non-finite entries (NaN or inf)")
-    return a if a.dtype.kind == "f" else a.astype(np.float64)
+    a64 = a.astype(np.float64)  # native byte order; float16 / longdouble / integers alike
+    if not np.all(np.isfinite(a64)):
+        raise ValueError(f"{name}: {int(np.sum(~np.isfinite(a64)))} entries outside the float64 range")
+    return a64
 
 
-def _check_sigma(noise_std) -> float | None:
-    if noise_std is None:
-        return None
-    s = float(noise_std)
+def _out_dtype(y) -> np.dtype:
+    """The dtype results are returned in: the input's float type in native byte order (float64 for
+    integers)."""
+    dt = np.asarray(y).dtype
+    return dt.newbyteorder("=") if dt.kind == "f" else np.dtype(np.float64)
+
+
+def _pow2_scale(a: np.ndarray) -> float:
+    """A power of two near max |a| (exact to divide by): entries of a / scale lie in [0.5, 1), so no
+    finite matrix overflows or underflows its Gram matrix."""
+    amax = float(np.max(np.abs(a))) if a.size else 0.0
+    return math.ldexp(1.0, math.frexp(amax)[1]) if amax > 0 else 1.0
+
+
+ESTIMATE = "estimate"  # noise_std value: fit the noise level (fit_noise_std)
+MEDIAN = "median"  # noise_std value: Gavish-Donoho median rule (biased by extensive signals)
+
+
+def _check_sigma(noise_std) -> float | str | None:
+    if noise_std is None or (isinstance(noise_std, str) and noise_std in (ESTIMATE, MEDIAN)):
+        return noise_std
+    try:
+        s = float(noise_std)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise_std must be a number > 0, {ESTIMATE!r} or {MEDIAN!r}, got {noise_std!r}") from None
     if not (math.isfinite(s) and s > 0):
         raise ValueError(f"noise_std must be a finite number > 0, got {noise_std}")
     return s
+
+
+def median_noise_std(y_raw: np.ndarray, m: int, c: float) -> float:
+    """Gavish-Donoho (2014) noise level from singular values y_raw of an N x M matrix (N <= M):
+    median(y) / sqrt(M mu_c). Consistent for low-rank signals, biased upwards by extensive ones."""
+    return float(np.median(y_raw)) / math.sqrt(m * mp_median(c))
+
+
+_FIT_LEVELS = (np.arange(100) + 0.5) / 100
+
+
+def fit_noise_std(y_raw: np.ndarray, m: int, c: float) -> float:
+    """Noise level fitted to the whole spectrum: the ESM spectrum (b, s) and scale sigma whose
+    singular-value quantiles (theory.esm_quantiles) best match the data's, in least squares.
+
+    sigma is profiled out in closed form for each (b, s); (b, s) is found on a coarse grid refined
+    twice around the best cell, each grid one batched theory solve. Unbiased when the signal is an
+    ESM (any b, s, including pure noise); for other signal spectra it is the best ESM description
+    (bias measured in the README).
+    """
+    y = np.sort(np.asarray(y_raw, dtype=np.float64))
+    q_emp = np.quantile(y, _FIT_LEVELS)
+    unit = float(q_emp[-1])
+    if not unit > 0:
+        raise ValueError("Y: cannot estimate the noise level (most singular values are 0)")
+    q_emp = q_emp / unit
+
+    def losses(bs, ss):
+        qt = theory.esm_quantiles(bs, ss, c, _FIT_LEVELS)
+        a = (qt @ q_emp) / np.maximum(np.sum(qt * qt, 1), 1e-300)  # q_emp ~ a q_theory
+        return np.sum((q_emp[None] - a[:, None] * qt) ** 2, 1), a
+
+    lb, ss = np.meshgrid(np.log(np.geomspace(0.01, 0.95, 9)), np.geomspace(0.3, 8.0, 12))
+    lb, ss = lb.ravel(), ss.ravel()
+    db, ds = 0.5, 0.35
+    best = (np.inf, 1.0)
+    for _ in range(3):
+        loss, a = losses(np.exp(lb), ss)
+        i = int(np.argmin(loss))
+        best = (float(loss[i]), float(a[i]))
+        b0, s0 = lb[i], ss[i]
+        g = np.linspace(-1.0, 1.0, 5)
+        lb_g, ls_g = np.meshgrid(b0 + db * g, math.log(s0) + ds * g)
+        lb, ss = np.minimum(lb_g, math.log(0.999)).ravel(), np.maximum(np.exp(ls_g), 0.05).ravel()
+        db, ds = db / 2.5, ds / 2.5
+    return best[1] * unit / math.sqrt(m)
 
 
 @jax.jit
@@ -116,39 +189,61 @@ def _reconstruct(u, ratio, yn):
 
 
 class _Problem:
-    """Y in the package convention: transposed so N <= M, scaled so the noise is N(0, 1/M)."""
+    """Y in the package convention: float64, rescaled by a power of two (no overflow or underflow),
+    transposed so N <= M, and with noise_std given, normalised so the noise is N(0, 1/M)."""
 
     def __init__(self, y, noise_std, *, need_sigma: bool = True):
+        self.dtype = _out_dtype(y)
         a = _as_matrix(y)
-        self.dtype = a.dtype
         self.transposed = a.shape[0] > a.shape[1]
         a = a.T if self.transposed else a
         self.n, self.m = a.shape
         self.c = self.n / self.m
-        self.x64 = a.dtype == np.float64
+        self.unit = _pow2_scale(a)  # user units = unit * internal units
+        a = a / self.unit
         sigma = _check_sigma(noise_std)
-        with jax.enable_x64(self.x64):
-            raw = jnp.asarray(a)
-            y_raw, u = _eigh_gram(raw)
-            self.y_raw = np.asarray(y_raw, dtype=np.float64)
-        if sigma is None and need_sigma:
-            sigma = float(np.median(self.y_raw)) / math.sqrt(self.m * mp_median(self.c))
+        with jax.enable_x64(True):
+            y_raw, u = _eigh_gram(jnp.asarray(a))
+            self.y_raw = np.asarray(y_raw, dtype=np.float64)  # internal units, ascending
+        self.sigma_source = "given"
+        if isinstance(sigma, float):
+            sigma = sigma / self.unit
+            if not (math.isfinite(sigma) and sigma > 0):
+                raise ValueError("noise_std is out of range for this matrix's scale")
+        elif need_sigma:
+            if not np.max(self.y_raw) > 0:
+                raise ValueError("Y: cannot estimate the noise level (the matrix is 0)")
+            if sigma in (None, MEDIAN):
+                sigma, self.sigma_source = median_noise_std(self.y_raw, self.m, self.c), "median"
+            else:
+                sigma, self.sigma_source = fit_noise_std(self.y_raw, self.m, self.c), "estimate"
             if not sigma > 0:
                 raise ValueError("Y: cannot estimate the noise level (median singular value is 0)")
-        self.sigma = sigma
+        else:
+            sigma = None
+        self.sigma = sigma  # internal units
         self.scale = sigma * math.sqrt(self.m) if sigma else 1.0
         self.a, self.u = a, u
         self.y = self.y_raw / self.scale  # normalized singular values (ascending)
+
+    @property
+    def noise_std(self) -> float | None:
+        """sigma in the user's units."""
+        return None if self.sigma is None else self.sigma * self.unit
 
     def rebuild(self, values: np.ndarray) -> np.ndarray:
         """Matrix with the data singular vectors and new singular values (user units, orientation,
         dtype)."""
         values = np.asarray(values, dtype=np.float64) * self.scale
         ratio = np.where(self.y_raw > 0, values / np.where(self.y_raw > 0, self.y_raw, 1.0), 0.0)
-        with jax.enable_x64(self.x64):
-            out = np.asarray(_reconstruct(self.u, jnp.asarray(ratio, dtype=self.u.dtype), self.a))
-        out = out.astype(self.dtype, copy=False)
+        with jax.enable_x64(True):
+            out = np.asarray(_reconstruct(self.u, jnp.asarray(ratio), jnp.asarray(self.a)))
+        out = (out * self.unit).astype(self.dtype, copy=False)
         return out.T if self.transposed else out
+
+    def right_vectors(self) -> np.ndarray:
+        ok = self.y_raw > 0
+        return (self.a.T @ np.asarray(self.u)[:, ok]) / self.y_raw[ok][None, :]
 
     def covariance(self, values: np.ndarray, null: float = 0.0) -> np.ndarray:
         """Estimate of S S^T (user units, N x N for the user's N rows) from per-vector values.
@@ -161,94 +256,142 @@ class _Problem:
         v = np.asarray(values, dtype=np.float64) * self.scale**2
         u = np.asarray(self.u, dtype=np.float64)
         if not self.transposed:
-            return ((u * v[None, :]) @ u.T).astype(self.dtype, copy=False)
-        y = self.y_raw
-        ok = y > 0
-        right = (np.asarray(self.a, dtype=np.float64).T @ u[:, ok]) / y[ok][None, :]
-        null_u = float(null) * self.scale**2
-        out = (right * (v[ok] - null_u)[None, :]) @ right.T
-        out[np.diag_indices_from(out)] += null_u
-        return out.astype(self.dtype, copy=False)
+            out = (u * v[None, :]) @ u.T
+        else:
+            ok = self.y_raw > 0
+            right = self.right_vectors()
+            null_u = float(null) * self.scale**2
+            out = (right * (v[ok] - null_u)[None, :]) @ right.T
+            out[np.diag_indices_from(out)] += null_u
+        return (out * self.unit**2).astype(self.dtype, copy=False)
 
 
 # ------------------------------------------------------------------------------------------------
 # The rotationally invariant estimators (pure functions of the normalized spectrum).
 
+_BLOCK = 128  # rows per block of the O(N^2) sums: temporaries are O(_BLOCK N), not O(N^2)
 
-@jax.jit
-def _rie_core(y, c, eps, eps_cov, iso_dist):
-    n = y.shape[0]
-    eye = jnp.eye(n, dtype=bool)
-    isolated = jnp.min(jnp.abs(y[:, None] - y[None, :]) + jnp.where(eye, jnp.inf, 0.0), 1) > iso_dist
 
-    def smoothed(e):
-        # G(w) = (1/N) sum_k w / (y_k^2 - w^2) = w m(w^2) and G'(w), at w = y_i + i e.
-        w = y + 1j * e
-        d1 = y[None, :] - w[:, None]
-        d2 = y[None, :] + w[:, None]
-        return w, jnp.mean(0.5 * (1 / d1 - 1 / d2), 1), jnp.mean(0.5 * (1 / d1**2 + 1 / d2**2), 1)
+def _groups(y: np.ndarray, iso_dist: float, eps: float) -> np.ndarray:
+    """Group label per (ascending) singular value for the leave-group-out transform, -1 for bulk.
 
+    The spectrum splits into clusters at gaps wider than iso_dist. A cluster of at most sqrt(N)
+    values (a single outlier, or a tight group of equal spikes) is a finite-rank group: its own
+    share of m is below the kernel's resolution, so its members are treated as spikes (the
+    Stieltjes transform of the rest, on the real axis). Larger clusters are bulks (smoothed).
+    """
+    n = y.size
+    cid = np.concatenate([[0], np.cumsum(np.diff(y) > iso_dist)])
+    sizes = np.bincount(cid)
+    spike = sizes[cid] <= max(1.0, math.sqrt(n))
+    del eps
+    return np.where(spike, cid, -1).astype(np.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("block",))
+def _resolvent_sums(y, valid, group, eps, eps_cov, block=_BLOCK):
+    """Per row i, over every other singular value k, in row blocks (no N x N temporary):
+
+    G(w) = (1/N) sum_k w / (y_k^2 - w^2) = w m(w^2) and G'(w) at w = y_i + i eps, G at y_i + i
+    eps_cov, and the leave-group-out transform on the real axis (k outside i's group; for bulk
+    rows the plain leave-one-out one). y, valid, group padded to a multiple of `block`.
+    """
+    n_tot = y.shape[0]
+    n = jnp.sum(valid)
+    yk = y[None, :]
+    vk = valid[None, :]
+    gk = group[None, :]
+
+    def rows(args):
+        yi, gi, idx = args
+        yi, gi, idx = yi[:, None], gi[:, None], idx[:, None]
+
+        def kernel(e):
+            w = yi + 1j * e
+            d1, d2 = yk - w, yk + w
+            g = jnp.sum(vk * 0.5 * (1 / d1 - 1 / d2), 1) / n
+            gp = jnp.sum(vk * 0.5 * (1 / d1**2 + 1 / d2**2), 1) / n
+            return g, gp
+
+        g, gp = kernel(eps)
+        gc, _ = kernel(eps_cov)
+        k = jnp.arange(n_tot)[None, :]
+        out = (k == idx) | ((gi >= 0) & (gk == gi)) | (vk == 0)
+        safe = jnp.where(out, 1.0, yk - yi)
+        g_loo = jnp.sum(jnp.where(out, 0.0, 0.5 * (1 / safe - 1 / (yk + yi))), 1) / n
+        return g, gp, gc, g_loo
+
+    nb = n_tot // block
+    args = (y.reshape(nb, block), group.reshape(nb, block), jnp.arange(n_tot).reshape(nb, block))
+    g, gp, gc, g_loo = jax.lax.map(rows, args)
+    return g.ravel(), gp.ravel(), gc.ravel(), g_loo.ravel()
+
+
+def _sums(y: np.ndarray, group: np.ndarray, eps: float, eps_cov: float):
+    """_resolvent_sums on the unpadded spectrum (float64)."""
+    n = y.size
+    block = min(_BLOCK, 8 * -(-n // 8))
+    pad = (-n) % block
+    yp = np.pad(y, (0, pad), constant_values=float(y.max()) + 1.0 if n else 1.0)
+    vp = np.pad(np.ones(n), (0, pad))
+    gp_ = np.pad(group, (0, pad), constant_values=-1)
+    with jax.enable_x64(True):
+        out = _resolvent_sums(
+            jnp.asarray(yp),
+            jnp.asarray(vp),
+            jnp.asarray(gp_, dtype=jnp.int32),
+            jnp.float64(eps),
+            jnp.float64(eps_cov),
+            block=block,
+        )
+        return tuple(np.asarray(o)[:n] for o in out)
+
+
+def _pure_noise_bulk(ys: np.ndarray, spike: np.ndarray, c: float) -> bool:
+    """Whether the singular values outside the spike groups are pure noise by the theory: inside
+    the Marchenko-Pastur support [1 - sqrt(c), 1 + sqrt(c)] up to a few Tracy-Widom widths, with
+    the noise's mean of y^2 (1) up to what the spikes displace (a few K / N)."""
+    bulk = ys[~spike]
+    n = ys.size
+    if bulk.size < 2:
+        return False
+    tol = 4.0 * n ** (-2.0 / 3.0)
+    rc = math.sqrt(c)
+    inside = bulk.max() <= (1 + rc) * (1 + tol) and (c >= 1 or bulk.min() >= (1 - rc) * (1 - tol) - tol)
+    k = n - bulk.size
+    mean_ok = abs(float(np.mean(bulk * bulk)) - 1.0) <= 5.0 / math.sqrt(n * n / c) + 3.0 * k / n
+    return bool(inside and mean_ok)
+
+
+def _rie_values(y, c, g, gp, gc, g_loo, isolated, eps):
+    """xi and cov per singular value from the resolvent sums (see rie_shrinkage)."""
+    w = y + 1j * eps
     # Bulk: f(w) = w - (1 - c)/w + 2 c G(w) is analytic above the real axis and xi(y) = Re f(y + i0);
     # the first-order extrapolation Re[f(w) - i eps f'(w)] removes the O(eps) smoothing bias.
-    w, g, gp = smoothed(eps)
     f = w - (1 - c) / w + 2 * c * g
     fp = 1 + (1 - c) / w**2 + 2 * c * gp
-    xi_bulk = jnp.real(f - 1j * eps * fp)
-    # Isolated outliers: leave-one-out G on the real axis (the bulk is at a finite distance).
-    safe = jnp.where(eye, 1.0, y[None, :] - y[:, None])
-    g_loo = jnp.sum(jnp.where(eye, 0.0, 0.5 * (1 / safe - 1 / (y[None, :] + y[:, None]))), 1) / n
-    ys = jnp.maximum(y, 1e-30)
+    xi_bulk = np.real(f - 1j * eps * fp)
+    ys = np.maximum(y, 1e-30)
     xi_iso = y - (1 - c) / ys + 2 * c * g_loo
-    xi = jnp.where(isolated, xi_iso, xi_bulk)
-    # Covariance: Im[A (1 - B m)] / Im m (bulk); d/dm [A (1 - B m)] at the bulk m (outlier).
-    wc, gc, _ = smoothed(eps_cov)
-    z = wc * wc
-    m = gc / wc
-    a = 1 + c * m
-    bb = 1 - c - a * z
-    cov_bulk = jnp.imag(a * (1 - bb * m)) / jnp.imag(m)
-    mb = g_loo / ys
-    ab = 1 + c * mb
-    cov_iso = c - (1 - c) * (ab + c * mb) + y * y * (2 * ab * c * mb + ab * ab)
-    cov = jnp.where(isolated, cov_iso, cov_bulk)
-    return jnp.maximum(xi, 0.0), jnp.maximum(cov, 0.0), isolated
-
-
-@jax.jit
-def _right_cov_core(y, c, eps, iso_dist):
-    """RI estimate of u^T S^T S u... on the right singular vectors (used when the user's N > M).
-
-    With m the Stieltjes transform of Yn Yn^T (the small side), A = 1 + c m, A~ = A - (1 - c)/z:
-    c_R(lambda) = Im F_R(m) / Im m, F_R(m) = A~ (1 + A z m - (1 - c) m) (= int t T_t dH from the
-    right-resolvent deterministic equivalent); isolated outliers d/dm F_R at the bulk m; on the
-    M - N null directions the z -> 0 limit, c (1 - (1 - c) m(0)) with m(0) = mean(1/y^2).
-    """
-    n = y.shape[0]
-    eye = jnp.eye(n, dtype=bool)
-    isolated = jnp.min(jnp.abs(y[:, None] - y[None, :]) + jnp.where(eye, jnp.inf, 0.0), 1) > iso_dist
-    w = y + 1j * eps
-    g = jnp.mean(0.5 * (1 / (y[None, :] - w[:, None]) - 1 / (y[None, :] + w[:, None])), 1)
-    z = w * w
-    m = g / w
-    a = 1 + c * m
-    at = a - (1 - c) / z
-    bulk = jnp.imag(at * (1 + a * z * m - (1 - c) * m)) / jnp.imag(m)
-    safe = jnp.where(eye, 1.0, y[None, :] - y[:, None])
-    g_loo = jnp.sum(jnp.where(eye, 0.0, 0.5 * (1 / safe - 1 / (y[None, :] + y[:, None]))), 1) / n
-    ys = jnp.maximum(y, 1e-30)
-    lam = ys * ys
-    mb = g_loo / ys
-    ab = 1 + c * mb
-    atb = ab - (1 - c) / lam
-    iso = c * (1 + ab * lam * mb - (1 - c) * mb) + atb * (c * lam * mb + ab * lam - (1 - c))
-    null = c * (1 - (1 - c) * jnp.mean(1 / jnp.maximum(y * y, 1e-300)))
-    return jnp.maximum(jnp.where(isolated, iso, bulk), 0.0), jnp.maximum(null, 0.0)
+    xi = np.where(isolated, xi_iso, xi_bulk)
+    return xi, g_loo / ys, ys
 
 
 def _eps(n: int, smoothing: float) -> float:
     if not (math.isfinite(smoothing) and smoothing > 0):
         raise ValueError(f"smoothing must be > 0, got {smoothing}")
     return smoothing / math.sqrt(n)
+
+
+def _spectrum_parts(y, c, smoothing, cov_smoothing):
+    y = np.asarray(y, dtype=np.float64)
+    order = np.argsort(y, kind="stable")
+    ys = y[order]
+    n = y.size
+    eps, eps_cov = _eps(n, smoothing), _eps(n, cov_smoothing)
+    group = _groups(ys, ISOLATION / math.sqrt(n), eps)
+    g, gp, gc, g_loo = _sums(ys, group, eps, eps_cov)
+    return order, ys, group >= 0, g, gp, gc, g_loo, eps, eps_cov
 
 
 def rie_shrinkage(
@@ -266,62 +409,97 @@ def rie_shrinkage(
     Stieltjes transform of the symmetrised singular values, at w = y + i eps (a Cauchy kernel;
     Im z = 2 y eps in lambda units). For xi, eps = smoothing / sqrt(N) and the value is extrapolated
     to the real axis to first order, xi = Re[f(w) - i eps f'(w)] with f(w) = w - (1 - c)/w + 2 c G(w),
-    which cancels the O(eps) smoothing bias (pure noise, N = 1000: sum xi^2 = 0.05, against 0.36
-    without the correction at the best eps, 0.5 / sqrt(N)).
-    For cov, eps = cov_smoothing / sqrt(N). A singular value farther than 2 / sqrt(N) from every
-    other one is an isolated outlier: there the closed forms use the real-axis leave-one-out G (the
-    bulk is at a finite distance), so xi is Gavish-Donoho's shrinker sqrt((y^2 - 1 - c)^2 - 4c)/y
-    when the bulk is pure noise, and cov = d/dm[A (1 - B m)] at the bulk m (-> theta^2 |<u,a>|^2).
+    which cancels the O(eps) smoothing bias. For cov, eps = cov_smoothing / sqrt(N).
+    Spikes: the spectrum is cut into clusters at gaps wider than 2 / sqrt(N); a cluster of at most
+    sqrt(N) values (an isolated outlier or a tight group of equal spikes) is treated as finite-rank
+    spikes: the closed forms use the real-axis transform of the other singular values, leaving the
+    whole group out (so xi is Gavish-Donoho's shrinker sqrt((y^2 - 1 - c)^2 - 4c)/y on a noise
+    bulk), and cov = d/dm[A (1 - B m)] at that m (-> theta^2 |<u,a>|^2). When the rest of the
+    spectrum is pure noise by the theory's support (inside the Marchenko-Pastur interval up to a few
+    Tracy-Widom widths, with the noise's mean y^2), its values are set to their limit 0, as
+    Gavish-Donoho's are (the kernel estimate would leak a little noise there). The O(N^2) sums run in
+    blocks of 128 rows, so memory is O(N) beyond the spectrum (measured in the benchmark).
     """
-    y = np.asarray(y, dtype=np.float64)
-    n = y.size
-    with jax.enable_x64(True):
-        xi, cov, iso = _rie_core(
-            jnp.asarray(y),
-            jnp.float64(c),
-            jnp.float64(_eps(n, smoothing)),
-            jnp.float64(_eps(n, cov_smoothing)),
-            jnp.float64(ISOLATION / math.sqrt(n)),
-        )
-        return np.asarray(xi), np.asarray(cov), np.asarray(iso)
+    order, ys, iso, g, gp, gc, g_loo, eps, eps_cov = _spectrum_parts(y, c, smoothing, cov_smoothing)
+    xi, mb, yss = _rie_values(ys, c, g, gp, gc, g_loo, iso, eps)
+    wc = ys + 1j * eps_cov
+    z = wc * wc
+    m = gc / wc
+    a = 1 + c * m
+    bb = 1 - c - a * z
+    cov_bulk = np.imag(a * (1 - bb * m)) / np.imag(m)
+    ab = 1 + c * mb
+    cov_iso = c - (1 - c) * (ab + c * mb) + ys * ys * (2 * ab * c * mb + ab * ab)
+    cov = np.where(iso, cov_iso, cov_bulk)
+    if _pure_noise_bulk(ys, iso, c):  # no extensive signal: the bulk's optimal values are 0 (as GD's)
+        xi, cov = np.where(iso, xi, 0.0), np.where(iso, cov, 0.0)
+    out = [np.empty_like(ys), np.empty_like(ys), np.empty(ys.shape, dtype=bool)]
+    for o, v in zip(out, (np.maximum(xi, 0.0), np.maximum(cov, 0.0), iso), strict=True):
+        o[order] = v
+    return tuple(out)
 
 
-def rie_denoise(y: np.ndarray, noise_std: float | None = None, *, smoothing: float = SMOOTHING) -> np.ndarray:
+def _right_covariance_values(y: np.ndarray, c: float, smoothing: float) -> tuple[np.ndarray, float]:
+    """RI estimate of v^T S^T S v on the right singular vectors (used when the user's N > M).
+
+    With m the Stieltjes transform of Yn Yn^T (the small side), A = 1 + c m, A~ = A - (1 - c)/z:
+    c_R(lambda) = Im F_R(m) / Im m, F_R(m) = A~ (1 + A z m - (1 - c) m) (= int t T_t dH from the
+    right-resolvent deterministic equivalent); spikes d/dm F_R at the leave-group-out m; on the
+    M - N null directions the z -> 0 limit, c (1 - (1 - c) m(0)) with m(0) = mean(1/y^2).
+    """
+    order, ys, iso, _, _, gc, g_loo, _, eps = _spectrum_parts(y, c, smoothing, smoothing)
+    w = ys + 1j * eps
+    z = w * w
+    m = gc / w
+    a = 1 + c * m
+    at = a - (1 - c) / z
+    bulk = np.imag(at * (1 + a * z * m - (1 - c) * m)) / np.imag(m)
+    yss = np.maximum(ys, 1e-30)
+    lam = yss * yss
+    mb = g_loo / yss
+    ab = 1 + c * mb
+    atb = ab - (1 - c) / lam
+    spike = c * (1 + ab * lam * mb - (1 - c) * mb) + atb * (c * lam * mb + ab * lam - (1 - c))
+    null = c * (1 - (1 - c) * np.mean(1 / np.maximum(ys * ys, 1e-300)))
+    vals_s = np.where(iso, spike, bulk)
+    if _pure_noise_bulk(ys, iso, c):
+        vals_s, null = np.where(iso, vals_s, 0.0), 0.0
+    vals = np.empty_like(ys)
+    vals[order] = np.maximum(vals_s, 0.0)
+    return vals, max(float(null), 0.0)
+
+
+def rie_denoise(y: np.ndarray, noise_std=None, *, smoothing: float = SMOOTHING) -> np.ndarray:
     """Optimal rotationally invariant estimate of S from Y = S + noise (paper's rectangular RIE).
 
     Keeps the singular vectors of Y and replaces each singular value by xi(y) (see `rie_shrinkage`),
     computed from the spectrum of Y alone. noise_std: per-entry noise standard deviation in Y's
-    units; None estimates it (see the module docstring; biased upwards for extensive signals). Same
-    shape and dtype as Y.
+    units; "estimate" fits it to the spectrum (`fit_noise_std`); None or "median" uses the median
+    rule (biased upwards for extensive signals). Same shape and dtype as Y (native byte order).
     """
     p = _Problem(y, noise_std)
     xi, _, _ = rie_shrinkage(p.y, p.c, smoothing)
     return p.rebuild(xi)
 
 
-def rie_covariance(y: np.ndarray, noise_std: float | None = None, *, smoothing: float = COV_SMOOTHING) -> np.ndarray:
+def _rie_covariance(p: _Problem, smoothing: float) -> np.ndarray:
+    if not p.transposed:
+        _, cov, _ = rie_shrinkage(p.y, p.c, cov_smoothing=smoothing)
+        return p.covariance(cov)
+    vals, null = _right_covariance_values(p.y, p.c, smoothing)
+    return p.covariance(vals, null)
+
+
+def rie_covariance(y: np.ndarray, noise_std=None, *, smoothing: float = COV_SMOOTHING) -> np.ndarray:
     """Optimal rotationally invariant estimate of S S^T (N x N, N = rows of Y) from Y = S + noise.
 
     N <= M: eigenvectors of Y Y^T with eigenvalues c(lambda) = Im[A (1 - B m)] / Im m (not xi^2;
     see `rie_shrinkage`). N > M: the rows are the long side, so the estimate lives on the right
     singular vectors of the transposed problem, c_R(lambda) = Im[A~ (1 + A z m - (1 - c) m)] / Im m
     with A~ = A - (1 - c)/z, plus c (1 - (1 - c) m(0)) on the N - M directions orthogonal to them
-    (the z -> 0 limit of the same expression; 0 on pure noise).
+    (the z -> 0 limit of the same expression; 0 on pure noise). noise_std as in `rie_denoise`.
     """
-    p = _Problem(y, noise_std)
-    if not p.transposed:
-        _, cov, _ = rie_shrinkage(p.y, p.c, cov_smoothing=smoothing)
-        return p.covariance(cov)
-    n = p.y.size
-    with jax.enable_x64(True):
-        vals, null = _right_cov_core(
-            jnp.asarray(p.y),
-            jnp.float64(p.c),
-            jnp.float64(_eps(n, smoothing)),
-            jnp.float64(ISOLATION / math.sqrt(n)),
-        )
-        vals, null = np.asarray(vals), float(null)
-    return p.covariance(vals, null)
+    return _rie_covariance(_Problem(y, noise_std), smoothing)
 
 
 def gd_hard_threshold(y: np.ndarray, noise_std: float | None = None) -> np.ndarray:
@@ -332,11 +510,15 @@ def gd_hard_threshold(y: np.ndarray, noise_std: float | None = None) -> np.ndarr
     value.
     """
     p = _Problem(y, noise_std, need_sigma=noise_std is not None)
-    if noise_std is None:
-        keep = p.y_raw > hard_threshold_omega(p.c) * float(np.median(p.y_raw))
-    else:
-        keep = p.y > hard_threshold_coef(p.c)
-    return p.rebuild(np.where(keep, p.y, 0.0))
+    return p.rebuild(np.where(_hard_keep(p, noise_std is None), p.y, 0.0))
+
+
+def _hard_keep(p: _Problem, median_rule: bool) -> np.ndarray:
+    """Singular values kept by the Gavish-Donoho hard threshold (omega(c) median(y) when
+    median_rule, else lambda*(c) in noise units)."""
+    if median_rule:
+        return p.y_raw > hard_threshold_omega(p.c) * float(np.median(p.y_raw))
+    return p.y > hard_threshold_coef(p.c)
 
 
 def gd_shrink_values(y: np.ndarray, c: float) -> np.ndarray:
@@ -366,7 +548,8 @@ def truncated_svd(y: np.ndarray, rank: int) -> np.ndarray:
 
 
 def _oracle_values(p: _Problem, s) -> tuple[np.ndarray, np.ndarray]:
-    s = _as_matrix(s, "S")
+    """Oracle values u_i^T S v_i and u_i^T S S^T u_i in internal units (unnormalised)."""
+    s = _as_matrix(s, "S") / p.unit
     s = s.T if p.transposed else s
     if s.shape != p.a.shape:
         raise ValueError(f"S: shape {s.shape} does not match Y")
@@ -393,12 +576,11 @@ def oracle_covariance(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     if not p.transposed:
         _, cv = _oracle_values(p, s)
         return p.covariance(cv)
-    s_t = np.asarray(_as_matrix(s, "S"), dtype=np.float64).T  # = the transposed problem's signal
+    s_t = _as_matrix(s, "S").T / p.unit  # = the transposed problem's signal
     if s_t.shape != p.a.shape:
         raise ValueError(f"S: shape {s_t.T.shape} does not match Y")
-    u = np.asarray(p.u, dtype=np.float64)
     ok = p.y_raw > 0
-    right = (np.asarray(p.a, dtype=np.float64).T @ u[:, ok]) / p.y_raw[ok][None, :]
+    right = p.right_vectors()
     sv = s_t @ right
     vals = np.zeros(p.n)
     vals[ok] = np.sum(sv * sv, axis=0)
@@ -407,10 +589,31 @@ def oracle_covariance(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     return p.covariance(vals, null)
 
 
-def estimate_noise_std(y: np.ndarray) -> float:
-    """Per-entry noise standard deviation from the median singular value (Gavish-Donoho; see module
-    doc)."""
-    return float(_Problem(y, None).sigma)
+def estimate_noise_std(y: np.ndarray, method: str = MEDIAN) -> float:
+    """Per-entry noise standard deviation of Y: "median" (Gavish-Donoho; biased upwards by
+    extensive signals) or "estimate" (`fit_noise_std`, fitted to the whole spectrum)."""
+    if method not in (MEDIAN, ESTIMATE):
+        raise ValueError(f"method must be {MEDIAN!r} or {ESTIMATE!r}, got {method!r}")
+    return float(_Problem(y, method).noise_std)
+
+
+def shrinkage_curves(
+    y: np.ndarray, s: np.ndarray, noise_std: float, smoothing: float = SMOOTHING, cov_smoothing: float = COV_SMOOTHING
+) -> dict[str, np.ndarray]:
+    """Normalized singular values y of Y with the RIE values xi(y), cov(y), the Gavish-Donoho
+    shrinker and the oracle values u^T S v and u^T S S^T u (normalized units), ascending."""
+    p = _Problem(y, noise_std)
+    d_or, c_or = _oracle_values(p, s)
+    xi, cov, iso = rie_shrinkage(p.y, p.c, smoothing, cov_smoothing)
+    return {
+        "y": p.y,
+        "xi": xi,
+        "cov": cov,
+        "spike": iso,
+        "gd": gd_shrink_values(p.y, p.c),
+        "oracle_xi": d_or / p.scale,
+        "oracle_cov": c_or / p.scale**2,
+    }
 
 
 def relative_error(estimate: np.ndarray, target: np.ndarray) -> float:
@@ -428,36 +631,41 @@ def compare_estimators(
     *,
     smoothing: float = SMOOTHING,
     cov_smoothing: float = COV_SMOOTHING,
+    fit_sigma: bool = False,
 ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Relative Frobenius errors of every estimator on one matrix, from one decomposition of Y.
 
     Returns (denoise, covariance, info): denoise[name] = ||S_hat - S||_F / ||S||_F for rie, rie
-    (sigma unknown), Gavish-Donoho hard threshold (sigma known / unknown), GD shrinkage (known /
-    unknown), truncated SVD at the true rank and the oracle; covariance[name] = the same for S S^T
-    with rie_covariance, the squared RIE (S_hat S_hat^T), squared GD shrinkage, the bias-corrected
-    sample Y Y^T - sigma^2 M I and the oracle (N <= M only). info: sigma_hat / sigma.
+    (sigma from the median rule; with fit_sigma also from `fit_noise_std`), Gavish-Donoho hard
+    threshold (sigma known / unknown), GD shrinkage (known / unknown), truncated SVD at the true
+    rank and the oracle; covariance[name] = the same for S S^T with rie_covariance, the squared
+    RIE (S_hat S_hat^T), squared GD shrinkage, the bias-corrected sample Y Y^T - sigma^2 M I and
+    the oracle (N <= M only). info: sigma_hat / sigma for the median rule (and the fit).
     """
     p = _Problem(y, noise_std)
-    s64 = np.asarray(s, dtype=np.float64)
+    s64 = _as_matrix(s, "S")
     d_or, c_or = _oracle_values(p, s)
-    sigma_hat = float(np.median(p.y_raw)) / math.sqrt(p.m * mp_median(p.c))
-    y_unk = p.y_raw / (sigma_hat * math.sqrt(p.m))  # normalized with the estimated sigma
-    ratio = sigma_hat / p.sigma  # converts values in those units back to p.y units
     xi, cov, _ = rie_shrinkage(p.y, p.c, smoothing, cov_smoothing)
-    xi_u, _, _ = rie_shrinkage(y_unk, p.c, smoothing, cov_smoothing)
     keep = np.zeros(p.n, dtype=bool)
     keep[p.n - rank :] = rank > 0
-    omega_thr = hard_threshold_omega(p.c) * float(np.median(p.y_raw)) / p.scale
     values = {
         "rie": xi,
-        "rie_sigma_unknown": xi_u * ratio,
-        "gd_hard": np.where(p.y > hard_threshold_coef(p.c), p.y, 0.0),
-        "gd_hard_sigma_unknown": np.where(p.y > omega_thr, p.y, 0.0),
+        "gd_hard": np.where(_hard_keep(p, False), p.y, 0.0),
+        "gd_hard_sigma_unknown": np.where(_hard_keep(p, True), p.y, 0.0),
         "gd_shrink": gd_shrink_values(p.y, p.c),
-        "gd_shrink_sigma_unknown": gd_shrink_values(y_unk, p.c) * ratio,
         "tsvd_true_rank": np.where(keep, p.y, 0.0),
         "oracle": d_or / p.scale,
     }
+    info = {}
+    rules = [("sigma_unknown", median_noise_std(p.y_raw, p.m, p.c), "sigma_hat_over_sigma")]
+    if fit_sigma:
+        rules.append(("sigma_estimated", fit_noise_std(p.y_raw, p.m, p.c), "sigma_fit_over_sigma"))
+    for suffix, sigma_hat, info_key in rules:
+        ratio = sigma_hat / p.sigma  # converts values in those units back to p.y units
+        y_hat = p.y / ratio  # normalized with the estimated sigma
+        values[f"rie_{suffix}"] = rie_shrinkage(y_hat, p.c, smoothing, cov_smoothing)[0] * ratio
+        values[f"gd_shrink_{suffix}"] = gd_shrink_values(y_hat, p.c) * ratio
+        info[info_key] = ratio
     den = {k: relative_error(p.rebuild(v), s64) for k, v in values.items()}
     covs = {}
     if not p.transposed:
@@ -467,11 +675,33 @@ def compare_estimators(
         covs["gd_shrink_squared"] = relative_error(p.covariance(gd_shrink_values(p.y, p.c) ** 2), target)
         covs["sample_minus_noise"] = relative_error(p.covariance(p.y**2 - 1.0), target)
         covs["oracle"] = relative_error(p.covariance(c_or / p.scale**2), target)
-    return den, covs, {"sigma_hat_over_sigma": ratio}
+    return den, covs, info
 
 
 # ------------------------------------------------------------------------------------------------
 # Command line.
+
+USAGE = """usage: spectra-denoise --input=Y --output=OUT.npy [options]
+       (or: python -m spectra.denoise ...)
+
+  --input=PATH        the data matrix: .npy, .npz (with --array=NAME unless it holds one array),
+                      .csv (comma-separated) or .txt/.tsv/.dat (whitespace); any float or integer dtype
+  --output=PATH       where the estimate is written (.npy, the input's float dtype), atomically
+  --noise-std=V       per-entry noise standard deviation: a number, 'estimate' (default: fitted to
+                      the whole spectrum, unbiased on extensive signals) or 'median' (Gavish-Donoho)
+  --method=M          rie (default, optimal rotationally invariant) | gd (Gavish-Donoho shrinkage)
+                      | hard (Gavish-Donoho hard threshold) | svd (truncated SVD at --rank)
+  --rank=K            rank for --method=svd (default: the hard-threshold rank estimate)
+  --covariance        write the estimate of S S^T (rows x rows) instead of S
+  --smoothing=X       RIE kernel width X / sqrt(N) (default 1.5; 0.5 with --covariance)
+  --array=NAME        the array to read from an .npz input
+  --json[=PATH]       also write the estimated singular values, rank estimate and sigma as JSON
+                      (default path: OUTPUT with .json)
+"""
+
+METHODS = ("rie", "gd", "hard", "svd")
+_FLAGS = ("input", "output", "noise-std", "method", "rank", "covariance", "smoothing", "array", "json")
+_BOOL = ("covariance", "json")
 
 
 class _Usage(Exception):
@@ -479,77 +709,205 @@ class _Usage(Exception):
 
 
 def _parse(argv: list[str]) -> dict:
-    opts = {"input": None, "output": None, "noise-std": None}
+    opts: dict = {k: None for k in _FLAGS}
+    opts["method"] = "rie"
+    opts["noise-std"] = ESTIMATE
+    opts["covariance"] = False
     for arg in argv:
         if arg in ("-h", "--help"):
             raise _Usage("")
-        if not arg.startswith("--") or "=" not in arg:
+        if not arg.startswith("--"):
             raise _Usage(f"unexpected argument {arg!r} (use --name=value)")
-        key, value = arg[2:].split("=", 1)
+        key, eq, value = arg[2:].partition("=")
         key = key.replace("_", "-")
-        if key not in opts:
+        if key not in _FLAGS:
             raise _Usage(f"unknown flag --{key}")
+        if not eq:
+            if key not in _BOOL:
+                raise _Usage(f"--{key} needs a value (--{key}=...)")
+            value = True
+        elif key == "covariance":
+            low = value.lower()
+            if low not in ("true", "false", "1", "0"):
+                raise _Usage(f"--covariance: expected true or false, got {value!r}")
+            value = low in ("true", "1")
+        elif not value:
+            raise _Usage(f"--{key}: empty value")
         opts[key] = value
     for key in ("input", "output"):
         if not opts[key]:
             raise _Usage(f"--{key} is required")
-    if opts["noise-std"] is not None:
+    if opts["method"] not in METHODS:
+        raise _Usage(f"--method: must be one of {', '.join(METHODS)}, got {opts['method']!r}")
+    ns = opts["noise-std"]
+    if ns not in (ESTIMATE, MEDIAN):
         try:
-            sigma = float(opts["noise-std"])
+            sigma = float(ns)
         except ValueError:
-            raise _Usage(f"--noise-std: not a number: {opts['noise-std']!r}") from None
+            raise _Usage(f"--noise-std: expected a number, 'estimate' or 'median', got {ns!r}") from None
         if not (math.isfinite(sigma) and sigma > 0):
-            raise _Usage(f"--noise-std: must be a finite number > 0, got {opts['noise-std']}")
+            raise _Usage(f"--noise-std: must be a finite number > 0, got {ns}")
         opts["noise-std"] = sigma
+    if opts["rank"] is not None:
+        if opts["method"] != "svd":
+            raise _Usage("--rank applies only to --method=svd")
+        try:
+            opts["rank"] = int(opts["rank"])
+        except ValueError:
+            raise _Usage(f"--rank: expected an integer, got {opts['rank']!r}") from None
+        if opts["rank"] < 0:
+            raise _Usage(f"--rank: must be >= 0, got {opts['rank']}")
+    if opts["smoothing"] is not None:
+        if opts["method"] != "rie":
+            raise _Usage("--smoothing applies only to --method=rie")
+        try:
+            sm = float(opts["smoothing"])
+        except ValueError:
+            raise _Usage(f"--smoothing: expected a number, got {opts['smoothing']!r}") from None
+        if not (math.isfinite(sm) and sm > 0):
+            raise _Usage(f"--smoothing: must be a finite number > 0, got {opts['smoothing']}")
+        opts["smoothing"] = sm
+    if opts["json"] is True:
+        opts["json"] = os.path.splitext(opts["output"])[0] + ".json"
     return opts
 
 
-def _save_atomic(path: str, array: np.ndarray) -> None:
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(directory):
-        raise OSError(f"output directory does not exist: {directory}")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp.", suffix=".npy")
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def load_matrix(path: str, array: str | None = None) -> np.ndarray:
+    """Reads a user's matrix without pickle: .npy, .npz (named array, or its only one), .csv, or
+    whitespace-separated .txt/.tsv/.dat. Raises ValueError (one line) when it cannot."""
+    import warnings
+
+    ext = os.path.splitext(path)[1].lower()
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # loadtxt warns on empty files: reported below instead
+            if ext in (".csv", ".txt", ".tsv", ".dat"):
+                if array is not None:
+                    raise ValueError("--array applies only to .npz inputs")
+                delim = "," if ext == ".csv" else None
+                y = np.loadtxt(path, delimiter=delim, dtype=np.float64, ndmin=2, comments="#")
+            elif ext == ".npz":
+                with np.load(path, allow_pickle=False) as z:
+                    names = list(z.files)
+                    if array is None:
+                        if len(names) != 1:
+                            raise ValueError(f"holds arrays {names}: choose one with --array=NAME")
+                        array = names[0]
+                    if array not in names:
+                        raise ValueError(f"no array {array!r} (it holds {names})")
+                    y = z[array]
+            else:
+                if array is not None:
+                    raise ValueError("--array applies only to .npz inputs")
+                y = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except (OSError, ValueError, EOFError, KeyError) as e:
+        raise ValueError(f"cannot read a matrix ({_first_line(e)})") from None
+    if not isinstance(y, np.ndarray):
+        raise ValueError("not a single array")
+    if y.size == 0:
+        raise ValueError(f"empty array (shape {y.shape})")
+    return y
+
+
+def _estimate(opts: dict, y: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The estimate the flags ask for, and what the JSON side file reports."""
+    p = _Problem(y, opts["noise-std"])
+    method, cov = opts["method"], opts["covariance"]
+    smoothing = opts["smoothing"] or (COV_SMOOTHING if cov else SMOOTHING)
+    rank_estimate = int(np.sum(_hard_keep(p, False)))
+    if method == "rie":
+        values = rie_shrinkage(p.y, p.c, smoothing if not cov else SMOOTHING)[0]
+    elif method == "gd":
+        values = gd_shrink_values(p.y, p.c)
+    elif method == "hard":
+        values = np.where(_hard_keep(p, False), p.y, 0.0)
+    else:
+        rank = rank_estimate if opts["rank"] is None else opts["rank"]
+        if rank > p.n:
+            raise ValueError(f"--rank={rank} exceeds min(N, M) = {p.n}")
+        keep = np.zeros(p.n, dtype=bool)
+        keep[p.n - rank :] = rank > 0
+        values = np.where(keep, p.y, 0.0)
+    if cov:
+        out = _rie_covariance(p, smoothing) if method == "rie" else p.covariance(values**2)
+    else:
+        out = p.rebuild(values)
+    info = {
+        "input": opts["input"],
+        "output": opts["output"],
+        "shape": list(np.shape(y)),
+        "method": method,
+        "covariance": bool(cov),
+        "noise_std": p.noise_std,
+        "noise_std_source": p.sigma_source,
+        "smoothing": smoothing if method == "rie" else None,
+        "rank_estimate": rank_estimate,
+        "singular_values": np.sort(values * p.scale * p.unit)[::-1],
+    }
+    return out, info
+
+
+_SOURCES = {
+    "given": "given by --noise-std",
+    "estimate": "estimated: ESM fit to the whole spectrum",
+    "median": "estimated: median singular value (Gavish-Donoho; biased upwards by extensive signals)",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: denoise the matrix in --input (.npy) with the RIE and write S_hat to --output (.npy),
-    atomically."""
+    """CLI: estimate S (or S S^T) from the matrix in --input and write it to --output (.npy),
+    atomically; exit 2 with one line naming the file or flag on bad input (nothing written)."""
     argv = sys.argv[1:] if argv is None else argv
-    usage = "usage: python -m spectra.denoise --input=Y.npy --output=S_hat.npy [--noise-std=SIGMA]"
     try:
         opts = _parse(argv)
     except _Usage as e:
-        print(f"error: {e}\n{usage}" if str(e) else usage, file=sys.stderr)
+        print(f"error: {e}\n{USAGE}" if str(e) else USAGE, file=sys.stderr, end="" if not str(e) else "\n")
         return 2 if str(e) else 0
+    for flag in ("output", "json"):
+        path = opts[flag]
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            print(f"error: --{flag}={path}: directory does not exist", file=sys.stderr)
+            return 2
     try:
-        y = np.load(opts["input"], allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"error: --input={opts['input']}: cannot read a .npy array ({first})", file=sys.stderr)
-        return 2
-    if not isinstance(y, np.ndarray):
-        print(f"error: --input={opts['input']}: not a single .npy array", file=sys.stderr)
-        return 2
-    try:
-        s_hat = rie_denoise(y, opts["noise-std"])
+        y = load_matrix(opts["input"], opts["array"])
+        out, info = _estimate(opts, y)
     except ValueError as e:
-        print(f"error: --input={opts['input']}: {e}", file=sys.stderr)
+        print(f"error: --input={opts['input']}: {_first_line(e)}", file=sys.stderr)
+        return 2
+    if not np.all(np.isfinite(out)):  # never expected: the input is rescaled; refuse rather than write NaN
+        print(f"error: --input={opts['input']}: the estimate is not finite (please report)", file=sys.stderr)
         return 2
     try:
-        _save_atomic(opts["output"], s_hat)
+        metrics.atomic_save_npy(opts["output"], out)
     except OSError as e:
-        print(f"error: --output={opts['output']}: {e}", file=sys.stderr)
+        print(f"error: --output={opts['output']}: {_first_line(e)}", file=sys.stderr)
         return 2
-    print(f"wrote {opts['output']} ({s_hat.shape[0]} x {s_hat.shape[1]}, {s_hat.dtype})")
+    if opts["json"]:
+        try:
+            metrics.atomic_write_json(opts["json"], info)
+        except OSError as e:
+            os.unlink(opts["output"])
+            print(f"error: --json={opts['json']}: {_first_line(e)}", file=sys.stderr)
+            return 2
+    what = "S S^T" if opts["covariance"] else "S"
+    print(f"noise std {info['noise_std']:.6g} ({_SOURCES[info['noise_std_source']]})")
+    print(
+        f"wrote {opts['output']} ({what}, {opts['method']}, {out.shape[0]} x {out.shape[1]}, {out.dtype}); "
+        f"rank estimate {info['rank_estimate']}" + (f"; {opts['json']}" if opts["json"] else "")
+    )
     return 0
+
+
+def console_main() -> None:
+    """Entry point of the `spectra-denoise` console script (same flags as python -m spectra.denoise)."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

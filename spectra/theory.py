@@ -548,3 +548,19 @@ def critical_strength(b: float, c: float, tol: float = 1e-5) -> float:
     if b == 1.0:
         return float("inf")
     return _critical_strength(float(b), float(c), float(tol))
+
+
+def esm_quantiles(b: ArrayLike, s: ArrayLike, c: float, levels: ArrayLike) -> np.ndarray:
+    """Quantiles of the limiting ESM singular-value law at `levels` (in (0, 1)) for every pair
+    (b_i, s_i) at once: out[i, j] = F_i^{-1}(levels[j]), F_i the CDF of p(y) for H = b_i
+    delta_{s_i^2} + (1 - b_i) delta_0 (trapezoid on the `esm_num_components` grid, one batched
+    solve). Used to fit the noise level to a spectrum (`denoise.fit_noise_std`)."""
+    bb, ss = np.broadcast_arrays(np.asarray(b, dtype=np.float64), np.asarray(s, dtype=np.float64))
+    bb, ss = bb.ravel(), ss.ravel()
+    q = np.asarray(levels, dtype=np.float64)
+    t, w = _esm_atoms(bb, ss)
+    grids = _esm_grids(ss, float(c))
+    p = _density_batch(grids, t, w, float(c))
+    cdf = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(0.5 * (p[:, 1:] + p[:, :-1]) * np.diff(grids), 1)], 1)
+    cdf = cdf / np.maximum(cdf[:, -1:], 1e-300)
+    return np.stack([np.interp(q, cdf[i], grids[i]) for i in range(p.shape[0])])
