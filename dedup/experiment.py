@@ -150,6 +150,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         results["n_clusters"] = cinfo["n_clusters"]
         results["kmeans_objective"] = cinfo["objective"][-1] if cinfo["objective"] else None
         results["kmeans_iterations"] = cinfo["iterations"]
+        if "cluster" in timings and "seconds" in cinfo:
+            results["cluster_seconds"] = cinfo["seconds"]  # k-means fit and assignment of every row
 
     if "dedup" in stages:
         t = time.time()

@@ -22,6 +22,7 @@ import glob
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -356,6 +357,7 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
     init_n = min(int(km.init_points) or n, int(km.sample_size) or n, n)
     if k > init_n:
         raise app.UserError(f"n_clusters: {k} exceeds the {init_n} points used to initialise")
+    t_fit = time.time()
     prog = metrics.progress(max(int(km.iterations), 1), "cluster: k-means iterations")
     c, objective = kmeans.fit(
         x,
@@ -372,6 +374,7 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
     )
     it = len(objective)
     prog.close()
+    t_assign = time.time()
     pa = PartialArrays(stage, "assign", {"labels": ((n,), "int32"), "sims": ((n,), "float32")})
     if not pa.finals_exist():
         arrs, done = pa.open()
@@ -400,6 +403,8 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
             "objective": objective,
             "largest_cluster": int(sizes.max()),
             "empty_clusters": int((sizes == 0).sum()),
+            # this process's seconds (a resumed part is not counted twice)
+            "seconds": {"kmeans": round(t_assign - t_fit, 2), "assign": round(time.time() - t_assign, 2)},
         }
     )
     return stage.info()
