@@ -28,7 +28,8 @@ measure the collapse probability.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -129,9 +130,21 @@ def quartic_collapse_probability(
     return jax.jit(jax.vmap(one))(jnp.asarray(zetas, jnp.float32))
 
 
+def _grid(xs, ys) -> tuple[np.ndarray, np.ndarray]:
+    """``xs`` / ``ys`` as float arrays; ``xs`` must be a non-empty, strictly increasing grid of ``ys``'s length."""
+    xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+    if xs.ndim != 1 or xs.size == 0:
+        raise ValueError(f"the grid must be a non-empty 1-D sequence, got shape {xs.shape}")
+    if ys.shape != xs.shape:
+        raise ValueError(f"values of shape {ys.shape} for a grid of shape {xs.shape}")
+    if np.any(np.diff(xs) <= 0):
+        raise ValueError(f"the grid must be strictly increasing, got {xs.tolist()}")
+    return xs, ys
+
+
 def crossing(xs: np.ndarray, ps: np.ndarray, level: float = 0.5) -> float:
     """First ``x`` at which the increasing curve ``ps(xs)`` reaches ``level`` (linear interpolation); nan if never."""
-    xs, ps = np.asarray(xs, np.float64), np.asarray(ps, np.float64)
+    xs, ps = _grid(xs, ps)
     above = np.flatnonzero(ps >= level)
     if above.size == 0:
         return float("nan")
@@ -196,6 +209,12 @@ class Linearization:
             return 0.0
         s = self.noise_curvature(label_noise, batch_size, e)
         return float("inf") if s == 0 else float(-2.0 * h / s)
+
+    def critical_lr_full_batch(self, label_noise: float) -> float:
+        """``eta_c`` for full-batch GD on labels with fresh Gaussian noise of std ``label_noise`` at every step
+        (the merging toy's protocol): no sampling noise, the label noise averaged over ``n`` samples, i.e. the
+        SDE form with ``label_noise / sqrt(n)``."""
+        return self.critical_lr(label_noise / np.sqrt(self.h0.shape[0]), None)
 
     def margin(self, lr: float, label_noise: float, batch_size: int | None) -> float:
         """``h + (eta / 2) s`` along the most unstable direction: > 0 predicts collapse."""
@@ -270,7 +289,7 @@ def lyapunov_exponent(
 
 def root(xs: np.ndarray, ys: np.ndarray) -> float:
     """First sign change from + to - of ``ys(xs)`` (linear interpolation); nan if none."""
-    xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+    xs, ys = _grid(xs, ys)
     for i in range(1, len(xs)):
         if ys[i - 1] > 0 >= ys[i]:
             return float(xs[i - 1] + ys[i - 1] * (xs[i] - xs[i - 1]) / (ys[i - 1] - ys[i]))
@@ -318,31 +337,15 @@ def simulate_single_neuron_sde(
     """
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y, jnp.float32)
-    n = x.shape[0]
     num_steps = int(round(time / dt))
     k0, k1 = jax.random.split(key)
     w0 = init_std * jax.random.normal(k0, (num_seeds, 2))
 
-    def drift_and_chol(w, lr):
-        t = jnp.tanh(w[0] * x)
-        f = w[1] * t
-        r = f - y
-        dfw1 = w[1] * (1 - t**2) * x
-        dfw2 = t
-        drift = -jnp.stack([jnp.mean(r * dfw1), jnp.mean(r * dfw2)])
-        c = lr * label_noise**2 / n
-        a, b, d = c * jnp.sum(dfw1**2), c * jnp.sum(dfw1 * dfw2), c * jnp.sum(dfw2**2)
-        l11 = jnp.sqrt(a)
-        l21 = jnp.where(l11 > 0, b / jnp.where(l11 > 0, l11, 1.0), 0.0)
-        l22 = jnp.sqrt(jnp.maximum(d - l21**2, 0.0))
-        return drift, l11, l21, l22
-
     def one(lr):
         def step(w, i):
             eps = jax.random.normal(jax.random.fold_in(k1, i), w.shape)
-            drift, l11, l21, l22 = jax.vmap(lambda wi: drift_and_chol(wi, lr))(w)
-            noise = jnp.stack([l11 * eps[:, 0], l21 * eps[:, 0] + l22 * eps[:, 1]], axis=1)
-            return w + drift * dt + noise * jnp.sqrt(dt), None
+            w = jax.vmap(lambda wi, ei: _single_neuron_step(wi, lr, ei, x, y, label_noise, dt))(w, eps)
+            return w, None
 
         w, _ = jax.lax.scan(step, w0, jnp.arange(num_steps))
         return jnp.mean(jnp.linalg.norm(w, axis=1) < threshold)
@@ -351,36 +354,84 @@ def simulate_single_neuron_sde(
 
 
 # ----------------------------------------------------------------------------------------------------------
-# (c) the vanishing set of a hidden neuron of a two-layer tanh network
+# (c) the two kinds of invariant set of a two-layer network: a vanishing hidden neuron, two identical neurons
+
+ACTIVATIONS = {"tanh": jnp.tanh, "gelu": jax.nn.gelu}
+KINDS = ("vanishing", "identical")
 
 
 @dataclasses.dataclass(frozen=True)
 class HiddenNeuronProblem:
-    """A two-layer tanh regression network ``f(x) = sum_j a_j tanh(w_j . x)`` on fixed data.
+    """A two-layer regression network ``f(x) = sum_j a_j act(w_j . x)`` on fixed data, sitting on an invariant set.
+
+    ``kind = "vanishing"``: the last neuron is exactly zero (``w_H = 0, a_H = 0``); its normal coordinates are
+    ``z = (w_H, a_H)``. ``kind = "identical"``: neurons 0 and 1 are equal; the normal coordinates are the
+    difference ``z = ((w_0 - w_1) / sqrt 2, (a_0 - a_1) / sqrt 2)`` (orthonormal, so SGD moves ``z`` with the
+    same learning rate as the parameters). Either way ``z`` has ``d + 1`` entries and the other parameters sit at
+    a minimum of the loss restricted to the set (full-batch GD, which keeps the set).
 
     Attributes:
       x: ``[n, d]`` inputs; y: ``[n]`` targets.
-      params: trained parameters ``{"w": [H, d], "a": [H]}`` whose last neuron is exactly vanishing
-        (the others at a minimum of the loss restricted to the invariant set).
+      params: ``{"w": [H, d], "a": [H]}`` on the invariant set.
+      kind: "vanishing" or "identical".
+      act: "tanh" or "gelu" (both have act(0) = 0).
     """
 
     x: np.ndarray
     y: np.ndarray
     params: dict[str, np.ndarray]
+    kind: str = "vanishing"
+    act: str = "tanh"
 
     @property
     def dim(self) -> int:
-        """Number of coordinates normal to the probe neuron's vanishing set (``d + 1``)."""
+        """Number of coordinates normal to the invariant set (``d + 1``)."""
         return self.x.shape[1] + 1
 
 
-def two_layer_output(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-    """``f(x) = sum_j a_j tanh(w_j . x)`` for one input ``x``."""
-    return jnp.sum(params["a"] * jnp.tanh(params["w"] @ x))
+def two_layer_output(params: dict[str, jax.Array], x: jax.Array, act: str = "tanh") -> jax.Array:
+    """``f(x) = sum_j a_j act(w_j . x)`` for one input ``x``."""
+    return jnp.sum(params["a"] * ACTIVATIONS[act](params["w"] @ x))
 
 
-def _with_probe(params, z, d):
-    return {"w": params["w"].at[-1].set(z[:d]), "a": params["a"].at[-1].set(z[d])}
+def embed(kind: str, params: dict[str, jax.Array], z: jax.Array) -> dict[str, jax.Array]:
+    """``params`` moved so that its normal coordinates (see :class:`HiddenNeuronProblem`) equal ``z``; the
+    coordinates along the set (the other neurons, or the mean of the identical pair) are kept."""
+    d = params["w"].shape[1]
+    if kind == "vanishing":
+        return {"w": params["w"].at[-1].set(z[:d]), "a": params["a"].at[-1].set(z[d])}
+    mw, ma = 0.5 * (params["w"][0] + params["w"][1]), 0.5 * (params["a"][0] + params["a"][1])
+    s = 1.0 / np.sqrt(2.0)
+    w = params["w"].at[0].set(mw + s * z[:d]).at[1].set(mw - s * z[:d])
+    a = params["a"].at[0].set(ma + s * z[d]).at[1].set(ma - s * z[d])
+    return {"w": w, "a": a}
+
+
+def normal_coordinates(kind: str, params: dict[str, jax.Array]) -> jax.Array:
+    """The normal coordinates ``z`` of ``params`` (the inverse of :func:`embed`)."""
+    if kind == "vanishing":
+        return jnp.concatenate([params["w"][-1], params["a"][-1:]])
+    s = 1.0 / np.sqrt(2.0)
+    return s * jnp.concatenate([params["w"][0] - params["w"][1], params["a"][:1] - params["a"][1:2]])
+
+
+def _fit_on_set(problem_kind: str, act: str, x, y, params, gd_steps: int, gd_lr: float):
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+
+    def loss(p):
+        f = jax.vmap(lambda xi: two_layer_output(p, xi, act))(xj)
+        return 0.5 * jnp.mean((f - yj) ** 2)
+
+    @jax.jit
+    def fit(p):
+        def step(p, _):
+            g = jax.grad(loss)(p)
+            return jax.tree.map(lambda a, b: a - gd_lr * b, p, g), None
+
+        return jax.lax.scan(step, p, None, length=gd_steps)[0]
+
+    p = fit(embed(problem_kind, params, jnp.zeros((x.shape[1] + 1,))))
+    return embed(problem_kind, p, jnp.zeros((x.shape[1] + 1,)))  # exactly on the set (GD keeps it to rounding)
 
 
 def make_hidden_neuron_problem(
@@ -399,41 +450,54 @@ def make_hidden_neuron_problem(
     u = rng.normal(size=d)
     t = x @ (u / np.linalg.norm(u))
     y = (3.0 * t * np.exp(-(t**2))).astype(np.float32)  # a bump one tanh unit cannot fit
-    k = jax.random.key(seed)
-    kw, ka = jax.random.split(k)
-    params = {
-        "w": 0.5 * jax.random.normal(kw, (width, d)),
-        "a": 0.5 * jax.random.normal(ka, (width,)),
-    }
-    params = _with_probe(params, jnp.zeros((d + 1,)), d)
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
-
-    def loss(p):
-        f = jax.vmap(lambda xi: two_layer_output(p, xi))(xj)
-        return 0.5 * jnp.mean((f - yj) ** 2)
-
-    @jax.jit
-    def fit(p):
-        def step(p, _):
-            g = jax.grad(loss)(p)
-            return jax.tree.map(lambda a, b: a - gd_lr * b, p, g), None
-
-        return jax.lax.scan(step, p, None, length=gd_steps)[0]
-
-    params = fit(params)
+    kw, ka = jax.random.split(jax.random.key(seed))
+    params = {"w": 0.5 * jax.random.normal(kw, (width, d)), "a": 0.5 * jax.random.normal(ka, (width,))}
+    params = _fit_on_set("vanishing", "tanh", x, y, params, gd_steps, gd_lr)
     return HiddenNeuronProblem(x=x, y=y, params=jax.tree.map(np.asarray, params))
 
 
+def make_merging_problem(seed: int, *, n: int = 8, gd_steps: int = 20000, gd_lr: float = 0.1) -> HiddenNeuronProblem:
+    """The released two-neuron merging toy (paper Fig. 3, ``nbs/one_hidden_layer/toy_model.ipynb``): a 1-2-1
+    GELU network without biases on ``n = 8`` samples with ``x, y ~ N(0, 1)``, started at ``w = (1.0, 0.6)``,
+    ``a = (-0.6, -0.4)``. Here the pair is put on its identical set at the mean of that start and the mean
+    trained to the minimum on the set by full-batch GD (the set is invariant, so GD stays on it)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 1)).astype(np.float32)
+    y = rng.normal(size=n).astype(np.float32)
+    params = {"w": jnp.asarray([[1.0], [0.6]]), "a": jnp.asarray([-0.6, -0.4])}
+    params = _fit_on_set("identical", "gelu", x, y, params, gd_steps, gd_lr)
+    return HiddenNeuronProblem(x=x, y=y, params=jax.tree.map(np.asarray, params), kind="identical", act="gelu")
+
+
 def hidden_neuron_linearization(problem: HiddenNeuronProblem) -> Linearization:
-    """:func:`linearize` for the probe neuron's normal coordinates ``(w_probe, a_probe)``."""
-    d = problem.x.shape[1]
+    """:func:`linearize` for the normal coordinates of the problem's invariant set (a vanishing neuron's
+    ``(w, a)``, or the difference coordinate of an identical pair: its gradient also vanishes on the set)."""
     p = jax.tree.map(jnp.asarray, problem.params)
     return linearize(
-        lambda z, xi: two_layer_output(_with_probe(p, z, d), xi),
+        lambda z, xi: two_layer_output(embed(problem.kind, p, z), xi, problem.act),
         jnp.asarray(problem.x),
         jnp.asarray(problem.y),
         problem.dim,
     )
+
+
+def _sgd_parts(problem: HiddenNeuronProblem, label_noise: float, batch_size: int | None):
+    """(loss(p, idx, noise), batch draw(key) -> (idx, noise)) for minibatch SGD with Gaussian label noise;
+    ``batch_size=None`` is full-batch GD on noisy labels (the merging toy's protocol)."""
+    x, y = jnp.asarray(problem.x), jnp.asarray(problem.y)
+    n = x.shape[0]
+
+    def loss(p, idx, xi):
+        f = jax.vmap(lambda xv: two_layer_output(p, xv, problem.act))(x[idx])
+        return 0.5 * jnp.mean((f - y[idx] - xi) ** 2)
+
+    def draw(k):
+        kb, kn = jax.random.split(k)
+        if batch_size is None:
+            return jnp.arange(n), label_noise * jax.random.normal(kn, (n,))
+        return jax.random.randint(kb, (batch_size,), 0, n), label_noise * jax.random.normal(kn, (batch_size,))
+
+    return loss, draw
 
 
 def simulate_hidden_neuron_sgd(
@@ -441,7 +505,7 @@ def simulate_hidden_neuron_sgd(
     problem: HiddenNeuronProblem,
     lrs: jax.Array,
     label_noise: float,
-    batch_size: int,
+    batch_size: int | None,
     *,
     num_seeds: int = 1000,
     num_steps: int = 4000,
@@ -449,39 +513,376 @@ def simulate_hidden_neuron_sgd(
     threshold: float = 1e-2,
     train_rest: bool = True,
 ) -> jax.Array:
-    """P(probe neuron norm < threshold after ``num_steps``) under nonlinear SGD.
+    """P(||z|| < threshold after ``num_steps``) under nonlinear SGD, ``z`` the set's normal coordinates.
 
     Plain SGD, minibatches with replacement, Gaussian label noise of std ``label_noise`` redrawn per sample and
-    step; every run starts at the trained point with the probe neuron at ``init_std * N(0, I)``. With
-    ``train_rest`` all parameters move (the real dynamics); without, only the probe neuron does (the setting
-    the linearisation describes exactly).
+    step; every run starts at the problem's point with ``z = init_std * N(0, I)``. With ``train_rest`` all
+    parameters move (the real dynamics); without, only ``z`` does. This is a finite-time, global measure: a run
+    that escapes the neighbourhood and comes back counts as collapsed (see :func:`hidden_neuron_exit`).
     """
-    d = problem.x.shape[1]
-    x, y = jnp.asarray(problem.x), jnp.asarray(problem.y)
-    n = x.shape[0]
+    loss, draw = _sgd_parts(problem, label_noise, batch_size)
     base = jax.tree.map(jnp.asarray, problem.params)
-
-    def loss(p, xb, yb):
-        f = jax.vmap(lambda xi: two_layer_output(p, xi))(xb)
-        return 0.5 * jnp.mean((f - yb) ** 2)
+    kind = problem.kind
 
     def run(lr, k):
         k_init, k = jax.random.split(k)
-        z0 = init_std * jax.random.normal(k_init, (d + 1,))
-        p0 = _with_probe(base, z0, d)
+        p0 = embed(kind, base, init_std * jax.random.normal(k_init, (problem.dim,)))
 
         def step(p, i):
-            kb, kn = jax.random.split(jax.random.fold_in(k, i))
-            idx = jax.random.randint(kb, (batch_size,), 0, n)
-            yb = y[idx] + label_noise * jax.random.normal(kn, (batch_size,))
-            g = jax.grad(loss)(p, x[idx], yb)
-            if not train_rest:
-                g = jax.tree.map(lambda v: v.at[:-1].set(0.0), g)
-            return jax.tree.map(lambda a, b: a - lr * b, p, g), None
+            idx, xi = draw(jax.random.fold_in(k, i))
+            p = _sgd_step(kind, loss, p, idx, xi, lr, train_rest)
+            return p, None
 
         p, _ = jax.lax.scan(step, p0, jnp.arange(num_steps))
-        probe = jnp.concatenate([p["w"][-1], p["a"][-1:]])
-        return jnp.linalg.norm(probe) < threshold
+        return jnp.linalg.norm(normal_coordinates(kind, p)) < threshold
+
+    keys = jax.random.split(key, num_seeds)
+    per_lr = jax.vmap(lambda lr: jnp.mean(jax.vmap(lambda k: run(lr, k))(keys)))
+    return jax.jit(per_lr)(jnp.asarray(lrs, jnp.float32))
+
+
+def _sgd_step(kind, loss, p, idx, xi, lr, train_rest):
+    g = jax.grad(loss)(p, idx, xi)
+    new = jax.tree.map(lambda a, b: a - lr * b, p, g)
+    if not train_rest:  # only the normal coordinates move
+        new = embed(kind, p, normal_coordinates(kind, new))
+    return new
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Local attractivity as the theorem states it: start outside the collapse radius, inside a small neighbourhood,
+# and ask whether the run reaches the collapse radius before it leaves the neighbourhood (and then stays).
+
+UNDECIDED, REACHED, ESCAPED = 0, 1, 2
+
+
+def _exit_update(status, left, norm, r_in, r_out):
+    """One step of the exit bookkeeping: ``status`` becomes REACHED / ESCAPED at the first exit from
+    ``(r_in, r_out)``; ``left`` marks a REACHED run that later went back beyond ``r_out``."""
+    status = jnp.where((status == UNDECIDED) & (norm <= r_in), REACHED, status)
+    status = jnp.where((status == UNDECIDED) & (norm >= r_out), ESCAPED, status)
+    left = left | ((status == REACHED) & (norm >= r_out))
+    return status, left
+
+
+def _exit_summary(status, left) -> dict[str, jax.Array]:
+    return {
+        "reach": jnp.mean(status == REACHED),
+        "stay": jnp.mean((status == REACHED) & ~left),
+        "undecided": jnp.mean(status == UNDECIDED),
+    }
+
+
+def _start_directions(key: jax.Array, num: int, dim: int, direction: np.ndarray | None) -> jax.Array:
+    """``[num, dim]`` unit vectors: ``direction`` with a random sign, or uniformly random ones."""
+    if direction is None:
+        d = jax.random.normal(key, (num, dim))
+        return d / jnp.linalg.norm(d, axis=1, keepdims=True)
+    e = jnp.asarray(direction, jnp.float32) / float(np.linalg.norm(direction))
+    return jnp.where(jax.random.bernoulli(key, 0.5, (num, 1)), 1.0, -1.0) * e[None]
+
+
+def exit_probability_log_bm(drift: float, diffusion: float, r0: float, r_in: float, r_out: float) -> float:
+    """Closed form: P(``||z||`` hits ``r_in`` before ``r_out``) when ``log ||z||`` is a Brownian motion with
+    ``drift`` and variance ``diffusion`` per unit time, started at ``r0`` (the gambler's-ruin formula)."""
+    a, b, u = np.log(r_in), np.log(r_out), np.log(r0)
+    if drift == 0:
+        return float((b - u) / (b - a))
+    k = -2.0 * drift / diffusion
+    return float((np.exp(k * b) - np.exp(k * u)) / (np.exp(k * b) - np.exp(k * a)))
+
+
+def em_log_growth(a: float, b: float) -> float:
+    """``E log|1 + a + b N(0, 1)|`` (adaptive quadrature, split at the integrable log singularity): the per-step
+    drift of ``log |theta|`` under the Euler-Maruyama map ``theta -> theta (1 + a + b eps)``, i.e. of the
+    discretised linear SDE ``d theta = (a / dt) theta dt + (b / sqrt dt) theta dW``."""
+    from scipy import integrate, stats
+
+    if b == 0:
+        return float(np.log(abs(1.0 + a)))
+    f = lambda e: np.log(np.abs(1.0 + a + b * e)) * stats.norm.pdf(e)  # noqa: E731
+    sing = -(1.0 + a) / b
+    if abs(sing) >= 40.0:  # the singularity is beyond 40 standard deviations: nothing there to resolve
+        return float(integrate.quad(f, -40.0, 40.0, limit=200)[0])
+    with warnings.catch_warnings():  # quad flags the (integrable) log singularity at the split point
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        return float(integrate.quad(f, -40.0, sing, limit=200)[0] + integrate.quad(f, sing, 40.0, limit=200)[0])
+
+
+def em_critical_noise(rate: float, dt: float) -> float:
+    """The ``zeta`` at which the Euler-Maruyama map of ``d theta = rate theta dt + zeta theta dW`` with step
+    ``dt`` neither grows nor decays (``E log|1 + rate dt + zeta sqrt(dt) eps| = 0``); ``sqrt(2 rate)`` as
+    ``dt -> 0``. The discretisation moves the threshold: the map's own threshold is what a simulation measures."""
+    from scipy.optimize import brentq
+
+    f = lambda z: em_log_growth(rate * dt, z * np.sqrt(dt))  # noqa: E731
+    hi = np.sqrt(2.0 * rate)
+    while f(hi) > 0:
+        hi *= 1.5
+    return float(brentq(f, 1e-9, hi, xtol=1e-10))
+
+
+def quartic_exit_probability(
+    key: jax.Array,
+    zetas: jax.Array,
+    *,
+    mu: float = 1.5,
+    num_seeds: int = 2000,
+    dt: float = 0.01,
+    time: float = 100.0,
+    r_in: float = 1e-8,
+    r_out: float = 1e-2,
+) -> dict[str, jax.Array]:
+    """Local attractivity of ``theta = 0`` for the quartic-well SDE (Euler-Maruyama), at each ``zeta``.
+
+    Every run starts at ``|theta_0| = sqrt(r_in r_out)`` (random sign), outside the collapse radius ``r_in`` and
+    inside the neighbourhood ``r_out``. Returns ``reach`` (P(reach ``r_in`` before ``r_out``)), ``stay`` (reached
+    and never beyond ``r_out`` again up to ``time``) and ``undecided`` (neither by ``time``), each ``[len(zetas)]``.
+    At the threshold ``log |theta|`` is driftless, so ``reach`` = 1/2 there, whatever the horizon.
+    """
+    num_steps = int(round(time / dt))
+    k0, k1 = jax.random.split(key)
+    r0 = np.sqrt(r_in * r_out)
+    theta0 = r0 * jnp.sign(jax.random.normal(k0, (num_seeds,)))
+    sqdt = np.sqrt(dt)
+
+    def one(zeta):
+        def step(carry, i):
+            th, status, left = carry
+            eps = jax.random.normal(jax.random.fold_in(k1, i), th.shape)
+            th = th - (th**3 - mu * th) * dt + zeta * th * sqdt * eps
+            status, left = _exit_update(status, left, jnp.abs(th), r_in, r_out)
+            return (th, status, left), None
+
+        init = (theta0, jnp.zeros(num_seeds, jnp.int32), jnp.zeros(num_seeds, bool))
+        (_, status, left), _ = jax.lax.scan(step, init, jnp.arange(num_steps))
+        return _exit_summary(status, left)
+
+    return jax.jit(jax.vmap(one))(jnp.asarray(zetas, jnp.float32))
+
+
+def quartic_collapse_over_time(
+    key: jax.Array,
+    zetas: jax.Array,
+    times: Sequence[float],
+    *,
+    mu: float = 1.5,
+    num_seeds: int = 2000,
+    dt: float = 0.01,
+    init_scale: float = 2.0,
+    eps: float = 1e-15,
+) -> jax.Array:
+    """P(|theta_t| < eps) at each of ``times`` (one simulation read at several times, as the paper's Fig. 1),
+    ``theta_0 ~ init_scale N(0, 1)``: the finite-time, global measure. Returns ``[len(times), len(zetas)]``."""
+    marks = [int(round(t / dt)) for t in times]
+    if any(b <= a for a, b in zip(marks[:-1], marks[1:], strict=False)) or marks[0] <= 0:
+        raise ValueError(f"times must be positive and increasing, got {list(times)}")
+    k0, k1 = jax.random.split(key)
+    theta0 = init_scale * jax.random.normal(k0, (num_seeds,))
+    sqdt = np.sqrt(dt)
+
+    def one(zeta):
+        def step(th, i):
+            e = jax.random.normal(jax.random.fold_in(k1, i), th.shape)
+            return th - (th**3 - mu * th) * dt + zeta * th * sqdt * e, None
+
+        out, th, start = [], theta0, 0
+        for m in marks:
+            th, _ = jax.lax.scan(step, th, jnp.arange(start, m))
+            out.append(jnp.mean(jnp.abs(th) < eps))
+            start = m
+        return jnp.stack(out)
+
+    return jax.jit(jax.vmap(one))(jnp.asarray(zetas, jnp.float32)).T
+
+
+def quartic_trajectories(
+    key: jax.Array,
+    zetas: Sequence[float],
+    *,
+    mu: float = 1.5,
+    num_paths: int = 5,
+    dt: float = 0.01,
+    time: float = 20.0,
+    init_scale: float = 2.0,
+) -> np.ndarray:
+    """A few Euler-Maruyama paths ``[len(zetas), num_steps + 1, num_paths]`` of the quartic-well SDE (Fig. 1a)."""
+    num_steps = int(round(time / dt))
+    k0, k1 = jax.random.split(key)
+    theta0 = init_scale * jax.random.normal(k0, (num_paths,))
+
+    def one(zeta):
+        def step(th, i):
+            e = jax.random.normal(jax.random.fold_in(k1, i), th.shape)
+            th = th - (th**3 - mu * th) * dt + zeta * th * np.sqrt(dt) * e
+            return th, th
+
+        _, path = jax.lax.scan(step, theta0, jnp.arange(num_steps))
+        return jnp.concatenate([theta0[None], path])
+
+    return np.asarray(jax.jit(jax.vmap(one))(jnp.asarray(zetas, jnp.float32)))
+
+
+def quartic_stationary_density(theta: np.ndarray, zeta: float, mu: float = 1.5) -> np.ndarray:
+    """Unnormalised stationary density of ``d theta = -(theta^3 - mu theta) dt + zeta theta dW`` on theta > 0:
+    ``p ~ theta^(2 mu / zeta^2 - 2) exp(-theta^2 / zeta^2)`` (Fokker-Planck zero flux); integrable at 0 only
+    for ``zeta^2 < 2 mu``: above the threshold all mass ends at the invariant point (Fig. 1b)."""
+    theta = np.asarray(theta, np.float64)
+    return theta ** (2.0 * mu / zeta**2 - 2.0) * np.exp(-(theta**2) / zeta**2)
+
+
+def single_neuron_linear_rates(x: np.ndarray, y: np.ndarray, lr: float, label_noise: float) -> tuple[float, float]:
+    """For the single-neuron SDE near ``w = 0``: ``u = (w1 + w2) / sqrt 2`` follows ``du = c u dt + s u dW`` with
+    ``c = mean(x y)`` and ``s = zeta sqrt(eta mean(x^2))`` (the noise is rank one along ``(w2, w1)``), so
+    ``log |u|`` has drift ``c - s^2 / 2`` and variance ``s^2``; ``v = (w1 - w2) / sqrt 2`` always decays."""
+    return float(np.mean(x * y)), float(label_noise * np.sqrt(lr * np.mean(x * x)))
+
+
+def _single_neuron_step(w, lr, eps, x, y, label_noise, dt):
+    """One Euler-Maruyama step of the single-neuron SDE for one run ``w = (w1, w2)``, ``eps ~ N(0, I_2)``."""
+    n = x.shape[0]
+    t = jnp.tanh(w[0] * x)
+    r = w[1] * t - y
+    dfw1 = w[1] * (1 - t**2) * x
+    dfw2 = t
+    drift = -jnp.stack([jnp.mean(r * dfw1), jnp.mean(r * dfw2)])
+    c = lr * label_noise**2 / n
+    a, b, d = c * jnp.sum(dfw1**2), c * jnp.sum(dfw1 * dfw2), c * jnp.sum(dfw2**2)
+    l11 = jnp.sqrt(a)
+    l21 = jnp.where(l11 > 0, b / jnp.where(l11 > 0, l11, 1.0), 0.0)
+    l22 = jnp.sqrt(jnp.maximum(d - l21**2, 0.0))
+    noise = jnp.stack([l11 * eps[0], l21 * eps[0] + l22 * eps[1]])
+    return w + drift * dt + noise * jnp.sqrt(dt)
+
+
+def single_neuron_exit_probability(
+    key: jax.Array,
+    x: jax.Array,
+    y: jax.Array,
+    lrs: jax.Array,
+    label_noise: float,
+    *,
+    num_seeds: int = 1000,
+    dt: float = 0.02,
+    time: float = 200.0,
+    r_in: float = 1e-8,
+    r_out: float = 1e-2,
+    direction: np.ndarray | None = None,
+) -> dict[str, jax.Array]:
+    """Local attractivity of ``w = 0`` for the single-neuron SDE (same dynamics as
+    :func:`simulate_single_neuron_sde`), started at ``||w_0|| = sqrt(r_in r_out)`` in a random direction; the
+    ``reach`` / ``stay`` / ``undecided`` fractions of :func:`quartic_exit_probability` per learning rate.
+    ``direction``: start along this unit vector (random sign), e.g. the unstable mode ``(1, 1) / sqrt 2``; a
+    start with a component along the decaying mode begins closer to ``r_in`` in the mode that decides, which
+    biases ``reach`` up at the threshold."""
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    num_steps = int(round(time / dt))
+    k0, k1 = jax.random.split(key)
+    w0 = np.sqrt(r_in * r_out) * _start_directions(k0, num_seeds, 2, direction)
+
+    def one(lr):
+        def step(carry, i):
+            w, status, left = carry
+            eps = jax.random.normal(jax.random.fold_in(k1, i), w.shape)
+            w = jax.vmap(lambda wi, ei: _single_neuron_step(wi, lr, ei, x, y, label_noise, dt))(w, eps)
+            status, left = _exit_update(status, left, jnp.linalg.norm(w, axis=1), r_in, r_out)
+            return (w, status, left), None
+
+        init = (w0, jnp.zeros(num_seeds, jnp.int32), jnp.zeros(num_seeds, bool))
+        (_, status, left), _ = jax.lax.scan(step, init, jnp.arange(num_steps))
+        return _exit_summary(status, left)
+
+    return jax.jit(jax.vmap(one))(jnp.asarray(lrs, jnp.float32))
+
+
+def hidden_neuron_exit(
+    key: jax.Array,
+    problem: HiddenNeuronProblem,
+    lrs: jax.Array,
+    label_noise: float,
+    batch_size: int | None,
+    *,
+    num_seeds: int = 512,
+    num_steps: int = 4000,
+    r_in: float = 1e-7,
+    r_out: float = 1e-2,
+    train_rest: bool = True,
+    direction: np.ndarray | None = None,
+) -> dict[str, jax.Array]:
+    """Local attractivity of the problem's invariant set under nonlinear SGD: ``z`` starts at norm
+    ``sqrt(r_in r_out)`` in a random direction; ``reach`` / ``stay`` / ``undecided`` per learning rate (see
+    :func:`quartic_exit_probability`). ``train_rest``: every parameter trains (else only ``z`` moves).
+    ``direction``: start along this unit vector with a random sign (e.g. the most unstable eigenvector of the
+    linearisation), else in a uniformly random direction."""
+    loss, draw = _sgd_parts(problem, label_noise, batch_size)
+    base = jax.tree.map(jnp.asarray, problem.params)
+    kind = problem.kind
+    r0 = np.sqrt(r_in * r_out)
+
+    def run(lr, k):
+        k_init, k = jax.random.split(k)
+        p0 = embed(kind, base, r0 * _start_directions(k_init, 1, problem.dim, direction)[0])
+
+        def step(carry, i):
+            p, status, left = carry
+            idx, xi = draw(jax.random.fold_in(k, i))
+            p = _sgd_step(kind, loss, p, idx, xi, lr, train_rest)
+            status, left = _exit_update(status, left, jnp.linalg.norm(normal_coordinates(kind, p)), r_in, r_out)
+            return (p, status, left), None
+
+        (_, status, left), _ = jax.lax.scan(step, (p0, jnp.int32(0), jnp.bool_(False)), jnp.arange(num_steps))
+        return status, left
+
+    keys = jax.random.split(key, num_seeds)
+
+    def per_lr(lr):
+        status, left = jax.vmap(lambda k: run(lr, k))(keys)
+        return _exit_summary(status, left)
+
+    return jax.jit(jax.vmap(per_lr))(jnp.asarray(lrs, jnp.float32))
+
+
+def lyapunov_on_set(
+    key: jax.Array,
+    problem: HiddenNeuronProblem,
+    lrs: jax.Array,
+    label_noise: float,
+    batch_size: int | None,
+    *,
+    num_steps: int = 4000,
+    num_seeds: int = 64,
+    train_rest: bool = True,
+) -> jax.Array:
+    """Top Lyapunov exponent per step of the normal coordinates, linearised along the SGD trajectory that the
+    other parameters follow *on* the invariant set (``train_rest``; they fluctuate under the same minibatch and
+    label noise) or held at the problem's point (then this is :func:`lyapunov_exponent` of
+    :func:`hidden_neuron_linearization`). Negative: the set attracts. The tangent map is the exact Jacobian of
+    the SGD step in ``z`` at ``z = 0`` (``jax.jvp``), so no second-order expansion is involved."""
+    loss, draw = _sgd_parts(problem, label_noise, batch_size)
+    base = jax.tree.map(jnp.asarray, problem.params)
+    kind = problem.kind
+
+    def run(lr, k):
+        k_init, k = jax.random.split(k)
+        v0 = jax.random.normal(k_init, (problem.dim,))
+
+        def step(carry, i):
+            p, v = carry
+            idx, xi = draw(jax.random.fold_in(k, i))
+
+            def z_grad(z):
+                return normal_coordinates(kind, jax.grad(loss)(embed(kind, p, z), idx, xi))
+
+            _, jv = jax.jvp(z_grad, (jnp.zeros_like(v),), (v,))
+            v = v - lr * jv
+            nv = jnp.linalg.norm(v)
+            if train_rest:  # on the set: z stays 0 exactly, the rest does SGD
+                p = _sgd_step(kind, loss, p, idx, xi, lr, True)
+                p = embed(kind, p, jnp.zeros_like(v))
+            return (p, v / nv), jnp.log(nv)
+
+        _, logs = jax.lax.scan(step, (base, v0 / jnp.linalg.norm(v0)), jnp.arange(num_steps))
+        return logs.mean()
 
     keys = jax.random.split(key, num_seeds)
     per_lr = jax.vmap(lambda lr: jnp.mean(jax.vmap(lambda k: run(lr, k))(keys)))

@@ -58,6 +58,17 @@ class LayerCollapse:
         """Fraction of independent neurons (groups / width), the quantity plotted in the paper's Fig. 4."""
         return self.independent / self.width
 
+    @property
+    def vanishing_fraction(self) -> float:
+        """Fraction of the layer's neurons that vanish."""
+        return float(np.sum(self.vanishing)) / self.width
+
+    @property
+    def merged_fraction(self) -> float:
+        """Fraction of the layer's neurons merged into another one (non-vanishing neurons minus groups); with
+        :attr:`vanishing_fraction` and :attr:`fraction` it sums to 1."""
+        return (self.width - int(np.sum(self.vanishing)) - self.independent) / self.width
+
 
 def _outgoing(w_next: np.ndarray, width: int, next_after_conv: bool) -> np.ndarray:
     """Outgoing weights of each of ``width`` neurons as rows ``[width, -1]``."""
@@ -171,6 +182,31 @@ def independent_fraction(
         res = analyse_resnet(layers, scheme, norm_params, vanish_threshold, identical_threshold)
         return np.array([c.fraction for _, c in res], np.float64)
     return np.array([c.fraction for c in analyse(layers, vanish_threshold, identical_threshold)], np.float64)
+
+
+def collapse_fractions(
+    layers,
+    vanish_threshold: float = VANISH_THRESHOLD,
+    identical_threshold: float = IDENTICAL_THRESHOLD,
+    scheme: str = "exact",
+    norm_params: bool = True,
+) -> np.ndarray:
+    """``[layers, 3]``: per analysed layer the fractions of independent, vanishing and merged neurons (they sum
+    to 1), separating the two kinds of invariant set a layer collapsed onto."""
+    if models.is_resnet(layers):
+        res = [c for _, c in analyse_resnet(layers, scheme, norm_params, vanish_threshold, identical_threshold)]
+    else:
+        res = analyse(layers, vanish_threshold, identical_threshold)
+    return np.array([[c.fraction, c.vanishing_fraction, c.merged_fraction] for c in res], np.float64)
+
+
+def collapse_fractions_batched(layers, **kw) -> np.ndarray:
+    """:func:`collapse_fractions` for a stack of networks: ``[R, layers, 3]``."""
+    leaves = [np.asarray(x) for x in jax.tree.leaves(layers)]
+    treedef = jax.tree.structure(layers)
+    return np.stack(
+        [collapse_fractions(jax.tree.unflatten(treedef, [x[r] for x in leaves]), **kw) for r in range(len(leaves[0]))]
+    )
 
 
 def independent_fraction_batched(layers, **kw) -> np.ndarray:

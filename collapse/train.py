@@ -54,6 +54,9 @@ class Task:
       warmup_steps: linear learning-rate warmup length (0 = none).
       augment: random crop (zero padding 4) and horizontal flip of every loaded image (the released CIFAR
         pipeline).
+      full_batch: noise-free full-batch gradient descent (every step uses the whole training set, clean labels,
+        no augmentation; ``batch_size`` and ``label_noise`` are ignored): the control that shows what SGD's
+        gradient noise adds.
     """
 
     arch: str
@@ -68,6 +71,7 @@ class Task:
     blocks: int = 2
     warmup_steps: int = 0
     augment: bool = False
+    full_batch: bool = False
 
     def init(self, key: jax.Array) -> Any:
         """Initial parameters."""
@@ -183,11 +187,14 @@ def run_steps(
         params, opt_state, stats = carry
         t = start + i
         k_batch, k_label = jax.random.split(jax.random.fold_in(key, t))
-        idx = jax.random.randint(k_batch, (task.batch_size,), 0, n)
-        xb = x_train[idx]
-        yb = noisy_labels(k_label, y_train[idx], hp["label_noise"], task.num_classes)
-        if task.augment:
-            xb = augment(jax.random.fold_in(k_batch, 1), xb)
+        if task.full_batch:
+            xb, yb = x_train, y_train
+        else:
+            idx = jax.random.randint(k_batch, (task.batch_size,), 0, n)
+            xb = x_train[idx]
+            yb = noisy_labels(k_label, y_train[idx], hp["label_noise"], task.num_classes)
+            if task.augment:
+                xb = augment(jax.random.fold_in(k_batch, 1), xb)
 
         def loss_fn(p):
             logits, new_stats = task.apply_train(p, stats, xb)

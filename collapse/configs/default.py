@@ -65,10 +65,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.large_lr = ml_collections.ConfigDict()
     c.large_lr.lr_high = 0.2
     c.large_lr.lr_low = 0.02
-    c.large_lr.durations = (0, 2500, 5000, 10000)  # steps at lr_high before the drop (within num_steps)
+    # Steps at lr_high before the drop; as released, the fraction is read at the drop and the accuracy after a
+    # fine-tune of finetune_steps at lr_low (both checkpoints: multiples of train.chunk_steps within num_steps).
+    c.large_lr.durations = (0, 5000, 10000, 15000)
+    c.large_lr.finetune_steps = 5000
+
+    # The noise-free control: full-batch GD on clean labels with every SGD setting's lr schedule and weight
+    # decay, compared with SGD at the same step (a full-batch step costs ~45 minibatch steps on digits).
+    c.gd = ml_collections.ConfigDict()
+    c.gd.enabled = True
+    c.gd.num_steps = 5000  # a multiple of train.chunk_steps, at most train.num_steps
+    c.gd.large_lr = True  # controls for the large-lr-early runs too
 
     c.cnn = ml_collections.ConfigDict()
-    c.cnn.enabled = True
+    c.cnn.enabled = False  # default.py:cnn (its full-batch GD control costs ~4x the MLP's)
     c.cnn.widths = (16, 32)
     c.cnn.lrs = (0.05, 0.2)
     c.cnn.num_steps = 10000
@@ -76,11 +86,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.sde = ml_collections.ConfigDict()
     c.sde.mu = 1.5
-    c.sde.zetas = (1.0, 1.4, 1.6, 1.7, 1.75, 1.8, 1.85, 1.9, 2.0, 2.2, 2.5)
+    c.sde.zetas = (1.0, 1.4, 1.6, 1.65, 1.7, 1.72, 1.74, 1.76, 1.8, 1.85, 1.9, 2.0, 2.2, 2.5)
     c.sde.num_seeds = 2000
-    c.sde.dt = 0.01
-    c.sde.time = 200.0
+    c.sde.dt = 0.01  # the finite-time curves (Fig. 1 protocol)
+    c.sde.dts = (0.0025, 0.01)  # local attractivity measured at each step size (the map's threshold moves with dt)
+    c.sde.times = (25.0, 50.0, 100.0, 200.0)  # the finite-time curves are read at these times
     c.sde.eps = 1e-15
+    # Local attractivity (exit problem): start at sqrt(r_in r_out), collapsed = reach r_in before leaving r_out.
+    c.sde.r_in = 1e-7
+    c.sde.r_out = 1e-2
+    c.sde.exit_time = 100.0  # SDE time units (the undecided fraction is reported)
     c.sde.neuron_label_noise = 1.0
     c.sde.neuron_lrs = (1.0, 1.4, 1.6, 1.8, 1.9, 2.0, 2.1, 2.2, 2.5, 3.0)
     c.sde.neuron_num_seeds = 1000
@@ -91,6 +106,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sde.hidden_lr_factors = (0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)  # x predicted eta_c
     c.sde.hidden_num_seeds = 512
     c.sde.hidden_num_steps = 4000
+    c.sde.lyapunov_num_seeds = 64
+    # The released merging toy (1-2-1 GELU, 8 samples, full-batch GD on noisy labels); lr as factors of eta_c.
+    c.sde.merge_label_noise = 0.8
+    c.sde.merge_r_in = 1e-5  # above float32 rounding of the pair's weights (|w| ~ 5 here)
+    c.sde.merge_lr_factors = (0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
 
     c.teacher_student = ml_collections.ConfigDict()
     c.teacher_student.sigmas = (0.0, 5.0, 10.0, 15.0, 20.0)
@@ -102,15 +122,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     if arg in (None, "", "default"):
         return c
+    if arg == "cnn":  # the default plus the 16-32 channel CNN at two learning rates, with its GD control
+        c.cnn.enabled = True
+        return c
     if arg == "smoke":
         c.net.widths = (32, 32)
         c.train.num_steps = 200
         c.train.chunk_steps = 100
         c.train.num_seeds = 1
-        c.sweep.lrs = (0.05, 0.2)
-        c.sweep.label_noises = (0.2,)
+        # A setting that really collapses within 200 steps (lr 0.4, label noise 0.3, batch 8) beside its
+        # full-batch GD control, which does not.
+        c.train.batch_size = 8
+        c.sweep.base_lr = 0.4
+        c.sweep.base_weight_decay = 1e-3
+        c.sweep.lrs = (0.05, 0.4)
+        c.sweep.label_noises = (0.3,)
         c.sweep.batch_sizes = (16,)
+        c.large_lr.lr_high = 0.4
+        c.large_lr.lr_low = 0.05
         c.large_lr.durations = (0, 100)
+        c.large_lr.finetune_steps = 100
+        c.gd.num_steps = 200
+        c.cnn.enabled = True
         c.cnn.widths = (4, 8)
         c.cnn.lrs = (0.1,)
         c.cnn.num_steps = 100
@@ -133,6 +166,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.sweep.label_noises = (0.2,)
         c.sweep.batch_sizes = (8,)
         c.large_lr.durations = (0, 5000)
+        c.gd.enabled = False  # full-batch BatchNorm ResNet steps: too slow for the CPU budget
         c.cnn.enabled = False
         if arg == "resnet_smoke":
             c.net.widths = (4, 8)
@@ -140,21 +174,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             c.train.chunk_steps = 50
             c.sweep.lrs = (0.2,)
             c.large_lr.durations = (0, 50)
+            c.large_lr.finetune_steps = 50
+            c.gd.num_steps = 50
         return c
-    raise ValueError(f"unknown variant {arg!r}; use 'smoke', 'resnet', 'resnet_smoke' or nothing")
+    raise ValueError(f"unknown variant {arg!r}; use 'smoke', 'cnn', 'resnet', 'resnet_smoke' or nothing")
 
 
 def _smoke_toys(c: ml_collections.ConfigDict) -> None:
     """Toy-sized attractivity and teacher-student settings (shared by the smoke and ResNet variants)."""
     c.sde.zetas = (1.0, 2.5)
     c.sde.num_seeds = 200
-    c.sde.time = 20.0
+    c.sde.dts = (0.01,)
+    c.sde.times = (10.0, 20.0)
+    c.sde.exit_time = 20.0
     c.sde.neuron_lrs = (1.0, 3.0)
     c.sde.neuron_num_seeds = 100
     c.sde.neuron_time = 20.0
     c.sde.hidden_lr_factors = (0.5, 1.5)
     c.sde.hidden_num_seeds = 32
     c.sde.hidden_num_steps = 200
+    c.sde.lyapunov_num_seeds = 8
+    c.sde.merge_lr_factors = (0.5, 1.5)
     c.teacher_student.sigmas = (0.0, 20.0)
     c.teacher_student.num_steps = 2000
     c.teacher_student.drop_step = 1500

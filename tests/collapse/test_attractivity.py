@@ -91,3 +91,134 @@ def test_crossing_and_root():
     assert attr.crossing([0, 1, 2], [0.0, 0.4, 0.8]) == pytest.approx(1.25)
     assert np.isnan(attr.crossing([0, 1], [0.1, 0.2]))
     assert attr.root([0, 1, 2], [1.0, 0.5, -0.5]) == pytest.approx(1.5)
+
+
+def test_crossing_rejects_empty_and_unsorted_grids():
+    with pytest.raises(ValueError, match="increasing"):
+        attr.crossing([2.5, 1.0], [0.99, 0.0])
+    with pytest.raises(ValueError, match="non-empty"):
+        attr.crossing([], [])
+    with pytest.raises(ValueError, match="shape"):
+        attr.root([0.0, 1.0], [1.0])
+
+
+def test_euler_maruyama_threshold_tends_to_the_sde_threshold():
+    # E log|1 + a + b eps| against Monte Carlo, and the map's critical zeta -> sqrt(2 mu) as dt -> 0 (from below).
+    rng = np.random.default_rng(0)
+    eps = rng.normal(size=2_000_000)
+    for a, b in ((0.015, 0.17), (0.05, 0.6)):
+        assert attr.em_log_growth(a, b) == pytest.approx(np.mean(np.log(np.abs(1 + a + b * eps))), abs=2e-3 * b)
+    zs = [attr.em_critical_noise(1.5, dt) for dt in (0.04, 0.01, 0.0025, 0.000625)]
+    assert all(z0 < z1 < np.sqrt(3.0) for z0, z1 in zip(zs[:-1], zs[1:], strict=True))
+    assert np.sqrt(3.0) - zs[-1] < 2e-3
+    assert zs[1] == pytest.approx(1.7114, abs=5e-4)  # dt = 0.01
+
+
+def test_quartic_exit_probability_matches_the_gamblers_ruin_closed_form():
+    # In the neighbourhood (r_out = 1e-2) the cubic term is negligible: log|theta| is a Brownian motion with the
+    # Euler-Maruyama map's drift per step and variance zeta^2 dt per step.
+    dt, r_in, r_out = 0.005, 1e-4, 1e-2
+    zetas = np.array([1.4, 2.1])
+    r = attr.quartic_exit_probability(
+        jax.random.key(0), zetas, dt=dt, time=40.0, r_in=r_in, r_out=r_out, num_seeds=2000
+    )
+    assert float(np.max(r["undecided"])) < 0.01
+    for z, p in zip(zetas, np.asarray(r["reach"]), strict=True):
+        drift = attr.em_log_growth(1.5 * dt, z * np.sqrt(dt)) / dt
+        want = attr.exit_probability_log_bm(drift, z**2, np.sqrt(r_in * r_out), r_in, r_out)
+        assert p == pytest.approx(want, abs=0.04)
+
+
+def test_single_neuron_exit_matches_the_unstable_mode_closed_form():
+    # Near w = 0 the mode u = (w1 + w2)/sqrt 2 is a geometric Brownian motion (rate c, noise s): started on it,
+    # P(reach r_in first) is the gambler's-ruin formula with the Euler-Maruyama drift.
+    x, y = attr.single_neuron_data(0, n=16)
+    dt, r_in, r_out = 0.02, 1e-4, 1e-2
+    lrs = np.array([1.0, 3.0])
+    r = attr.single_neuron_exit_probability(
+        jax.random.key(1),
+        x,
+        y,
+        lrs,
+        1.0,
+        num_seeds=1000,
+        dt=dt,
+        time=60.0,
+        r_in=r_in,
+        r_out=r_out,
+        direction=np.array([1.0, 1.0]),
+    )
+    assert float(np.max(r["undecided"])) < 0.02
+    for lr, p in zip(lrs, np.asarray(r["reach"]), strict=True):
+        c, s = attr.single_neuron_linear_rates(x, y, lr, 1.0)
+        drift = attr.em_log_growth(c * dt, s * np.sqrt(dt)) / dt
+        want = attr.exit_probability_log_bm(drift, s**2, np.sqrt(r_in * r_out), r_in, r_out)
+        assert p == pytest.approx(want, abs=0.05)
+
+
+def test_single_neuron_sde_finite_time_matches_the_lognormal_law():
+    # simulate_single_neuron_sde, far above the threshold: |u_T| is lognormal given u_0 ~ N(0, init^2) and the
+    # decaying mode v is negligible, so P(||w_T|| < thr) = E Phi((log thr - log|u_0| - a T) / (s sqrt T)).
+    from scipy import stats
+
+    x, y = attr.single_neuron_data(2, n=16)
+    lr, t, init, thr, dt = 4.0, 4.0, 1e-3, 1e-4, 0.01
+    p = float(
+        attr.simulate_single_neuron_sde(
+            jax.random.key(2), x, y, np.array([lr]), 1.0, num_seeds=2000, dt=dt, time=t, init_std=init, threshold=thr
+        )[0]
+    )
+    c, s = attr.single_neuron_linear_rates(x, y, lr, 1.0)
+    a = attr.em_log_growth(c * dt, s * np.sqrt(dt)) / dt
+    u0 = np.abs(np.random.default_rng(0).normal(scale=init, size=200_000))
+    want = np.mean(stats.norm.cdf((np.log(thr) - np.log(u0) - a * t) / (s * np.sqrt(t))))
+    assert 0.2 < want < 0.8
+    assert p == pytest.approx(want, abs=0.04)
+
+
+def test_hidden_neuron_sgd_at_zero_lr_is_the_rayleigh_law():
+    # simulate_hidden_neuron_sgd with lr = 0 never moves: P(||z_0|| < thr) for z_0 ~ init N(0, I_2) is Rayleigh.
+    prob = attr.make_hidden_neuron_problem(0, gd_steps=200)
+    p = attr.simulate_hidden_neuron_sgd(
+        jax.random.key(3), prob, np.array([0.0]), 1.0, 4, num_seeds=4000, num_steps=3, init_std=1e-2, threshold=1e-2
+    )
+    assert float(p[0]) == pytest.approx(1 - np.exp(-0.5), abs=0.025)
+
+
+def test_lyapunov_on_the_frozen_set_equals_the_linearised_map():
+    # Two implementations of the same exponent: per-sample Hessians (lyapunov_exponent) and the jvp of the
+    # nonlinear SGD step at z = 0 (lyapunov_on_set, rest frozen).
+    prob = attr.make_hidden_neuron_problem(0, gd_steps=2000)
+    lin = attr.hidden_neuron_linearization(prob)
+    lrs = lin.critical_lr(1.0, 4) * np.array([0.5, 1.5])
+    a = np.asarray(attr.lyapunov_exponent(jax.random.key(4), lin, lrs, 1.0, 4, num_steps=1500, num_seeds=32))
+    b = np.asarray(
+        attr.lyapunov_on_set(jax.random.key(5), prob, lrs, 1.0, 4, num_steps=1500, num_seeds=32, train_rest=False)
+    )
+    np.testing.assert_allclose(a, b, atol=4e-3)
+    assert a[0] > 0 > a[1] and b[0] > 0 > b[1]
+
+
+def test_identical_pair_coordinates_and_invariance():
+    prob = attr.make_merging_problem(0, gd_steps=500)
+    p = jax.tree.map(jnp.asarray, prob.params)
+    z = jnp.asarray([0.3, -0.2])
+    np.testing.assert_allclose(attr.normal_coordinates("identical", attr.embed("identical", p, z)), z, atol=1e-6)
+    np.testing.assert_array_equal(attr.normal_coordinates("identical", p), 0.0)
+    # the difference coordinate's gradient vanishes on the set, so linearize accepts it; a saddle pair
+    lin = attr.hidden_neuron_linearization(prob)
+    assert lin.hbar.shape == (2, 2)
+    # full-batch GD on noisy labels keeps the pair identical (bitwise), whatever the learning rate
+    loss, draw = attr._sgd_parts(prob, 0.8, None)
+
+    @jax.jit
+    def steps(q):
+        def body(i, q):
+            idx, xi = draw(jax.random.fold_in(jax.random.key(0), i))
+            return attr._sgd_step("identical", loss, q, idx, xi, 0.05, True)
+
+        return jax.lax.fori_loop(0, 20, body, q)
+
+    q = steps(p)
+    np.testing.assert_array_equal(q["w"][0], q["w"][1])
+    np.testing.assert_array_equal(q["a"][0], q["a"][1])

@@ -213,3 +213,18 @@ def test_paper_vgg16_structure_shapes_and_analysis():
     assert out.shape == (2, 10)
     frac = inv.independent_fraction(p)
     assert frac.shape == (15,) and np.all(frac == 1.0)  # a random initialisation has no collapsed neurons
+
+
+def test_collapse_fractions_separate_vanishing_from_merged():
+    rng = np.random.default_rng(0)
+    w1 = rng.normal(size=(5, 6)).astype(np.float32)
+    w2 = rng.normal(size=(6, 3)).astype(np.float32)
+    b1 = rng.normal(size=6).astype(np.float32)
+    w1[:, 5], b1[5], w2[5] = 0.0, 0.0, 0.0  # neuron 5 vanishes
+    w1[:, 1], b1[1], w2[1] = w1[:, 0], b1[0], w2[0]  # neuron 1 is a copy of neuron 0
+    layers = [{"w": w1, "b": b1}, {"w": w2, "b": np.zeros(3, np.float32)}]
+    f = inv.collapse_fractions(layers)
+    np.testing.assert_allclose(f, [[4 / 6, 1 / 6, 1 / 6]])
+    np.testing.assert_allclose(f[:, 0], inv.independent_fraction(layers))
+    stacked = jax.tree.map(lambda a: np.stack([a, a]), layers)
+    np.testing.assert_allclose(inv.collapse_fractions_batched(stacked), np.stack([f, f]))

@@ -105,16 +105,23 @@ def test_results_record_the_data_source(monkeypatch, tmp_path):
     # The parts are stubbed: this checks that run() carries the source the data loader reported into results.
     nets = {
         "fraction": {},
+        "parts": {},
         "test_acc": {},
         "layer_names": {"mlp": []},
+        "gd_steps": 1,
+        "gd_fraction": {},
+        "sgd_fraction_at_gd_steps": {},
+        "gd_test_acc": {},
+        "large_lr": {},
+        "large_lr_fixed_budget": {},
         "source": "sklearn:digits (fallback for tfds:x)",
     }
     monkeypatch.setattr(experiment, "trained_networks", lambda *a: nets)
-    monkeypatch.setattr(experiment, "attractivity", lambda *a: {})
+    monkeypatch.setattr(experiment, "attractivity", lambda *a: {"quartic": {}})
+    monkeypatch.setattr(experiment, "_quartic_illustration", lambda *a: {})
     monkeypatch.setattr(experiment, "teacher_student", lambda *a: {})
-    monkeypatch.setattr(experiment, "figures", lambda *a: None)
+    monkeypatch.setattr(experiment.figures, "draw_all", lambda *a, **k: None)
     c = default.get_config("smoke")
-    c.large_lr.durations = ()
     res = experiment.run(c, str(tmp_path))
     assert res["data_source"] == "sklearn:digits (fallback for tfds:x)"
 
@@ -127,22 +134,46 @@ def test_smoke_run_end_to_end(tmp_path):
     assert set(res) - {"runtime_seconds"} == {
         "sde",
         "independent_fraction",
+        "vanishing_fraction",
+        "merged_fraction",
+        "test_acc",
+        "gd_control",
         "teacher_student",
         "large_lr",
+        "large_lr_fixed_budget",
         "independent_fraction_layers",
         "data_source",
     }
     assert res["data_source"] == "sklearn:digits"
     assert res["independent_fraction_layers"] == {"mlp": ["fc1", "fc2"], "cnn": ["conv1", "conv2"]}
-    assert set(res["sde"]) == {"quartic", "single_neuron", "hidden_neuron"}
+    assert set(res["sde"]) == {"quartic", "single_neuron", "hidden_neuron", "merging"}
     assert res["sde"]["quartic"]["predicted"] == pytest.approx(np.sqrt(3))
+    assert res["sde"]["merging"]["kind"] == "identical"
     assert set(res["teacher_student"]) == {"0", "20"}
-    assert set(res["large_lr"]) == {"0", "100"}
-    for v in res["independent_fraction"].values():
+    assert set(res["large_lr"]) == {"100"}  # the fraction at the drop needs a checkpoint there
+    for k, v in res["independent_fraction"].items():
         assert len(v) == 2 and all(0 < f <= 1 for f in v)
-    for name in ("independent_fraction", "attractivity", "teacher_student", "large_lr"):
+        parts = np.asarray(v) + res["vanishing_fraction"][k] + res["merged_fraction"][k]
+        np.testing.assert_allclose(parts, 1.0)
+    # The smoke's noisy setting really collapses (a neuron in four vanishes from fc1); its noise-free control,
+    # full-batch GD with the same lr, weight decay and steps, does not.
+    gd = res["gd_control"]
+    sgd_fc1 = gd["sgd_independent_fraction"]["mlp label_noise=0.3"][0]
+    gd_fc1 = gd["gd_independent_fraction"]["mlp label_noise=0.3"][0]
+    assert sgd_fc1 < 0.85
+    assert gd_fc1 >= 0.9
+    for name in (
+        "fig1_quartic",
+        "attractivity",
+        "fig3_merging",
+        "fig4_independent_fraction",
+        "fig4_independent_fraction_over_training",
+        "fig5_teacher_student",
+        "fig6_large_lr",
+    ):
         assert os.path.exists(os.path.join(workdir, "figures", f"{name}.png"))
-    assert experiment.report(res)
+    rows = experiment.report(res)
+    assert any("SGD vs full-batch GD" in r["name"] and r["ok"] for r in rows)
 
 
 def test_runs_in_slices_equal_one_call(tmp_path):
@@ -159,6 +190,7 @@ def test_runs_in_slices_equal_one_call(tmp_path):
         c.train.max_runs_per_call = per_call
         with metrics.MetricWriter(str(tmp_path / f"m{per_call}.jsonl")) as w:
             out.append(experiment._train_group("g", task, rows, arrays, 40, c, str(tmp_path / f"w{per_call}"), w))
-    for a, b in zip(jax.tree.leaves(out[0][0]), jax.tree.leaves(out[1][0]), strict=True):
+    for a, b in zip(jax.tree.leaves(out[0]["state"]), jax.tree.leaves(out[1]["state"]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(out[0][2], out[1][2])
+    np.testing.assert_array_equal(out[0]["parts"], out[1]["parts"])
+    assert sorted(out[0]["history"]) == [20, 40]
