@@ -51,8 +51,15 @@ def _cli(args: list[str], timeout: int) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
 
 
+# --corpus hard: planted copies at cosines spread over [0.80, 0.999], so at ε = 0.1 (threshold 0.9) about half of
+# them fall just inside and half just outside 1 − ε, over a background whose unrelated items of one topic have
+# cosine ≈ 0.80 ± 0.01 (hard negatives); scored against exact all-pairs truth instead of the planted groups
+CORPUS = {"planted": [], "hard": ["--config.synthetic.sim_min=0.8", "--config.synthetic.topic_strength=0.8"]}
+_corpus = ["planted"]
+
+
 def _common(n: int, pipe: str) -> list[str]:
-    return [
+    return [*CORPUS[_corpus[0]],
         f"--config.synthetic.n_items={n}",
         f"--config.pipeline_dir={pipe}",
         f"--config.eps=({EPS},)",
@@ -157,6 +164,7 @@ def child_faiss(base: str, niter: int) -> dict:
     kept = np.flatnonzero(keep_mask)
     t3 = time.time()
     assert kept.size + rem.size == n
+    np.savez(os.path.join(base, "faiss_removed.npz"), removed=rem, duplicate_of=dup)
     p, r = _scores(group, rem, dup)
     return {
         "e2e": t3 - t0,
@@ -181,6 +189,7 @@ def child_exact(base: str, full: bool, budget_s: float) -> dict:
     t0 = time.time()
     pairs_done = 0
     done_cols = 0
+    cand = []
     for b in range(0, n, blk):
         cols = np.asarray(x[b : b + blk], np.float32)
         m = cols.shape[0]
@@ -189,6 +198,9 @@ def child_exact(base: str, full: bool, budget_s: float) -> dict:
             s = rows @ cols.T
             if a == b:
                 s[np.tril_indices(m, 0, s.shape[1])] = -np.inf
+            if full:  # candidate pairs near or above the threshold, re-checked in float64 below
+                ii, jj = np.nonzero(s > 1 - EPS - 1e-3)
+                cand.append(np.stack([a + ii, b + jj], 1))
             mx = s.max(axis=0)
             better = mx > colmax[b : b + m]
             colarg[b : b + m][better] = a + s.argmax(axis=0)[better]
@@ -201,6 +213,9 @@ def child_exact(base: str, full: bool, budget_s: float) -> dict:
     total_pairs = n * n
     out = {"peak_mb": _peak_mb()}
     if done_cols >= n:
+        ij = np.concatenate(cand) if cand else np.zeros((0, 2), np.int64)
+        c64 = np.einsum("ij,ij->i", np.asarray(x[ij[:, 0]], np.float64), np.asarray(x[ij[:, 1]], np.float64))
+        np.save(os.path.join(base, "truth_pairs.npy"), ij[c64 > 1 - EPS])  # exact all-pairs truth at ε
         rem = np.flatnonzero(colmax > 1 - EPS)
         p, r = _scores(group, rem, colarg[rem])
         out.update(e2e=elapsed, precision=p, recall=r, kept_fraction=1 - rem.size / n, extrapolated=False)
@@ -216,7 +231,8 @@ def child_exact(base: str, full: bool, budget_s: float) -> dict:
 
 def _child(kind: str, base: str, *extra: str, timeout: int = 3600) -> dict | None:
     out = os.path.join(base, f"{kind}.json")
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, "--dir", base, *extra, "--out", out]
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, "--dir", base, *extra, "--out", out,
+           "--corpus", _corpus[0]]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         print(f"  {kind} failed: {p.stderr[-600:]}", flush=True)
@@ -230,6 +246,24 @@ def _fmt(v, spec=".1f", tilde=False) -> str:
         return "-"
     s = format(v, spec)
     return ("~" + s) if tilde else s
+
+
+def all_pairs_scores(base: str, rem: np.ndarray, dup: np.ndarray) -> dict:
+    """Against exact all-pairs truth T = {(i, j): cos > 1 − ε in float64}: precision = fraction of removed items
+    whose named duplicate is in T (float64 cosine > 1 − ε); pair recall = fraction of the pairs of T with at least
+    one member removed (a pair with both kept is a surviving duplicate)."""
+    x = np.load(os.path.join(base, "pipeline", "embed", "embeddings.npy"), mmap_mode="r")
+    t = np.load(os.path.join(base, "truth_pairs.npy"))
+    c = np.einsum("ij,ij->i", np.asarray(x[rem], np.float64), np.asarray(x[dup], np.float64))
+    removed = np.zeros(x.shape[0], bool)
+    removed[rem] = True
+    hit = removed[t[:, 0]] | removed[t[:, 1]]
+    return {
+        "precision": float((c > 1 - EPS).mean()) if rem.size else 1.0,
+        "pair_recall": float(hit.mean()) if t.size else 1.0,
+        "truth_pairs": int(t.shape[0]),
+        "near_threshold_pairs": int(((c > 1 - EPS - 0.02) & (c < 1 - EPS + 0.02)).sum()),
+    }
 
 
 def _stage_table(n: int, o: dict, fa: dict | None) -> None:
@@ -266,7 +300,9 @@ def main() -> None:
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--niter", type=int, default=20)
+    ap.add_argument("--corpus", default="planted", choices=sorted(CORPUS), help="planted (easy) or hard (see CORPUS)")
     a = ap.parse_args()
+    _corpus[0] = a.corpus
     if a.child:
         if a.child == "faiss":
             res = child_faiss(a.dir, a.niter)
@@ -306,6 +342,14 @@ def main() -> None:
                 ex = _child(
                     "exact", base, *(["--full"] if n <= a.exact_max_n else []), "--exact-budget", str(a.exact_budget)
                 )
+            if ex is not None and os.path.exists(os.path.join(base, "truth_pairs.npy")):
+                wd = os.path.join(base, "ours", f"eps={EPS!r}")
+                ours["all_pairs"] = all_pairs_scores(
+                    base, np.load(os.path.join(wd, "removed_ids.npy")), np.load(os.path.join(wd, "duplicate_of.npy"))
+                )
+                if fa is not None:
+                    z = np.load(os.path.join(base, "faiss_removed.npz"))
+                    fa["all_pairs"] = all_pairs_scores(base, z["removed"], z["duplicate_of"])
             rows.append((n, file_mb, gen, ours, fa, ex))
             shutil.rmtree(os.path.join(base, "pipeline"), ignore_errors=True)
     finally:
@@ -336,6 +380,14 @@ def main() -> None:
     for n, _, _, o, fa, _ in rows:
         _stage_table(n, o, fa)
         print(f"  ours: {o['iters']} k-means iterations (tol 1e-4); faiss ran the same number")
+    for n, _, _, o, fa, _ in rows:
+        if "all_pairs" in o:
+            ap, fp = o["all_pairs"], (fa or {}).get("all_pairs")
+            print(
+                f"\nN={n:,} against exact all-pairs truth at ε={EPS} ({ap['truth_pairs']:,} pairs above 1 − ε): "
+                f"ours precision {ap['precision']:.4f}, pair recall {ap['pair_recall']:.4f}"
+                + (f"; faiss precision {fp['precision']:.4f}, pair recall {fp['pair_recall']:.4f}" if fp else "")
+            )
     print("load:", open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else "?")
     n, _, _, o, fa, _ = rows[-1]
     if fa:

@@ -557,6 +557,7 @@ def dedup_stage(root: str, cfg, seed: int, cluster_hash: str) -> Stage:
         "id_rank": _file_digest(cfg.id_rank) if cfg.id_rank and cfg.tie_break == "lowest_id" else "",
         "clusters_per_file": int(cfg.clusters_per_file),
         "seed": seed,
+        "plan": 2,  # units planned over all clusters, whole batches per unit
     }
     return Stage(root, "dedup", key)
 
@@ -583,10 +584,12 @@ def run_dedup(
     sizes = np.diff(offsets)
     buckets = semdedup.bucket_sizes(max(int(sizes.max()), 1))  # the same for every process
     lo, hi = shard_range(k, shard, num_shards)
-    cover, _ = covered_clusters(root, k)
-    todo = [c for c in range(lo, hi) if cover[c] == 0 and sizes[c] > 0]
     dim = int(np.load(os.path.join(root, "embed", "embeddings.npy"), mmap_mode="r").shape[1])
-    units = plan_units(todo, sizes, buckets, int(cfg.clusters_per_file), dim)
+    # one plan over all clusters, the same in every process: a unit (and so every batch) has the same
+    # members however the clusters are split over processes; this process runs the units whose first
+    # cluster lies in its range and whose file is not there yet
+    plan = plan_units([c for c in range(k) if sizes[c] > 0], sizes, buckets, int(cfg.clusters_per_file), dim)
+    units = [u for u in plan if lo <= int(u[0]) < hi and not os.path.exists(unit_path(root, u))]
     if units:
         x = np.load(os.path.join(root, "embed", "embeddings.npy"), mmap_mode="r")
         ids = np.load(os.path.join(root, "embed", "ids.npy"))

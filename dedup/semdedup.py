@@ -13,8 +13,9 @@ The `greedy` rule compares j only with earlier items that were kept (per ε), so
 C survive.
 
 Clusters are padded to a few fixed sizes (`bucket_sizes`) and processed in fixed-size batches, so
-each shape is compiled once; the last, partial batch of a size is padded only to the next
-(device count)·2^k clusters (`tail_batch`), not to the full batch. The batch axis is sharded over
+each shape is compiled once. Clusters that do not fill a whole batch (the last, partial batch of a
+size) run unpadded in numpy (`paper_rule_numpy`: no padding, no compilation); under the greedy rule
+they are padded only to the next (device count)·2^k clusters (`tail_batch`). The batch axis is sharded over
 every device with a NamedSharding.
 """
 
@@ -173,6 +174,20 @@ def batch_size_for(n: int, d: int, budget_floats: int = 1 << 23, max_batch: int 
     return int(math.ceil(b / ndev) * ndev)
 
 
+def paper_rule_numpy(e_nxd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The paper rule for one ordered cluster, unpadded, in numpy (float32 BLAS): (M, argmax, nn) as
+    `paper_rule_single`. Used for the clusters that do not fill a compiled batch, so they cost neither
+    padding nor a compilation."""
+    e = np.asarray(e_nxd, np.float32)
+    n = e.shape[0]
+    s = e @ e.T
+    s[np.tril_indices(n)] = NEG  # strict upper triangle only
+    arg = s.argmax(axis=0)
+    colmax = s[arg, np.arange(n)]
+    nn = np.maximum(colmax, s.max(axis=1)) if n > 1 else np.full(n, NEG, np.float32)
+    return colmax, arg.astype(np.int32), nn.astype(np.float32)
+
+
 def tail_batch(m: int, full: int) -> int:
     """Batch size for the last, partial chunk of m clusters: the smallest (device count)·2^k >= m,
     at most the full batch. Padding the tail to the full batch wasted up to (full - 1) clusters of
@@ -229,6 +244,15 @@ def dedup_clusters(
         bsz = batch_size_for(n_pad, d, budget_floats, max_batch)
         for start in range(0, len(members), bsz):
             chunk = members[start : start + bsz]
+            if len(chunk) < bsz and rule == "paper":
+                thr = np.asarray([1.0 - float(x) for x in eps], np.float32)
+                for ci in chunk:
+                    colmax, colarg, nn = paper_rule_numpy(clusters[ci])
+                    rem = colmax[:, None] > thr[None, :]
+                    par = np.where(rem, colarg[:, None], -1).astype(np.int64)
+                    ps = np.where(rem, colmax[:, None], np.nan).astype(np.float32)
+                    out[ci] = {"removed": rem, "partner": par, "partner_sim": ps, "nn_sim": nn}
+                continue
             b = bsz if len(chunk) == bsz else tail_batch(len(chunk), bsz)
             e = np.zeros((b, n_pad, d), np.float32)
             v = np.zeros((b, n_pad), bool)

@@ -40,7 +40,8 @@ def _agree(got, ref, e_nxd, eps, tol=1e-5):
 @pytest.mark.parametrize("keep", ["hard", "easy", "random"])
 def test_rule_matches_brute_force(rule, keep):
     rng = np.random.default_rng(zlib.crc32(f"{rule}-{keep}".encode()))  # str hash() is salted per process
-    sizes = [1, 2, 3, 9, 16, 17, 30, 41]
+    # each size 4x with batches of 4: full batches run compiled (XLA), the rest unpadded in numpy
+    sizes = [1, 2, 3, 9, 16, 17, 30, 41] * 4 + [5, 33]
     clusters, ordered = [], []
     for c, n in enumerate(sizes):
         e = _cluster(rng, n)
@@ -49,7 +50,7 @@ def test_rule_matches_brute_force(rule, keep):
         order = pipeline.keep_order(np.arange(n), sims, keep, seed=3, cluster=c)
         ordered.append(e[order])
         clusters.append(order)
-    out = semdedup.dedup_clusters(ordered, EPS, rule)
+    out = semdedup.dedup_clusters(ordered, EPS, rule, max_batch=4)
     near = []
     for e, o in zip(ordered, out, strict=True):
         ref = semdedup.brute_force(e, EPS, rule)
@@ -130,26 +131,30 @@ def test_buckets():
 def test_row_blocks_match_single_block():
     """A padded size above 1024 runs as a scan over 512-row blocks; compare with the one-block path."""
     rng = np.random.default_rng(2)
-    e = _cluster(rng, 1100, d=4)
-    (o,) = semdedup.dedup_clusters([e], (0.01, 0.2), "paper")
-    s = e.astype(np.float64) @ e.T.astype(np.float64)
-    m = np.where(np.triu(np.ones_like(s, bool), 1), s, -np.inf).max(axis=0)
-    ref = np.stack([m > 0.99, m > 0.8], 1)
-    assert _agree(o["removed"], ref, e, (0.01, 0.2)).mean() < 0.05
+    es = [_cluster(rng, n, d=4) for n in (1100, 1090, 1200, 1111)]  # one full batch of 4: the compiled scan
+    outs = semdedup.dedup_clusters(es, (0.01, 0.2), "paper", max_batch=4)
+    for e, o in zip(es, outs, strict=True):
+        s = e.astype(np.float64) @ e.T.astype(np.float64)
+        m = np.where(np.triu(np.ones_like(s, bool), 1), s, -np.inf).max(axis=0)
+        ref = np.stack([m > 0.99, m > 0.8], 1)
+        assert _agree(o["removed"], ref, e, (0.01, 0.2)).mean() < 0.05
+        (single,) = semdedup.dedup_clusters([e], (0.01, 0.2), "paper")  # alone: the numpy path
+        np.testing.assert_allclose(single["nn_sim"], o["nn_sim"], atol=1e-5)
 
 
 def test_fixed_shapes_no_recompile_and_sharded():
     assert jax.device_count() == 4  # conftest: 4 fake CPU devices
     rng = np.random.default_rng(3)
-    first = [_cluster(rng, n) for n in (17, 20, 5)]  # buckets 24, 24, 16
-    semdedup.dedup_clusters(first, (0.1,), "paper")
-    fn24, shard, _ = semdedup._compiled("paper", 24, 6, semdedup.batch_size_for(24, 6), 1)
+    first = [_cluster(rng, n) for n in (17, 20, 19, 21, 5)]  # buckets 24 x4 (one compiled batch), 16
+    semdedup.dedup_clusters(first, (0.1,), "paper", max_batch=4)
+    fn24, shard, _ = semdedup._compiled("paper", 24, 6, semdedup.batch_size_for(24, 6, max_batch=4), 1)
     before = fn24._cache_size()
+    assert before == 1
     infos = semdedup._compiled.cache_info().currsize
-    semdedup.dedup_clusters([_cluster(rng, n) for n in (18, 23, 24, 9)], (0.1,), "paper")
+    semdedup.dedup_clusters([_cluster(rng, n) for n in (18, 23, 24, 22, 9)], (0.1,), "paper", max_batch=4)
     assert fn24._cache_size() == before  # same bucket shape: no new trace
     assert semdedup._compiled.cache_info().currsize == infos
-    assert semdedup.batch_size_for(24, 6) % 4 == 0
+    assert semdedup.batch_size_for(24, 6) % 4 == 0 and semdedup.batch_size_for(24, 6, max_batch=4) == 4
     assert len(shard.device_set) == 4
 
 
