@@ -25,7 +25,7 @@ import numpy as np
 from absl import logging
 
 from collapse import attractivity as attr
-from collapse import figures, train
+from collapse import figures, models, train
 from collapse import invariant_sets as inv
 from collapse import teacher_student as ts
 from common import app, checkpoint, data, metrics, sweep
@@ -47,7 +47,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise app.ConfigError("train.max_runs_per_call", "must be >= 0 (0 = every run of a group in one call)")
     if _resnet_options(config)["warmup_steps"] < 0:
         raise app.ConfigError("train.warmup_steps", "must be >= 0")
-    check.one_of(config, "net.act", ("gelu", "tanh", "relu"))  # sigma(0) = 0
+    check.one_of(config, "net.act", tuple(models.ACTIVATIONS))  # each has sigma(0) = 0
     if not config.net.widths:
         raise app.ConfigError("net.widths", "needs at least one hidden layer")
     check.positive_int(
@@ -225,9 +225,7 @@ def _train_group(
     hp_all = {k: np.array([r[k] for r in rows], np.float32) for k in train.HPARAMS}
     keys = jax.vmap(jax.random.key)(jnp.asarray([r["seed"] for r in rows], jnp.uint32))
     chunk = int(config.train.chunk_steps)
-    init_fn = sweep.vmapped(functools.partial(_init_one, task))
-    runner = sweep.vmapped(functools.partial(_run_one, task, chunk), in_axes=(0, 0, None, None), donate_argnums=(0,))
-    acc_fn = sweep.vmapped(functools.partial(_acc_one, task), in_axes=(0, None, None))
+    init_fn, runner, acc_fn = _compiled(task, chunk)
     # Runs in slices of per_call (accelerator memory), each slice one vmapped call with its own device-resident,
     # run-sharded state; hyperparameters and the data are placed on the devices once.
     per_call = int(config.train.get("max_runs_per_call", 0)) or len(rows)
@@ -290,6 +288,17 @@ def _train_group(
     for r in range(len(rows)):
         logging.info("%s run %d %s: test acc %.4f, independent %s", name, r, rows[r], acc[r], parts[r, :, 0])
     return {"state": state, "acc": acc, "parts": parts, "history": _history(writer.path, name, len(rows))}
+
+
+@functools.cache
+def _compiled(task: train.Task, chunk: int) -> tuple[Any, Any, Any]:
+    """The vmapped init / chunk / accuracy functions of one static task, made once per (task, chunk) so a group
+    that recurs (a resumed run, the tests, a notebook) hits the compile cache instead of re-tracing new closures."""
+    return (
+        sweep.vmapped(functools.partial(_init_one, task)),
+        sweep.vmapped(functools.partial(_run_one, task, chunk), in_axes=(0, 0, None, None), donate_argnums=(0,)),
+        sweep.vmapped(functools.partial(_acc_one, task), in_axes=(0, None, None)),
+    )
 
 
 def _init_one(task, key, hp):
@@ -465,6 +474,17 @@ def trained_networks(config: ml_collections.ConfigDict, workdir: str, writer) ->
                 if hist is not None:
                     out["sgd_fraction_at_gd_steps"][key] = hist["parts"][idx, :, 0].mean(axis=0)
 
+    out["heatmap"] = {}
+    base_key = f"lr={s.base_lr:g}"
+    if arch == "mlp" and base_key in settings:
+        th = _thresholds(config)
+        run_params = jax.tree.map(lambda a: a[settings[base_key][0]], results["main"]["state"]["params"])
+        out["heatmap"][f"SGD {base_key}: fc1 neurons"] = _sorted_neurons(run_params, th)
+        if "gd" in results:
+            j = results["gd"]["rows"].index(_gd_row(dict(rows[settings[base_key][0]], seed=config.seed), gd_steps))
+            gd_params = jax.tree.map(lambda a: a[j], results["gd"]["state"]["params"])
+            out["heatmap"][f"full-batch GD {base_key} ({gd_steps} steps): fc1 neurons"] = _sorted_neurons(gd_params, th)
+
     # Large lr early, as released (FIG6): the fraction at the drop, the accuracy after a fixed fine-tune at lr_low.
     ll = config.large_lr
     hist = results["main"]["history"]
@@ -483,6 +503,16 @@ def trained_networks(config: ml_collections.ConfigDict, workdir: str, writer) ->
             "test_acc": out["test_acc"][f"{arch} large_lr={int(d)}"],
         }
     return out
+
+
+def _sorted_neurons(params, th: dict) -> np.ndarray:
+    """The first hidden layer's neuron vectors (incoming, bias, outgoing) with neurons ordered by group, the
+    largest group first and the vanishing neurons last (the released Fig. 3 heatmaps)."""
+    vec = inv.neuron_vectors(params, 0)
+    lay = inv.analyse_layer(vec, th["vanish_threshold"], th["identical_threshold"])
+    order = [i for g in sorted(lay.groups, key=len, reverse=True) for i in g]
+    order += [int(i) for i in np.flatnonzero(lay.vanishing)]
+    return vec[order]
 
 
 def _row(config: ml_collections.ConfigDict, lr: float, wd: float, ln: float) -> dict:

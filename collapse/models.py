@@ -24,7 +24,6 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda z: jax.nn.gelu(z, approximate=False),
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
-    "linear": lambda z: z,
 }
 
 

@@ -226,11 +226,19 @@ def accuracy(
     slices of ``eval_batch`` examples to bound activation memory)."""
     if task.arch != "resnet":
         return jnp.mean(jnp.argmax(task.apply(params, x), axis=-1) == y)
-    hits = [
-        jnp.sum(jnp.argmax(task.apply(params, x[i : i + eval_batch], stats), axis=-1) == y[i : i + eval_batch])
-        for i in range(0, x.shape[0], eval_batch)
-    ]
-    return sum(hits) / x.shape[0]
+
+    def hits(xb, yb):
+        return jnp.sum(jnp.argmax(task.apply(params, xb, stats), axis=-1) == yb)
+
+    n = x.shape[0]
+    full = n // eval_batch * eval_batch
+    total = jnp.zeros((), jnp.int32)
+    if full:  # whole slices as one lax.map (one traced body, however many slices)
+        xs = x[:full].reshape(-1, eval_batch, *x.shape[1:])
+        total = total + jnp.sum(jax.lax.map(lambda b: hits(*b), (xs, y[:full].reshape(-1, eval_batch))))
+    if full < n:
+        total = total + hits(x[full:], y[full:])
+    return total / n
 
 
 def train(

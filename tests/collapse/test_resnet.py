@@ -282,3 +282,15 @@ def test_resnet_smoke_run_end_to_end(tmp_path):
         assert len(v) == len(names) and all(0 < f <= 1 for f in v)
     assert set(res["large_lr"]) == {"0", "50"} and all(0 < v["test_acc"] <= 1 for v in res["large_lr"].values())
     assert os.path.exists(os.path.join(workdir, "figures", "independent_fraction_over_training.png"))
+
+
+@pytest.mark.slow
+def test_resnet_accuracy_in_slices_equals_one_pass():
+    # train.accuracy evaluates a ResNet in lax.map slices plus a remainder; hits must add up to the one-pass count.
+    task = train.Task("resnet", (4,), 3, (6, 6, 2), batch_size=5, blocks=1)
+    params = task.init(jax.random.key(0))
+    stats = task.init_stats(params)
+    x = jax.random.normal(jax.random.key(1), (23, 6, 6, 2))
+    y = jnp.argmax(task.apply(params, x, stats), axis=-1).at[:5].set(-1)  # 18 of 23 right by construction
+    for eval_batch in (4, 23, 100):
+        assert float(train.accuracy(task, params, x, y, stats, eval_batch=eval_batch)) == pytest.approx(18 / 23)
