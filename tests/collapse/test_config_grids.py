@@ -19,8 +19,21 @@ UNSORTED = {
     "sde.hidden_lr_factors": (1.5, 0.5),
     "teacher_student.sigmas": (20.0, 0.0),
     "net.maxpool_after": (1, 0),
+    "sde.merge_lr_factors": (1.5, 0.5),
+    "sde.dts": (0.01, 0.0025),
+    "sde.times": (20.0, 10.0),
 }
-REQUIRED = ("sweep.lrs", "cnn.lrs", "sde.zetas", "sde.neuron_lrs", "sde.hidden_lr_factors", "teacher_student.sigmas")
+REQUIRED = (
+    "sweep.lrs",
+    "cnn.lrs",
+    "sde.zetas",
+    "sde.neuron_lrs",
+    "sde.hidden_lr_factors",
+    "sde.merge_lr_factors",
+    "sde.dts",
+    "sde.times",
+    "teacher_student.sigmas",
+)
 
 
 def _with(key, value):
@@ -49,7 +62,23 @@ def test_optional_extra_settings_may_be_empty():
         experiment.validate(_with(key, ()))
 
 
-@pytest.mark.parametrize("variant", [None, "smoke", "resnet", "resnet_smoke"])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("large_lr.durations", (0, 150)),  # not a checkpoint step (chunk 100)
+        ("large_lr.durations", (0, 200)),  # no room for the fine-tune within num_steps
+        ("gd.num_steps", 300),  # beyond num_steps
+        ("large_lr.finetune_steps", 50),
+        ("sde.r_in", 1.0),  # not below r_out
+    ],
+)
+def test_inconsistent_protocol_fields_are_rejected_naming_the_key(key, value):
+    with pytest.raises(app.ConfigError) as err:
+        experiment.validate(_with(key, value))
+    assert err.value.key == key
+
+
+@pytest.mark.parametrize("variant", [None, "smoke", "cnn", "resnet", "resnet_smoke"])
 def test_shipped_default_variants_validate(variant):
     experiment.validate(default.get_config(variant))
 
