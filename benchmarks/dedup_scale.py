@@ -59,7 +59,8 @@ _corpus = ["planted"]
 
 
 def _common(n: int, pipe: str) -> list[str]:
-    return [*CORPUS[_corpus[0]],
+    return [
+        *CORPUS[_corpus[0]],
         f"--config.synthetic.n_items={n}",
         f"--config.pipeline_dir={pipe}",
         f"--config.eps=({EPS},)",
@@ -231,8 +232,19 @@ def child_exact(base: str, full: bool, budget_s: float) -> dict:
 
 def _child(kind: str, base: str, *extra: str, timeout: int = 3600) -> dict | None:
     out = os.path.join(base, f"{kind}.json")
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, "--dir", base, *extra, "--out", out,
-           "--corpus", _corpus[0]]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        kind,
+        "--dir",
+        base,
+        *extra,
+        "--out",
+        out,
+        "--corpus",
+        _corpus[0],
+    ]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         print(f"  {kind} failed: {p.stderr[-600:]}", flush=True)

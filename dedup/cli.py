@@ -41,7 +41,13 @@ class InputError(Exception):
 
 def _kind(path: str) -> str:
     low = path.lower()
-    for ext, kind in ((".npy", "npy"), (".parquet", "parquet"), (".pq", "parquet"), (".txt", "txt"), (".jsonl", "jsonl")):
+    for ext, kind in (
+        (".npy", "npy"),
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+        (".txt", "txt"),
+        (".jsonl", "jsonl"),
+    ):
         if low.endswith(ext):
             return kind
     raise InputError(f"{path}: unknown format; expected .npy, .parquet, .txt or .jsonl")
@@ -91,7 +97,9 @@ def _ids_array(values: list, path: str) -> np.ndarray:
     if all(isinstance(v, str) for v in values):
         return np.asarray(values, dtype=str)
     r = next(i for i, v in enumerate(values) if not isinstance(v, type(values[0])) or isinstance(v, bool))
-    raise InputError(f"{path}: the id at row {r} ({values[r]!r}) is not of the same type as row 0; use all integers or all strings")
+    raise InputError(
+        f"{path}: the id at row {r} ({values[r]!r}) is not of the same type as row 0; use all integers or all strings"
+    )
 
 
 def read_ids_file(path: str) -> np.ndarray:
@@ -145,7 +153,9 @@ def read_parquet(path: str, column: str, id_column: str | None) -> tuple[np.ndar
     if n == 0:
         raise InputError(f"{path}: no rows")
     if arr.null_count:
-        raise InputError(f"{path}: row {_first_bad_row(arr.is_null().to_numpy(zero_copy_only=False))} has a null {column!r}")
+        raise InputError(
+            f"{path}: row {_first_bad_row(arr.is_null().to_numpy(zero_copy_only=False))} has a null {column!r}"
+        )
     lens = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
     d = int(lens[0])
     if d == 0 or (lens != d).any():
@@ -156,7 +166,9 @@ def read_parquet(path: str, column: str, id_column: str | None) -> tuple[np.ndar
     if id_column is not None:
         ic = table.column(id_column).combine_chunks()
         if ic.null_count:
-            raise InputError(f"{path}: the id at row {_first_bad_row(ic.is_null().to_numpy(zero_copy_only=False))} is null")
+            raise InputError(
+                f"{path}: the id at row {_first_bad_row(ic.is_null().to_numpy(zero_copy_only=False))} is null"
+            )
         ids = ic.to_numpy(zero_copy_only=False)
         ids = ids.astype(np.int64) if pa.types.is_integer(ic.type) else ids.astype(str)
     return x, ids, id_column or ""
@@ -175,7 +187,10 @@ def _write_ids(d: str, name: str, cols: dict[str, np.ndarray]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    _atomic(os.path.join(d, f"{name}.parquet"), lambda p: pq.write_table(pa.table({k: pa.array(v) for k, v in cols.items()}), p))
+    _atomic(
+        os.path.join(d, f"{name}.parquet"),
+        lambda p: pq.write_table(pa.table({k: pa.array(v) for k, v in cols.items()}), p),
+    )
 
     def txt(p):
         with open(p, "w", encoding="utf-8") as f:
@@ -327,7 +342,12 @@ def run(argv: list[str] | None = None) -> dict:
     work = os.path.join(out, WORK)
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out: {out} exists and is not a directory")
-    if os.path.isdir(out) and os.listdir(out) and not os.path.isdir(work) and not os.path.isfile(os.path.join(out, "summary.json")):
+    if (
+        os.path.isdir(out)
+        and os.listdir(out)
+        and not os.path.isdir(work)
+        and not os.path.isfile(os.path.join(out, "summary.json"))
+    ):
         raise InputError(f"--out: {out} exists, is not empty and holds no earlier semdedup run")
     t0 = time.time()
     prep = _prepare(a, eps)
@@ -367,8 +387,15 @@ def run(argv: list[str] | None = None) -> dict:
             os.makedirs(d, exist_ok=True)
             _write_ids(d, "kept_ids", {"id": to_user(kept)})
             _write_ids(d, "removed_ids", {"id": to_user(rem), "duplicate_of": to_user(dup), "similarity": sim})
-            summary_eps[name[4:]] = {"kept": int(kept.size), "removed": int(rem.size), "kept_fraction": kept.size / r["n_items"]}
-        excluded = {k: [v.item() if hasattr(v, "item") else v for v in to_user(np.asarray(ids, np.int64))] for k, ids in r.get("excluded_ids", {}).items()}
+            summary_eps[name[4:]] = {
+                "kept": int(kept.size),
+                "removed": int(rem.size),
+                "kept_fraction": kept.size / r["n_items"],
+            }
+        excluded = {
+            k: [v.item() if hasattr(v, "item") else v for v in to_user(np.asarray(ids, np.int64))]
+            for k, ids in r.get("excluded_ids", {}).items()
+        }
         summary = {
             "input": os.path.abspath(prep["path"]),
             "format": prep["kind"],
@@ -414,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"semdedup: error: {' '.join(str(e).split())}\n")
         return 2
     for e, v in s["eps"].items():
-        print(f"eps={e}: kept {v['kept']:,} removed {v['removed']:,} of {s['n_items']:,} ({v['kept_fraction']:.4f} kept)")
+        print(
+            f"eps={e}: kept {v['kept']:,} removed {v['removed']:,} of {s['n_items']:,} ({v['kept_fraction']:.4f} kept)"
+        )
     print(f"outputs in {s['outputs']}")
     return 0
 

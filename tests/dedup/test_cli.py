@@ -56,8 +56,11 @@ def _check_parquet_run(out, x, ids):
     for e in EPS:
         kept, rem = _read(out, e, "kept_ids"), _read(out, e, "removed_ids")
         assert sorted(kept["id"] + rem["id"]) == sorted(ids.tolist())  # a partition of the user's ids
-        assert s["eps"][repr(e)] == {"kept": len(kept["id"]), "removed": len(rem["id"]),
-                                     "kept_fraction": len(kept["id"]) / 240}
+        assert s["eps"][repr(e)] == {
+            "kept": len(kept["id"]),
+            "removed": len(rem["id"]),
+            "kept_fraction": len(kept["id"]) / 240,
+        }
         for r, dof, sim in zip(rem["id"], rem["duplicate_of"], rem["similarity"], strict=True):
             assert sim == pytest.approx(g[row[r], row[dof]], abs=1e-5) and sim > 1 - e - 1e-6
     # every exact copy (rows 200, 204, ...) or its original is removed at ε = 0.05, never both kept
@@ -85,7 +88,10 @@ def test_console_script_on_parquet_with_string_ids(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "semdedup")
     p = subprocess.run(
         [exe, f, "--eps", "0.2,0.05", "--out", out, "--clusters", "3"],
-        cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
     assert p.returncode == 0, p.stderr[-800:]
@@ -101,10 +107,32 @@ def test_npy_with_ids_file_gives_the_same_rows_as_parquet(tmp_path, capsys):
     np.save(fn, x * 2.5)  # scale does not matter: rows are normalised
     with open(fi, "w") as f:
         f.writelines(f"{v}\n" for v in ids)
-    assert cli.main([fq, "--eps", "0.05,0.2", "--out", str(tmp_path / "a"), "--clusters", "3",
-                     "--column", "vec", "--ids", "key", "--keep", "easy"]) == 0
-    assert cli.main([fn, "--eps", "0.05,0.2", "--out", str(tmp_path / "b"), "--clusters", "3",
-                     "--ids", fi, "--keep", "easy"]) == 0
+    assert (
+        cli.main(
+            [
+                fq,
+                "--eps",
+                "0.05,0.2",
+                "--out",
+                str(tmp_path / "a"),
+                "--clusters",
+                "3",
+                "--column",
+                "vec",
+                "--ids",
+                "key",
+                "--keep",
+                "easy",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [fn, "--eps", "0.05,0.2", "--out", str(tmp_path / "b"), "--clusters", "3", "--ids", fi, "--keep", "easy"]
+        )
+        == 0
+    )
     assert cli.main([fn, "--eps", "0.05,0.2", "--out", str(tmp_path / "c"), "--clusters", "3", "--keep", "easy"]) == 0
     for e in EPS:
         a = _read(str(tmp_path / "a"), e, "removed_ids")
@@ -144,7 +172,9 @@ def _bad_cases(tmp_path):
     cases.append(([fw, "--column", "vector"], "w.parquet: no embedding column 'vector'"))
     cases.append(([fw, "--column", "id"], "w.parquet: column 'id' has type string"))
     cases.append(([fw, "--ids", "name"], "w.parquet: no id column 'name'"))
-    pq.write_table(pa.table({"embedding": pa.array([[1.0, 2.0], [1.0]], pa.list_(pa.float32()))}), tmp_path / "rag.parquet")
+    pq.write_table(
+        pa.table({"embedding": pa.array([[1.0, 2.0], [1.0]], pa.list_(pa.float32()))}), tmp_path / "rag.parquet"
+    )
     cases.append(([str(tmp_path / "rag.parquet")], "rag.parquet: row 1 of 'embedding' has 1 numbers"))
     fj = tmp_path / "docs.jsonl"
     fj.write_text('{"id": 1, "text": "a"}\n{"id": 2, "body": "b"}\n')
