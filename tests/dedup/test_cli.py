@@ -196,3 +196,24 @@ def test_bad_inputs_one_line_exit_2_nothing_left(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and msg in err, (msg, err)
         assert not os.path.exists(out), args
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("dedup.text").text.extra_available(), reason="the [dedup] extra is not installed")
+def test_jsonl_texts_with_ids(tmp_path, capsys):
+    from dedup import text
+
+    lines = text.read_lines(text.builtin_path())
+    groups = text.builtin_groups(len(lines))
+    f = tmp_path / "docs.jsonl"
+    with open(f, "w", encoding="utf-8") as fh:
+        for i, t in enumerate(lines):
+            fh.write(json.dumps({"url": f"https://example.org/{i}", "body": t}) + "\n")
+    out = str(tmp_path / "o")
+    args = [str(f), "--eps", "0.25", "--out", out, "--clusters", "6", "--ids", "url", "--text-field", "body"]
+    assert cli.main(args) == 0
+    rem = _read(out, 0.25, "removed_ids")
+    assert rem["id"] and all(v.startswith("https://example.org/") for v in rem["id"])
+    for r, d in zip(rem["id"], rem["duplicate_of"], strict=True):  # every removal is a hand-labelled paraphrase
+        i, j = int(r.rsplit("/", 1)[1]), int(d.rsplit("/", 1)[1])
+        assert groups[i] >= 0 and groups[i] == groups[j]
