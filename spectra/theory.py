@@ -139,7 +139,7 @@ def _m_batch(lam: np.ndarray, t: np.ndarray, w: np.ndarray, c: float, eta: float
     lam = np.asarray(lam, dtype=np.float64)
     p, g = lam.shape
     rows = next((r for r in (1, 2, 4, 8, 16, 32, 64) if p <= r), 64 * -(-p // 64))
-    size = next((b for b in (16, 64, 512, 2048, 4096) if g <= b), 4096 * -(-g // 4096))
+    size = next((b for b in (16, 64, 256, 512, 2048, 4096) if g <= b), 4096 * -(-g // 4096))
     lam_p = _pad_rows(np.pad(lam, ((0, 0), (0, size - g)), mode="edge"), rows)
     n_atoms = 4 * -(-t.shape[1] // 4)
     t_p = _pad_rows(np.pad(t, ((0, 0), (0, n_atoms - t.shape[1]))), rows)
@@ -240,7 +240,9 @@ def _zoom_min_batch(lo, hi, t, w, c, levels: int = 6, n: int = 16) -> tuple[np.n
 _MAX_MINIMA = 4  # local minima zoomed per problem (the deepest ones)
 
 
-def _scan_batch(t: np.ndarray, w: np.ndarray, c: float, grids: np.ndarray):
+def _scan_batch(
+    t: np.ndarray, w: np.ndarray, c: float, grids: np.ndarray, max_minima: int = _MAX_MINIMA, zoom_n: int = 16
+):
     """Density on each problem's grid and the zero points hidden in its local minima, for P problems.
 
     Returns (p [P, G], pos [P, G] density above 1e-6 of its max, thr [P], splits: list of arrays of
@@ -253,22 +255,22 @@ def _scan_batch(t: np.ndarray, w: np.ndarray, c: float, grids: np.ndarray):
     mid, left, right = p[:, 1:-1], p[:, :-2], p[:, 2:]
     is_min = pos[:, 1:-1] & (mid <= left) & (mid <= right) & ((mid < left) | (mid < right))
     rel = np.where(is_min, mid / np.maximum(p.max(axis=1, keepdims=True), 1e-300), np.inf)
-    k = min(_MAX_MINIMA, rel.shape[1])
+    k = min(max_minima, rel.shape[1])
     cand = np.argsort(rel, axis=1)[:, :k]  # deepest minima first
     rows, cols = np.nonzero(np.isfinite(np.take_along_axis(rel, cand, axis=1)))
     splits = [np.zeros(0) for _ in range(p.shape[0])]
     if rows.size:
         idx = cand[rows, cols] + 1  # grid index of the minimum
-        y0, p0 = _zoom_min_batch(grids[rows, idx - 1], grids[rows, idx + 1], t[rows], w[rows], c)
+        y0, p0 = _zoom_min_batch(grids[rows, idx - 1], grids[rows, idx + 1], t[rows], w[rows], c, n=zoom_n)
         hit = p0 <= thr[rows]
         for r in np.unique(rows[hit]):
             splits[r] = np.sort(y0[hit & (rows == r)])
     return p, pos, thr, splits
 
 
-def _count_batch(t: np.ndarray, w: np.ndarray, c: float, grids: np.ndarray) -> np.ndarray:
+def _count_batch(t: np.ndarray, w: np.ndarray, c: float, grids: np.ndarray, **scan) -> np.ndarray:
     """Number of support intervals of each of P problems (runs of positive density + hidden gaps)."""
-    _, pos, _, splits = _scan_batch(t, w, c, grids)
+    _, pos, _, splits = _scan_batch(t, w, c, grids, **scan)
     runs = np.sum(pos[:, 1:] & ~pos[:, :-1], axis=1) + pos[:, 0]
     return runs + np.array([s.size for s in splits])
 
@@ -441,8 +443,8 @@ def num_components(signal_sq: ArrayLike, weights: ArrayLike, c: float) -> int:
     return len(_components(t, w, float(c), refine=False))
 
 
-_ESM_GRID = 384  # uniform points of the ESM grid (plus _ESM_PATCH around the outlier location)
-_ESM_PATCH = 128
+_ESM_GRID = 192  # uniform points of the ESM grid (plus _ESM_PATCH around the outlier location)
+_ESM_PATCH = 64
 
 
 def _esm_atoms(b: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -460,7 +462,7 @@ def _esm_grids(s: np.ndarray, c: float) -> np.ndarray:
     ymax = s + 1.0 + math.sqrt(c) + 0.25
     uniform = ymax[:, None] * np.linspace(1e-6, 1.0, _ESM_GRID)[None, :]
     y0 = np.asarray(bbp(np.maximum(s, 1e-3), c)[0])
-    patch = y0[:, None] + np.linspace(-0.06, 0.06, _ESM_PATCH)[None, :]
+    patch = y0[:, None] + np.linspace(-0.04, 0.04, _ESM_PATCH)[None, :]
     return np.sort(np.concatenate([uniform, np.clip(patch, 1e-6, ymax[:, None])], axis=1), axis=1)
 
 
@@ -468,7 +470,7 @@ def esm_num_components(b: ArrayLike, s: ArrayLike, c: float) -> np.ndarray:
     """Number of support intervals of the ESM singular-value density for every pair (b_i, s_i) at
     once (b and s broadcast together; result has their broadcast shape).
 
-    All problems are solved in one batched call on a grid of 384 uniform points plus 128 around the
+    All problems are solved in one batched call on a grid of 192 uniform points plus 64 around the
     rank-one outlier location (where a narrow signal bulk sits), with hidden gaps found by zooming
     into local minima; agrees with `num_components` (2048-point grid) away from the boundary (tested).
     """
@@ -480,7 +482,8 @@ def esm_num_components(b: ArrayLike, s: ArrayLike, c: float) -> np.ndarray:
     if not (np.all((bb > 0) & (bb <= 1)) and np.all(ss >= 0)):
         raise ValueError("b must be in (0, 1] and s >= 0")
     t, w = _esm_atoms(bb, ss)
-    return _count_batch(t, w, float(c), _esm_grids(ss, float(c))).reshape(bb.shape)
+    # Two atoms: at most two interior minima matter (the closing gap and the hard edge at c = 1).
+    return _count_batch(t, w, float(c), _esm_grids(ss, float(c)), max_minima=2, zoom_n=12).reshape(bb.shape)
 
 
 def critical_strengths(bs: ArrayLike, c: float, tol: float = 1e-5) -> np.ndarray:

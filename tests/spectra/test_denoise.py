@@ -138,3 +138,56 @@ def test_covariance_of_a_tall_matrix_uses_the_right_side():
     assert denoise.relative_error(left, s.T @ s) <= 1.03 * denoise.relative_error(
         denoise.oracle_covariance(y.T, s.T), s.T @ s
     )
+
+
+def test_equal_spike_group_is_treated_as_spikes():
+    # b = 0.02 at N = 300: six equal spikes s = 3. Never worse than Gavish-Donoho by > 0.5%.
+    n, m = 300, 600
+    sv = signals.esm_singular_values(n, 0.02, 3.0)
+    for seed in range(2):
+        s, y = _sample(10 + seed, n, m, sv)
+        den, _, _ = denoise.compare_estimators(y, s, 1 / math.sqrt(m), sv.size)
+        assert den["rie"] <= 1.005 * den["gd_shrink"], seed
+        yv = np.sqrt(np.linalg.eigvalsh(y @ y.T))
+        xi, _, spike = denoise.rie_shrinkage(yv, n / m)
+        assert spike[-sv.size :].all() and not spike[: -sv.size].any()
+        np.testing.assert_allclose(xi[-sv.size :], denoise.gd_shrink_values(yv[-sv.size :], n / m), rtol=0.02)
+        assert np.all(xi[: -sv.size] == 0.0)  # a pure-noise bulk by the MP support: 0, as GD
+
+
+@pytest.mark.slow  # the spectrum fit compiles three batched theory solves
+def test_fitted_noise_level_is_unbiased_on_extensive_signals():
+    n, m = 400, 800
+    sigma = 1 / math.sqrt(m)
+    _, y = _sample(6, n, m, signals.esm_singular_values(n, 0.5, 1.5))
+    assert denoise.estimate_noise_std(y, "estimate") == pytest.approx(sigma, rel=0.03)
+    assert denoise.estimate_noise_std(y, "median") > 1.3 * sigma  # the median rule's bias
+
+
+def test_rie_memory_is_linear_in_n():
+    import jax.numpy as jnp
+
+    sizes = {}
+    for n in (2048, 8192):
+        with jax.enable_x64(True):
+            f = jax.ShapeDtypeStruct((n,), jnp.float64)
+            g = jax.ShapeDtypeStruct((n,), jnp.int32)
+            sc = jax.ShapeDtypeStruct((), jnp.float64)
+            ma = denoise._resolvent_sums.lower(f, f, g, sc, sc, block=denoise._BLOCK).compile().memory_analysis()
+        sizes[n] = ma.argument_size_in_bytes + ma.temp_size_in_bytes + ma.output_size_in_bytes
+        assert sizes[n] < n * n * 8  # below the N x N float64 Gram matrix (old kernel: 10x it)
+    assert sizes[8192] < 5 * sizes[2048]  # O(N), not O(N^2) (which would be 16x)
+
+
+def test_extreme_scales_and_dtypes_in_the_library():
+    n, m = 60, 120
+    sv = signals.esm_singular_values(n, 0.2, 2.0)
+    _, y = _sample(8, n, m, sv)
+    sigma = 1 / math.sqrt(m)
+    base = denoise.rie_denoise(y, sigma)
+    for scale in (1e158, 1e-170):
+        np.testing.assert_allclose(denoise.rie_denoise(y * scale, sigma * scale) / scale, base, rtol=0, atol=1e-9)
+    out = denoise.rie_denoise(y.astype(">f8"), sigma)
+    assert out.dtype == np.float64 and out.dtype.byteorder in "=|<"
+    np.testing.assert_allclose(out, base, atol=1e-12)
+    assert denoise.rie_denoise(y.astype(np.float16), sigma).dtype == np.float16

@@ -38,7 +38,9 @@ def test_smoke_run_writes_results_and_figures(tmp_path):
         assert den["oracle"][sig] <= min(den[k][sig] for k in den)
     assert set(res["covariance"]) >= {"rie_covariance", "oracle"}
     assert all(float(v) > 0.84 for v in res["phase_diagram"].values())  # s_c > c^(1/4) at c = 1/2
-    assert res["phase_map_agreement"] == 1.0
+    assert "phase_map_agreement" not in res  # the circular map-vs-line comparison is gone
+    assert res["phase_simulation_count_agreement"] == 1.0  # simulated bulk counts vs the theory's
+    assert set(res["sigma_fit_over_sigma"]) == set(res["sigma_hat_over_sigma"])
     rows = experiment.report(res)
     assert all({"name", "value", "paper", "ok"} <= set(r) for r in rows)
 

@@ -188,3 +188,38 @@ def test_bad_arguments_raise():
         theory.density([1.0], [1.0, 0.0], [0.5, 0.2], 0.5)
     with pytest.raises(ValueError, match="b must be"):
         theory.critical_strength(0.0, 0.5)
+
+
+def test_batched_esm_counts_agree_with_the_general_solver():
+    c = 0.5
+    bs = np.array([0.05, 0.5])
+    sc = theory.critical_strengths(bs, c, tol=1e-4)
+    for b, s_c in zip(bs, sc, strict=True):  # one bisection for all b == the scalar one
+        assert s_c == pytest.approx(theory.critical_strength(float(b), c, tol=1e-4), abs=2e-4)
+    # Cells away from the boundary: the fast ESM grid and the general 2048-point grid agree.
+    ss = np.array([[s_c - 0.05, s_c + 0.05] for s_c in sc])
+    fast = theory.esm_num_components(bs[:, None], ss, c)
+    for i, b in enumerate(bs):
+        for j in range(2):
+            assert fast[i, j] == theory.num_components(*theory.esm_spectrum(b, ss[i, j]), c) == 1 + j
+    np.testing.assert_array_equal(theory.phase_map(bs, [0.3, 3.0], c), [[1] * 2, [2] * 2])
+
+
+def test_phase_counts_against_simulation():
+    """Independent check of the bulk counts: gaps in simulated spectra, not the theory's counter."""
+    from spectra import experiment
+
+    n, m, c = 600, 1200, 0.5
+    for i, (b, s) in enumerate(((0.2, 1.0), (0.2, 2.0), (0.5, 1.2), (0.5, 2.0))):
+        ks, kx = jax.random.split(jax.random.key(20 + i))
+        y = signals.signal_matrix(ks, n, m, signals.esm_singular_values(n, b, s)) + signals.noise(kx, n, m)
+        assert experiment._count_bulks(signals.singular_values(y)) == int(theory.esm_num_components(b, s, c)), (b, s)
+
+
+def test_esm_quantiles_match_simulation():
+    n, m, b, s = 500, 1000, 0.3, 1.5
+    ks, kx = jax.random.split(jax.random.key(11))
+    y = signals.signal_matrix(ks, n, m, signals.esm_singular_values(n, b, s)) + signals.noise(kx, n, m)
+    levels = (np.arange(20) + 0.5) / 20
+    q = theory.esm_quantiles(b, s, 0.5, levels)[0]
+    assert np.max(np.abs(q - np.quantile(signals.singular_values(y), levels))) < 0.03
