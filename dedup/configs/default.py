@@ -3,8 +3,8 @@
     python -m dedup.main --config=dedup/configs/default.py --workdir=runs/dedup/default
 
 300,000 items x 384 dims, 548 clusters (√N). Expected: recall and precision of the planted duplicates
-≥ 0.99 at ε = 0.1 (kept fraction 0.80 from ε = 0.1 on); measured 1 min 40 s wall on 2 CPU cores shared with
-other jobs (load ≈ 9), peak RSS 1.3 GB.
+≥ 0.99 at ε = 0.1 (kept fraction 0.80 from ε = 0.1 on); measured 1 min 35 s wall on 2 CPU cores shared with
+other jobs (load ≈ 11), peak RSS 1.4 GB.
 
 Variants (`--config=dedup/configs/default.py:<name>`):
   smoke   2,000 items x 32 dims, 12 clusters, every stage in seconds (tests, notebooks).
