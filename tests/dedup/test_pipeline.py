@@ -377,3 +377,21 @@ def test_sigkill_mid_dedup_then_cli_resume_is_identical(ref, tmp_path):
     )
     assert p.returncode == 0, p.stderr[-800:]
     _assert_same(_outputs(wd, cfg.eps), _outputs(workdir_ref, cfg.eps))
+
+
+def test_embed_cache_is_keyed_on_content(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8)).astype(np.float32)
+    a, b, c = (str(tmp_path / f) for f in ("a.npy", "b.npy", "c.npy"))
+    np.save(a, x)
+    np.save(b, x)  # same content, another path and mtime
+    x[3, 0] += 1.0
+    np.save(c, x)
+    shared = str(tmp_path / "pipeline")
+    kw = dict(pipeline_dir=shared, stages="embed", n_clusters=2)
+    app.execute(experiment, _cfg(embeddings=a, **kw), str(tmp_path / "ra"))
+    done = os.path.getmtime(os.path.join(shared, "embed", "done.json"))
+    app.execute(experiment, _cfg(embeddings=b, **kw), str(tmp_path / "rb"))  # reused, not redone
+    assert os.path.getmtime(os.path.join(shared, "embed", "done.json")) == done
+    with pytest.raises(app.UserError, match="different settings"):
+        app.execute(experiment, _cfg(embeddings=c, **kw), str(tmp_path / "rc"))
