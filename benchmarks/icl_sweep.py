@@ -2,7 +2,7 @@
 
     python benchmarks/icl_sweep.py [--steps=300] [--cpu-devices=N]
 
-(i)  8 values of M (2^1 ... 2^7 and inf) x 2 seeds of the default model (D=4, K=8, 2 layers, width 32, batch 16):
+(i)  8 values of M (2^1 ... 2^7 and inf) x 2 seeds of the default model and batch (icl/configs/default.py):
      one jit(vmap(train)) through common.sweep, sharded over one XLA CPU device per core (as `python -m icl.main`
      does), vs 16 sequential runs of one jit(train) (compiled once and reused) on device 0, and vs the same
      compiled run dispatched over all devices, one run per device at a time (seq-rr, the strongest baseline).
@@ -59,8 +59,11 @@ def main() -> None:
     args = parser.parse_args()
     c = default.get_config()
     b = c.sweep.batch_sizes[0]
-    tcfg = experiment._train_config(c, c.task.dim, c.task.num_points, c.task.noise_var, b)
-    tcfg = train.TrainConfig(**{**tcfg.__dict__, "num_steps": args.steps, "max_tasks": 2**7})
+    tcfg = experiment.train_config(
+        c, c.task.dim, c.task.num_points, c.task.noise_var, b, c.model.num_layers, c.model.width
+    )
+    # no in-training evaluation here: only the training steps are compared
+    tcfg = train.TrainConfig(**{**tcfg.__dict__, "num_steps": args.steps, "max_tasks": 2**7, "eval_every": 0})
     g = sweep.grid([0, 1], num_tasks=[float(2**a) for a in range(1, 8)] + [math.inf], lr=[1e-3])
     fn = train.make_train(tcfg)
     keys = g.keys()
@@ -101,9 +104,12 @@ def main() -> None:
     print(f"{'GFLOP/s (matmuls)':28s}{run_flops / t_vmap / 1e9:12.1f}{run_flops / t_seq / 1e9:12.1f}")
 
     # (ii) FLOP utilisation of the default config's sweep (steady state of one chunk)
-    full = sweep.grid(list(range(c.sweep.num_seeds)), num_tasks=experiment._num_tasks_axis(c), lr=list(c.sweep.lrs))
-    dcfg = experiment._train_config(c, c.task.dim, c.task.num_points, c.task.noise_var, b)
-    hp = sweep.put({"num_tasks": full.hparams["num_tasks"], "lr": full.hparams["lr"]}, full.size)
+    full = experiment.make_grid(c)
+    dcfg = experiment.train_config(
+        c, c.task.dim, c.task.num_points, c.task.noise_var, b, c.model.num_layers, c.model.width
+    )
+    dcfg = train.TrainConfig(**{**dcfg.__dict__, "num_steps": args.steps, "eval_every": 0})
+    hp = sweep.put({k: full.hparams[k] for k in ("num_tasks", "lr", "weight_decay")}, full.size)
     state = sweep.vmapped(lambda k, h: train.init_state(k, h, dcfg))(full.keys(), hp)
     chunk = sweep.vmapped(train.make_chunk(dcfg, args.steps), in_axes=(0, 0, None), donate_argnums=(0,))
     state_bytes = sum(int(np.prod(x.shape)) * 4 for x in jax.tree.leaves(state))

@@ -80,7 +80,10 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     """AdamW (decay mask `decay_mask`) whose peak rate and weight decay live in the optimizer state (traceable
     under vmap), scaled by the triangle schedule. With weight_decay = 0 it is Adam."""
     return optax.chain(
-        optax.inject_hyperparams(optax.adamw)(learning_rate=1.0, weight_decay=0.0, mask=decay_mask),
+        # mask is static: inject_hyperparams would otherwise call it as a schedule of the step count.
+        optax.inject_hyperparams(optax.adamw, static_args=("mask",))(
+            learning_rate=1.0, weight_decay=0.0, mask=decay_mask
+        ),
         optax.scale_by_schedule(triangle_schedule(cfg.num_steps, cfg.warmup_fraction)),
     )
 

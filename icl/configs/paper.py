@@ -43,8 +43,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sweep.batch_sizes = (256, 512)
     c.train.num_steps = 500_000
     c.train.chunk_steps = 5_000
-    c.eval.num_prompts = 4096
-    c.eval.dmmse_chunk = 4096
+    c.train.eval_every = 1000  # the released code evaluates every 1000 steps
+    c.train.eval_prompts = 4096
+    c.eval.num_prompts = 2**20  # as the released code; streamed in chunks
+    # [runs, prompt_chunk, K, dmmse_chunk] floats per dMMSE intermediate: 42 x 1024 x 16 x 1024 x 4 B = 2.8 GB
+    c.eval.prompt_chunk = 1024
+    c.eval.dmmse_chunk = 1024
+    c.report.log2_M_star_range = (10.0, 17.0)  # the paper: 2^11-2^12 (small), 2^14-2^15 (base), 2^16 (D = 32)
     if arg in (None, "", "base"):
         return c
     if arg == "small":
@@ -68,6 +73,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.sweep.log2_num_tasks = tuple(range(1, 11))
         c.train.num_steps = 20_000
         c.train.chunk_steps = 2_000
+        c.train.eval_every = 500
+        c.eval.num_prompts = 2**16
+        c.report.log2_M_star_range = (2.0, 10.0)
         return c
     if arg == "medium_dims":
         # One GPU, minutes: M* vs D for D = 2, 4, 8 (K = 2D, sigma^2 = D/32) with `medium`'s model, one seed, 8k steps.
