@@ -69,7 +69,7 @@ def _best_time(fn, repeats):
 def _row(name, err, secs, note=""):
     err_s = f"{err:.4f}" if isinstance(err, float) else str(err)
     sec_s = f"{secs:.2f}" if isinstance(secs, float) else str(secs)
-    print(f"  {name:<34} {err_s:>10} {sec_s:>9}  {note}")
+    print(f"  {name:<40} {err_s:>10} {sec_s:>9}  {note}")
 
 
 def _memory_table() -> None:
@@ -121,7 +121,7 @@ def main() -> None:
         print(f"  rie_denoise                       {t_rie:8.2f} s   ratio to SVD {t_rie / t_svd:.2f}")
 
         print("\n(ii) denoising S: relative Frobenius error, seconds")
-        print(f"  {'method':<34} {'error':>10} {'seconds':>9}")
+        print(f"  {'method':<40} {'error':>10} {'seconds':>9}")
         _row("spectra rie_denoise (sigma known)", denoise.relative_error(s_rie, s), t_rie)
         _row("spectra rie_denoise (sigma: median rule)", denoise.relative_error(s_rie_u, s), t_rie_u)
         _row("spectra rie_denoise (sigma: estimate)", denoise.relative_error(s_rie_e, s), t_rie_e)

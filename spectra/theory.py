@@ -133,12 +133,12 @@ def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
 def _m_batch(lam: np.ndarray, t: np.ndarray, w: np.ndarray, c: float, eta: float | None = None) -> np.ndarray:
     """Stieltjes transforms of P problems at once: lam [P, G], atoms t, w [P, A] -> m [P, G].
 
-    One jitted, vmapped solve for every point of every problem (problems padded to a power of two
-    rows, grids and atoms to fixed sizes, so a few compiled shapes cover every call).
+    One jitted, vmapped solve for every point of every problem (problems padded to 1, 16 or a
+    multiple of 64 rows, grids and atoms to fixed sizes, so a few compiled shapes cover every call).
     """
     lam = np.asarray(lam, dtype=np.float64)
     p, g = lam.shape
-    rows = next((r for r in (1, 2, 4, 8, 16, 32, 64) if p <= r), 64 * -(-p // 64))
+    rows = next((r for r in (1, 16, 64) if p <= r), 64 * -(-p // 64))  # few shapes: few compiles
     size = next((b for b in (16, 64, 256, 512, 2048, 4096) if g <= b), 4096 * -(-g // 4096))
     lam_p = _pad_rows(np.pad(lam, ((0, 0), (0, size - g)), mode="edge"), rows)
     n_atoms = 4 * -(-t.shape[1] // 4)
