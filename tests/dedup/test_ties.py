@@ -54,10 +54,13 @@ def test_ties_match_the_released_rule_brute_force(keep):
         sims_by_row[rows] = sims
         order = pipeline.keep_order(rows, sims_by_row, keep, seed=0, cluster=trial)
         e_by_row = dict(zip(rows.tolist(), e, strict=True))
-        (out,) = semdedup.dedup_clusters([np.stack([e_by_row[r] for r in order.tolist()])], EPS, "paper")
-        for k, x in enumerate(EPS):
-            ours = set(order[out["removed"][:, k]].tolist())
-            assert ours == _released_removed_rows(rows, np.float32(1) - sims, e_by_row, keep, x), (trial, x)
+        ordered = np.stack([e_by_row[r] for r in order.tolist()])
+        (alone,) = semdedup.dedup_clusters([ordered], EPS, "paper")  # a lone cluster: the numpy path
+        batched = semdedup.dedup_clusters([ordered] * 4, EPS, "paper", max_batch=4)  # a full compiled batch
+        for out in (alone, *batched):
+            for k, x in enumerate(EPS):
+                ours = set(order[out["removed"][:, k]].tolist())
+                assert ours == _released_removed_rows(rows, np.float32(1) - sims, e_by_row, keep, x), (trial, x)
         n_ties += n - np.unique(sims).size
     assert n_ties > 100  # the corpora really are full of ties
 
