@@ -2,18 +2,22 @@
 
     python -m collapse.main --config=collapse/configs/default.py
     python -m collapse.main --config=collapse/configs/default.py:smoke   # seconds of compute; tests
+    python -m collapse.main --config=collapse/configs/default.py:cnn     # plus the digits CNN and its control
 
 default: MLP 64-256-256-10 (GELU) on scikit-learn digits, SGD momentum 0.9, batch 32, 20k steps, weight decay
-5e-4; one vmapped, checkpointed sweep of 20 distinct runs (lr 0.02/0.05/0.1/0.2, label noise 0.1/0.2, weight
-decay 0, large-lr-early durations 0/2.5k/5k/10k; 2 seeds) with the independent-neuron fraction measured at every
-5k-step checkpoint; batch sizes 8 and 64 (one vmapped group each); a small CNN (16-32 channels, global average
-pooling) at two learning rates; the quartic-well SDE (2000 trajectories per zeta), the single-neuron SDE (1000
-per lr), the hidden-neuron SGD (512 per lr, full and frozen); the 64-mode linear teacher-student at
-sigma = 0, 5, 10, 15, 20 (4 seeds).
-Expected (2 CPU cores shared with other jobs, see collapse/README.md): 10.7 and 13.6 minutes measured. Fractions
-fall with lr and label noise only with weight decay (wd = 0 stays at 1.0); zeta_c = sqrt(3) predicted, 1.78
-measured at T = 200; teacher-student test MSE falls with sigma while the collapsed modes rise (0 -> ~46 of 64).
-smoke: every part at toy size, a few seconds of compute (plus compilation).
+5e-4; one vmapped, checkpointed sweep of 18 distinct runs (lr 0.02/0.05/0.1/0.2, label noise 0.1/0.2, weight
+decay 0, lr 0.2 for 0/5k/10k/15k steps then 0.02; 2 seeds) with the independent / vanishing / merged fractions and
+test accuracy at every 5k-step checkpoint; batch sizes 8 and 64 (one vmapped group each); beside them the
+noise-free control, full-batch GD on clean labels with each setting's lr schedule and weight decay for 5k steps;
+local attractivity (exit problem) of the quartic well (2000 paths per zeta, dt 0.0025 and 0.01) with its
+finite-time curves at T = 25-200, the single-neuron SDE, a vanishing hidden neuron (SGD, rest frozen and
+all trained, Lyapunov exponents) and an identical pair (the released merging toy); the 64-mode linear
+teacher-student at sigma = 0, 5, 10, 15, 20 (4 seeds). The CNN is in the ``cnn`` variant.
+Expected: see collapse/README.md ("Measured here") for the runtime and the numbers; the report checks local
+attractivity predicted vs measured (2-10 %) and that SGD collapses more than its GD control.
+smoke: every part at toy size, a few seconds of compute (plus compilation); its label-noise setting (lr 0.4,
+batch 8, label noise 0.3, weight decay 1e-3) collapses fc1 within 200 steps while its GD control does not (but the
+noisy run's accuracy is near chance at that length: a test of the machinery, not of the benefit).
 resnet: a tiny BatchNorm ResNet (BasicBlocks [2, 2, 2], widths 8-16-32, 3x3 stem, projection shortcuts) on
 digits, batch 32, 20k steps, 1 seed: lr 0.05 / 0.1 / 0.2, label noise 0.2, weight decay 0, batch 8, large lr
 0.2 for 0 / 5k steps then 0.02; independent fraction of every block-inner channel layer and residual stream at
