@@ -275,7 +275,7 @@ class _Problem:
 _BLOCK = 128  # rows per block of the O(N^2) sums: temporaries are O(_BLOCK N), not O(N^2)
 
 
-def _groups(y: np.ndarray, iso_dist: float, eps: float) -> np.ndarray:
+def _groups(y: np.ndarray, iso_dist: float) -> np.ndarray:
     """Group label per (ascending) singular value for the leave-group-out transform, -1 for bulk.
 
     The spectrum splits into clusters at gaps wider than iso_dist. A cluster of at most sqrt(N)
@@ -287,7 +287,6 @@ def _groups(y: np.ndarray, iso_dist: float, eps: float) -> np.ndarray:
     cid = np.concatenate([[0], np.cumsum(np.diff(y) > iso_dist)])
     sizes = np.bincount(cid)
     spike = sizes[cid] <= max(1.0, math.sqrt(n))
-    del eps
     return np.where(spike, cid, -1).astype(np.int32)
 
 
@@ -392,7 +391,7 @@ def _spectrum_parts(y, c, smoothing, cov_smoothing):
     ys = y[order]
     n = y.size
     eps, eps_cov = _eps(n, smoothing), _eps(n, cov_smoothing)
-    group = _groups(ys, ISOLATION / math.sqrt(n), eps)
+    group = _groups(ys, ISOLATION / math.sqrt(n))
     g, gp, gc, g_loo = _sums(ys, group, eps, eps_cov)
     return order, ys, group >= 0, g, gp, gc, g_loo, eps, eps_cov
 
