@@ -75,11 +75,21 @@ def distance_vs_m(results: dict, path: str) -> str:
     axes[0].set_yscale("log")
     if "dist_ridge_pretrain" in results:
         _with_band(
-            axes[0], xs, results["dist_ridge_pretrain"], results["dist_ridge_pretrain_se"], colors[2], "(on $T_{Pretrain}$)",
+            axes[0],
+            xs,
+            results["dist_ridge_pretrain"],
+            results["dist_ridge_pretrain_se"],
+            colors[2],
+            "(on $T_{Pretrain}$)",
             ls="--",
         )
         _with_band(
-            axes[0], xs, results["dist_dmmse_pretrain"], results["dist_dmmse_pretrain_se"], colors[1], "(on $T_{Pretrain}$)",
+            axes[0],
+            xs,
+            results["dist_dmmse_pretrain"],
+            results["dist_dmmse_pretrain_se"],
+            colors[1],
+            "(on $T_{Pretrain}$)",
             ls="--",
         )
     axes[0].set_ylabel("distance (per D); solid: $T_{True}$")

@@ -63,7 +63,7 @@ def report(results: dict) -> list[dict]:
         {
             "name": "log2 M* (predictions closer to Ridge than to dMMSE from there on)",
             "value": _star(est),
-            "paper": f"expected in [{lo}, {hi}] at this scale; 14-15 for the paper's base model (by the batch crossing)",
+            "paper": f"expected in [{lo}, {hi}] at this scale; 14-15 for the paper's base model (batch crossing)",
             "ok": None if est.get("log2_M_mean") is None else bool(lo <= est["log2_M_mean"] <= hi),
         }
     )
@@ -87,7 +87,7 @@ def report(results: dict) -> list[dict]:
         ok = all(lp[j] > dp[j] and lt[j] < dt[j] for j in claim)
         out.append(
             {
-                "name": f"non-Bayesian above M*: loss_pretrain > dMMSE and loss_true < dMMSE at M={[ms[j] for j in claim]}",
+                "name": f"non-Bayesian above M*: T_Pretrain loss > dMMSE, T_True < dMMSE, M={[ms[j] for j in claim]}",
                 "value": "; ".join(f"M={ms[j]}: {lp[j]:.3f}>{dp[j]:.3f}, {lt[j]:.3f}<{dt[j]:.3f}" for j in claim),
                 "paper": "worse than the Bayes estimator of T_Pretrain on T_Pretrain, better on T_True",
                 "ok": bool(ok),
@@ -125,8 +125,7 @@ def report(results: dict) -> list[dict]:
         out.append(
             {
                 "name": "log2 M* (distance-to-Ridge curves of two batch sizes cross; the paper's definition)",
-                "value": ("n/a" if x["log2_M"] is None else f"{x['log2_M']:.2f} (seed means); per seed ")
-                + _star(x),
+                "value": ("n/a" if x["log2_M"] is None else f"{x['log2_M']:.2f} (seed means); per seed ") + _star(x),
                 "paper": f"expected in [{lo}, {hi}] at this scale; 14-15 for the paper's base model",
                 "ok": None if x["log2_M"] is None else bool(lo <= x["log2_M"] <= hi),
             }

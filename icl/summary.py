@@ -69,7 +69,9 @@ def best_lrs(grid: sweep.Grid, curves_RxExL: np.ndarray, weight_decay: float) ->
     out = []
     for m in ms:
         scores = [
-            np.mean([curves_RxExL[grid.index(seed=s, num_tasks=m, lr=lr, weight_decay=weight_decay), -1, 0] for s in seeds])
+            np.mean(
+                [curves_RxExL[grid.index(seed=s, num_tasks=m, lr=lr, weight_decay=weight_decay), -1, 0] for s in seeds]
+            )
             for lr in lrs
         ]
         out.append(float(lrs[int(np.nanargmin(scores))]))
@@ -84,7 +86,9 @@ def curves(
     ms, seeds = _axes(grid)
     arr = np.stack(
         [
-            np.stack([curves_RxExL[grid.index(seed=s, num_tasks=m, lr=lrs[j], weight_decay=weight_decay)] for s in seeds])
+            np.stack(
+                [curves_RxExL[grid.index(seed=s, num_tasks=m, lr=lrs[j], weight_decay=weight_decay)] for s in seeds]
+            )
             for j, m in enumerate(ms)
         ],
         axis=1,

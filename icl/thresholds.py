@@ -55,7 +55,13 @@ def batch_crossing(log2_ms: Sequence[float], dist_small_SxM: np.ndarray, dist_la
     diff = large.mean(0) - small.mean(0) if x.size else np.zeros(0)
     est, interval = _crossing(x, diff)
     per_seed = [_crossing(x, large[s] - small[s])[0] for s in range(small.shape[0])]
-    return {"log2_M": est, "interval_log2": interval, "per_seed_log2": per_seed, **_stats(per_seed), "diff": diff.tolist()}
+    return {
+        "log2_M": est,
+        "interval_log2": interval,
+        "per_seed_log2": per_seed,
+        **_stats(per_seed),
+        "diff": diff.tolist(),
+    }
 
 
 def _first_stays_closer(x: np.ndarray, log_ratio: np.ndarray) -> float | None:

@@ -178,9 +178,7 @@ def make_chunk(cfg: TrainConfig, chunk_steps: int) -> Callable:
             return (params, opt_state, curves, bad), losses
 
         carry0 = (state["params"], state["opt"], state["curves"], jnp.array(-1, jnp.int32))
-        (params, opt_state, curves, bad), losses = jax.lax.scan(
-            segment, carry0, jnp.arange(segments, dtype=jnp.int32)
-        )
+        (params, opt_state, curves, bad), losses = jax.lax.scan(segment, carry0, jnp.arange(segments, dtype=jnp.int32))
         new_state = {"params": params, "opt": opt_state, "key": state["key"], "curves": curves}
         return new_state, {"loss": jnp.mean(losses), "last_loss": losses[-1, -1], checkpoint.NONFINITE: bad}
 

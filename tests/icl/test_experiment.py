@@ -4,13 +4,12 @@ import json
 import math
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from common import app
-import jax
-import jax.numpy as jnp
-
 from icl import estimators, evaluation, experiment, summary, tasks, thresholds, train, transformer
 from icl.configs import default, paper
 
@@ -95,7 +94,9 @@ def test_evaluation_ridge_matches_the_closed_form_and_masked_dmmse_matches_the_p
     pool = train.run_pool(state["key"], cfg)
     ridge_err, dmmse_err = np.zeros(4), np.zeros(4)
     for c in range(2):
-        b = tasks.sample_batch(jax.random.fold_in(jax.random.key(evaluation.EVAL_TRUE_SEED), c), empty, jnp.inf, 32, 4, 0.5)
+        b = tasks.sample_batch(
+            jax.random.fold_in(jax.random.key(evaluation.EVAL_TRUE_SEED), c), empty, jnp.inf, 32, 4, 0.5
+        )
         xs, ys, target = np.asarray(b.xs, float), np.asarray(b.ys, float), np.asarray(tasks.noiseless_targets(b))
         for i in range(32):
             for k in range(4):
@@ -116,7 +117,9 @@ def _fake_grid_results():
     code = np.array(
         [
             100 * s + 10 * (9 if math.isinf(m) else math.log2(m)) + 1000 * lr + 7 * wd
-            for s, m, lr, wd in zip(g.seeds, g.hparams["num_tasks"], g.hparams["lr"], g.hparams["weight_decay"], strict=True)
+            for s, m, lr, wd in zip(
+                g.seeds, g.hparams["num_tasks"], g.hparams["lr"], g.hparams["weight_decay"], strict=True
+            )
         ]
     )
     per_run = {k: np.repeat(code[:, None], 3, 1) for k in evaluation.KEYS}
@@ -149,7 +152,7 @@ def test_best_lr_per_m_and_early_stop_step_from_the_curves():
 @pytest.mark.parametrize(
     "key,value",
     [
-        ("sweep.batch_sizes", (64, 32)),
+        ("sweep.batch_sizes", (32, 32)),
         ("sweep.log2_num_tasks", (3, 1)),
         ("task.noise_var", 0.0),
         ("train.chunk_steps", 7),
@@ -240,8 +243,13 @@ def _measured_like(loss_true_256):
         "dist_ridge": [1.6, 0.2, 0.05, 0.05],
         "dist_dmmse": [0.16, 0.3, 0.13, 0.05],
         "threshold_M": {
-            "closer_to_ridge": {"log2_M": 3.5, "per_seed_log2": [3, 4, 3.5], "log2_M_mean": 3.5, "log2_M_se": 0.3,
-                                "num_seeds": 3}
+            "closer_to_ridge": {
+                "log2_M": 3.5,
+                "per_seed_log2": [3, 4, 3.5],
+                "log2_M_mean": 3.5,
+                "log2_M_se": 0.3,
+                "num_seeds": 3,
+            }
         },
         "report_thresholds": {"ridge_ratio_max": 1.15, "flat_num_se": 2.0, "log2_M_star_range": (2.0, 8.0)},
     }
