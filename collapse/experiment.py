@@ -436,6 +436,7 @@ def trained_networks(config: ml_collections.ConfigDict, workdir: str, writer) ->
     # seed, for gd.num_steps; compared with SGD's fraction at the same step.
     gd_steps = int(config.gd.num_steps)
     out["gd_steps"] = gd_steps
+    out["num_steps"] = int(config.train.num_steps)
     out["gd_fraction"], out["sgd_fraction_at_gd_steps"], out["gd_test_acc"] = {}, {}, {}
     if config.gd.enabled:
         for g_arch, name, g_rows, g_sets in groups:

@@ -226,6 +226,9 @@ def fig4_independent_fraction(path: str, nets: dict, base_setting: str, base_wd:
             gd = nets["gd_fraction"].get(k)
             if gd is not None:
                 ax.plot(xs, gd, ls="--", marker="x", ms=4, color=color, lw=1)
+            sgd_early = nets["sgd_fraction_at_gd_steps"].get(k)
+            if sgd_early is not None and nets["gd_steps"] != nets.get("num_steps"):
+                ax.plot(xs, sgd_early, ls=":", marker=".", ms=4, color=color, lw=1)
             parts = nets["parts"].get(k)
             if parts is not None:
                 ax2.plot(
@@ -249,12 +252,17 @@ def fig4_independent_fraction(path: str, nets: dict, base_setting: str, base_wd:
         for a in (ax, ax2):
             a.set_xticks(range(len(names)), names, rotation=90 if len(names) > 4 else 0, fontsize=7)
             a.set_ylim(-0.05, 1.05)
-        ax.set_title(f"{title} (dashed: full-batch GD)", fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.legend(fontsize=6)
         ax2.set_xlabel("hidden layer")
         ax2.legend(fontsize=6)
     axes[0, 0].set_ylabel("fraction of independent neurons")
-    axes[1, 0].set_ylabel("fraction vanishing / merged")
+    axes[1, 0].set_ylabel("fraction vanishing / merged (SGD, end)")
+    fig.suptitle(
+        f"solid: SGD after {nets.get('num_steps')} steps; dotted: SGD at step {nets['gd_steps']}; "
+        f"dashed: full-batch GD (clean labels, same lr and weight decay) at step {nets['gd_steps']}",
+        fontsize=9,
+    )
     plotting.save(fig, path)
 
 
@@ -294,11 +302,13 @@ def fig4_over_training(path: str, nets: dict, workdir: str) -> None:
 @plotting.styled
 def fig5_teacher_student(path: str, tsr: dict) -> None:
     """Fig. 5: test MSE and collapsed modes vs label noise (simulation and the soft-threshold theory line),
-    learned vs data singular values, and the test loss over training with its finite-time theory."""
+    learned vs data singular values (and, when given, the test loss over training with its theory)."""
     sig = [k for k in tsr if not k.startswith("_")]
     sv = np.array([float(k) for k in sig])
     line = tsr["_theory_line"]
-    fig, axes = plotting.figure(1, 4, width=16.0, height=3.3)
+    curves = tsr.get("_curves")
+    ncols = 3 if curves is None else 4
+    fig, axes = plotting.figure(1, ncols, width=4.0 * ncols, height=3.3)
     mse = np.array([tsr[k]["test_mse"] for k in sig])
     sd = np.array([tsr[k]["test_mse_sd"] for k in sig])
     axes[0].errorbar(sv, mse, yerr=sd, marker="o", ls="none", label="simulation")
@@ -318,7 +328,6 @@ def fig5_teacher_student(path: str, tsr: dict) -> None:
     axes[2].set_xlabel("data singular value $s$")
     axes[2].set_ylabel(r"learned $\hat s$ (mean over seeds)")
     axes[2].legend(fontsize=7)
-    curves = tsr.get("_curves")
     if curves is not None:
         for color, k in zip(colors, sig, strict=True):
             axes[3].plot(curves["steps"], curves["test_mse"][k], color=color, label=rf"$\sigma$={k}")
