@@ -480,7 +480,9 @@ def trained_networks(config: ml_collections.ConfigDict, workdir: str, writer) ->
     if arch == "mlp" and base_key in settings:
         th = _thresholds(config)
         run_params = jax.tree.map(lambda a: a[settings[base_key][0]], results["main"]["state"]["params"])
-        out["heatmap"][f"SGD {base_key}: fc1 neurons"] = _sorted_neurons(run_params, th)
+        out["heatmap"][f"SGD {base_key} ({config.train.num_steps} steps): fc1 neurons"] = _sorted_neurons(
+            run_params, th
+        )
         if "gd" in results:
             j = results["gd"]["rows"].index(_gd_row(dict(rows[settings[base_key][0]], seed=config.seed), gd_steps))
             gd_params = jax.tree.map(lambda a: a[j], results["gd"]["state"]["params"])
