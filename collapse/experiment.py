@@ -819,6 +819,22 @@ TOL_SET = 0.05
 TOL_MERGE = 0.10  # its Lyapunov exponents are ~1e-3 per step: the Monte-Carlo root is the least precise
 
 
+def _numeric(tree: Any) -> Any:
+    """results.json stores non-finite numbers as strings ("nan", "inf") or null: back to floats for the report."""
+    if isinstance(tree, dict):
+        return {k: _numeric(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_numeric(v) for v in tree]
+    if tree is None:
+        return float("nan")
+    if isinstance(tree, str):
+        try:
+            return float(tree)
+        except ValueError:
+            return tree
+    return tree
+
+
 def _rel(a: float, b: float) -> float:
     return abs(float(a) - float(b)) / abs(float(b))
 
@@ -826,6 +842,7 @@ def _rel(a: float, b: float) -> float:
 def report(results: dict) -> list[dict]:
     """Headline numbers for runs/REPORT.md: local attractivity predicted vs measured for both kinds of invariant
     set, SGD against its full-batch GD control, teacher-student, large lr early."""
+    results = _numeric(results)
     out = []
     sde = results["sde"]
     q = sde["quartic"]
