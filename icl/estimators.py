@@ -37,7 +37,24 @@ def ridge_weights(xs_BxKxD: jax.Array, ys_BxK: jax.Array, sigma2: float | jax.Ar
     gram = _exclusive_cumsum(jnp.einsum("bkd,bke->bkde", xs_BxKxD, xs_BxKxD, precision=_HI))
     xty = _exclusive_cumsum(xs_BxKxD * ys_BxK[..., None])
     a = gram + sigma2 * jnp.eye(d, dtype=xs_BxKxD.dtype)
-    return jnp.linalg.solve(a, xty[..., None])[..., 0]
+    return _solve_spd(a, xty)
+
+
+def _solve_spd(a_NxDxD: jax.Array, b_NxD: jax.Array) -> jax.Array:
+    """x with a x = b for symmetric positive definite a: Gauss-Jordan elimination without pivoting, unrolled over D.
+
+    Plain elementwise ops instead of LAPACK's triangular solve, which XLA's SPMD partitioner does not split along a
+    sharded batch axis: under a runs-sharded vmap it all-gathered the systems (and hung XLA:CPU's collectives).
+    """
+    d = a_NxDxD.shape[-1]
+    a, b = a_NxDxD, b_NxD
+    for i in range(d):
+        piv = a[..., i, i]
+        row, bi = a[..., i, :] / piv[..., None], b[..., i] / piv
+        col = a[..., :, i]
+        a = (a - col[..., :, None] * row[..., None, :]).at[..., i, :].set(row)
+        b = (b - col * bi[..., None]).at[..., i].set(bi)
+    return b
 
 
 @jax.jit
