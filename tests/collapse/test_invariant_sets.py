@@ -194,6 +194,7 @@ def test_user_nnx_model_through_declared_layer_structure():
     np.testing.assert_allclose(models.apply(layers, x), ref, rtol=1e-6)
 
 
+@pytest.mark.slow  # 20-60 s on 2 cores; make test-all runs it
 def test_paper_vgg16_structure_shapes_and_analysis():
     from collapse.configs import paper
 

@@ -227,6 +227,7 @@ def test_extraction_preserves_the_function_in_train_and_eval_mode():
     assert inv.independent_fraction(small)[0] == 1.0
 
 
+@pytest.mark.slow  # 20-60 s on 2 cores; make test-all runs it
 def test_vmapped_resnet_runs_equal_single_runs():
     x, y = _data()
     rows = [_hp(), {**_hp(), "lr": jnp.float32(0.05), "label_noise": jnp.float32(0.0)}]

@@ -176,6 +176,7 @@ def test_smoke_run_end_to_end(tmp_path):
     assert any("SGD vs full-batch GD" in r["name"] and r["ok"] for r in rows)
 
 
+@pytest.mark.slow  # 20-60 s on 2 cores; make test-all runs it
 def test_runs_in_slices_equal_one_call(tmp_path):
     from common import metrics
 

@@ -33,6 +33,7 @@ def smoke(tmp_path_factory):
     return workdir, app.execute(experiment, default.get_config("smoke"), workdir)
 
 
+@pytest.mark.slow  # 20-60 s on 2 cores; make test-all runs it
 def test_smoke_writes_every_documented_key(smoke):
     workdir, res = smoke
     for k in REQUIRED:
@@ -56,6 +57,7 @@ def test_smoke_writes_every_documented_key(smoke):
     assert all({"name", "value", "paper", "ok"} <= set(r) for r in rows)
 
 
+@pytest.mark.slow  # 20-60 s on 2 cores; make test-all runs it
 def test_smoke_training_loss_falls(smoke):
     workdir, _ = smoke
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -67,6 +69,7 @@ def test_smoke_training_loss_falls(smoke):
         assert losses[-1] < losses[0], run
 
 
+@pytest.mark.slow  # 20-60 s on 2 cores; make test-all runs it
 def test_smoke_baselines_are_bayes_optimal_where_they_should_be(smoke):
     _, res = smoke
     for j, m in enumerate(res["M"]):

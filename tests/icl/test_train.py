@@ -25,6 +25,7 @@ TRAIN = train.make_train(CFG)
 ALONE = jax.jit(TRAIN)
 
 
+@pytest.mark.slow  # 20-60 s on 2 cores; make test-all runs it
 def test_vmapped_sweep_over_m_equals_runs_done_alone():
     g = sweep.grid([0, 1], num_tasks=[2.0, 16.0, np.inf], lr=[3e-3])
     state, m = sweep.sweep(TRAIN, g.keys(), g.hparams)
