@@ -178,10 +178,7 @@ def independent_fraction(
     """Fraction of independent neurons in each analysed layer: every hidden layer of a list of layers
     (``[len(layers) - 1]``), or the layers of :func:`layer_names` of a ResNet (``scheme``, ``norm_params`` as in
     :func:`resnet_neuron_layers`)."""
-    if models.is_resnet(layers):
-        res = analyse_resnet(layers, scheme, norm_params, vanish_threshold, identical_threshold)
-        return np.array([c.fraction for _, c in res], np.float64)
-    return np.array([c.fraction for c in analyse(layers, vanish_threshold, identical_threshold)], np.float64)
+    return collapse_fractions(layers, vanish_threshold, identical_threshold, scheme, norm_params)[:, 0]
 
 
 def collapse_fractions(
@@ -197,7 +194,7 @@ def collapse_fractions(
         res = [c for _, c in analyse_resnet(layers, scheme, norm_params, vanish_threshold, identical_threshold)]
     else:
         res = analyse(layers, vanish_threshold, identical_threshold)
-    return np.array([[c.fraction, c.vanishing_fraction, c.merged_fraction] for c in res], np.float64)
+    return np.array([[c.fraction, c.vanishing_fraction, c.merged_fraction] for c in res], np.float64).reshape(-1, 3)
 
 
 def collapse_fractions_batched(layers, **kw) -> np.ndarray:
@@ -211,11 +208,7 @@ def collapse_fractions_batched(layers, **kw) -> np.ndarray:
 
 def independent_fraction_batched(layers, **kw) -> np.ndarray:
     """:func:`independent_fraction` for a stack of networks (leading runs axis on every leaf): ``[R, layers]``."""
-    leaves = [np.asarray(x) for x in jax.tree.leaves(layers)]
-    runs = leaves[0].shape[0]
-    treedef = jax.tree.structure(layers)
-    out = [independent_fraction(jax.tree.unflatten(treedef, [x[r] for x in leaves]), **kw) for r in range(runs)]
-    return np.stack(out)
+    return collapse_fractions_batched(layers, **kw)[..., 0]
 
 
 def _group_rows(w_next: np.ndarray, groups: Sequence[Sequence[int]], width: int, after_conv: bool):
