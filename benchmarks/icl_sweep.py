@@ -3,9 +3,11 @@
     python benchmarks/icl_sweep.py [--steps=300] [--cpu-devices=N]
 
 (i)  8 values of M (2^1 ... 2^7 and inf) x 2 seeds of the default model and batch (icl/configs/default.py):
-     one jit(vmap(train)) through common.sweep, sharded over one XLA CPU device per core (as `python -m icl.main`
-     does), vs 16 sequential runs of one jit(train) (compiled once and reused) on device 0, and vs the same
-     compiled run dispatched over all devices, one run per device at a time (seq-rr, the strongest baseline).
+     one compiled sweep through common.sweep, sharded over one XLA CPU device per core and with the default's
+     `sweep.map_batch` (each device loops over its runs; as `python -m icl.main` does; the all-vectorised
+     map_batch = 0 form is timed beside it), vs 16 sequential runs of one jit(train) (compiled once and reused) on
+     device 0, and vs the same compiled run dispatched over all devices, one run per device at a time (seq-rr, the
+     strongest baseline).
      Ratio (i) is the steady-state throughput ratio against seq-rr (run-steps per second, each program's second
      call); the end-to-end ratio with compilation included is printed beside it, and both sides' matmul GFLOP/s.
 (ii) the default config's training FLOP rate (analytic matmul FLOPs of its vmapped sweep) against the machine's
@@ -72,9 +74,15 @@ def main() -> None:
         f"{g.size} runs x {args.steps} steps, batch {b}"
     )
 
-    # (i) one vmapped sweep: first call compiles, second call is steady state
-    _, t_vmap_first = _timed(sweep.sweep, fn, keys, g.hparams)
-    _, t_vmap = _timed(sweep.sweep, fn, keys, g.hparams)
+    # (i) one compiled sweep as the default runs it (each device loops over its runs, sweep.map_batch): first call
+    # compiles, second call is steady state; beside it every run of a device vectorised (map_batch = 0)
+    mb = int(c.sweep.get("map_batch", 0))
+    as_default = sweep.vmapped(fn, map_batch=mb)
+    _, t_vmap_first = _timed(as_default, keys, g.hparams)
+    _, t_vmap = _timed(as_default, keys, g.hparams)
+    all_vectorised = sweep.vmapped(fn, map_batch=0)
+    _timed(all_vectorised, keys, g.hparams)
+    _, t_vec = _timed(all_vectorised, keys, g.hparams)
 
     # sequential: one jit(train) reused for all 16 runs
     alone = jax.jit(fn)
@@ -99,6 +107,10 @@ def main() -> None:
     print(f"{'end to end (with compile) s':28s}{t_vmap_first:12.2f}{t_seq_first:12.2f}{e2e:8.2f}")
     print(f"{'steady state s':28s}{t_vmap:12.2f}{t_seq:12.2f}{t_seq / t_vmap:8.2f}")
     print(f"{'steady state, seq-rr s':28s}{t_vmap:12.2f}{t_rr:12.2f}{steady:8.2f}")
+    print(
+        f"the sweep with map_batch={mb} (the default) {t_vmap:.2f} s vs every run of a device vectorised "
+        f"(map_batch=0) {t_vec:.2f} s: {t_vec / t_vmap:.2f}x; map_batch=0 vs seq-rr {t_rr / t_vec:.2f}"
+    )
     print(f"{'run-steps per second':28s}{g.size * args.steps / t_vmap:12.0f}{g.size * args.steps / t_seq:12.0f}")
     run_flops = transformer.train_flops_per_step(tcfg.model, b) * g.size * args.steps
     print(f"{'GFLOP/s (matmuls)':28s}{run_flops / t_vmap / 1e9:12.1f}{run_flops / t_seq / 1e9:12.1f}")
@@ -111,7 +123,9 @@ def main() -> None:
     dcfg = train.TrainConfig(**{**dcfg.__dict__, "num_steps": args.steps, "eval_every": 0})
     hp = sweep.put({k: full.hparams[k] for k in ("num_tasks", "lr", "weight_decay")}, full.size)
     state = sweep.vmapped(lambda k, h: train.init_state(k, h, dcfg))(full.keys(), hp)
-    chunk = sweep.vmapped(train.make_chunk(dcfg, args.steps), in_axes=(0, 0, None), donate_argnums=(0,))
+    chunk = sweep.vmapped(
+        train.make_chunk(dcfg, args.steps), in_axes=(0, 0, None), donate_argnums=(0,), map_batch=mb
+    )
     state_bytes = sum(int(np.prod(x.shape)) * 4 for x in jax.tree.leaves(state))
     (state, _), _ = _timed(chunk, state, hp, np.int32(0))  # compiles
     (state, m), t_chunk = _timed(chunk, state, hp, np.int32(args.steps))

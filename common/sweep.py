@@ -227,27 +227,48 @@ def trim(tree: Any, n_runs: int) -> Any:
 class _Vmapped:
     """jit(vmap(fn)) over a sharded runs axis; compiled once per input structure and run count (see `vmapped`)."""
 
-    def __init__(self, fn: Callable, in_axes: int | tuple, donate_argnums: tuple[int, ...]):
+    def __init__(self, fn: Callable, in_axes: int | tuple, donate_argnums: tuple[int, ...], map_batch: int):
         self.fn = fn
         self.in_axes = in_axes
         self.donate_argnums = tuple(donate_argnums)
+        self.map_batch = int(map_batch)
         self._compiled: dict[Any, Callable] = {}
 
     def _build(self, treedef, leaf_axes, leaf_donate, n_runs):
         fn = self.fn
-        mapped_s, shared_s = run_sharding(n_runs), NamedSharding(runs_mesh(n_runs), P())
+        mesh = runs_mesh(n_runs)
+        mapped_s, shared_s = run_sharding(n_runs), NamedSharding(mesh, P())
 
         def flat_fn(*flat_args):
             return fn(*jax.tree.unflatten(treedef, list(flat_args)))
 
         in_shardings = tuple(mapped_s if ax == 0 else shared_s for ax in leaf_axes)
         donate = tuple(i for i, d in enumerate(leaf_donate) if d)
-        return jax.jit(
-            jax.vmap(flat_fn, in_axes=tuple(leaf_axes)),
-            in_shardings=in_shardings,
-            out_shardings=mapped_s,
-            donate_argnums=donate,
-        )
+        if self.map_batch <= 0:
+            body = jax.vmap(flat_fn, in_axes=tuple(leaf_axes))
+        else:
+            # Each device loops over its own runs, `map_batch` of them vectorised at a time (lax.map inside
+            # shard_map: a scan over a sharded axis would otherwise gather the runs onto every device).
+            mapped_pos = [i for i, ax in enumerate(leaf_axes) if ax == 0]
+            batch = self.map_batch
+
+            def local(*flat_args):
+                def one(mapped):
+                    args = list(flat_args)
+                    for i, x in zip(mapped_pos, mapped, strict=True):
+                        args[i] = x
+                    return flat_fn(*args)
+
+                return jax.lax.map(one, [flat_args[i] for i in mapped_pos], batch_size=batch)
+
+            body = jax.shard_map(
+                local,
+                mesh=mesh,
+                in_specs=tuple(P(RUNS) if ax == 0 else P() for ax in leaf_axes),
+                out_specs=P(RUNS),
+                check_vma=False,
+            )
+        return jax.jit(body, in_shardings=in_shardings, out_shardings=mapped_s, donate_argnums=donate)
 
     def __call__(self, *args):
         global last_call_host_bytes
@@ -298,7 +319,9 @@ class _Vmapped:
 _CACHE: dict[Any, _Vmapped] = {}
 
 
-def vmapped(fn: Callable, in_axes: int | tuple = 0, *, donate_argnums: Sequence[int] = ()) -> Callable:
+def vmapped(
+    fn: Callable, in_axes: int | tuple = 0, *, donate_argnums: Sequence[int] = (), map_batch: int = 0
+) -> Callable:
     """Returns `jit(vmap(fn))` with the runs axis padded and sharded over the devices (see the module docstring).
 
     `in_axes` is 0 (every positional argument has a leading runs axis) or a tuple with 0 or None per positional
@@ -306,10 +329,17 @@ def vmapped(fn: Callable, in_axes: int | tuple = 0, *, donate_argnums: Sequence[
     the call may reuse (the state a loop feeds back: do not use it after the call). Outputs are `jax.Array`s with
     `padded_size(R)` runs, sharded over runs; bring them to the host with `to_numpy(out, R)`. Repeated calls with
     inputs of the same structure and shapes do not recompile.
+
+    `map_batch` = 0 vectorises all of a device's runs (one batched program, the right choice on GPU/TPU); k > 0
+    loops over each device's runs with `lax.map`, k runs vectorised at a time. On CPU, where a batched matmul of
+    small per-run matrices is slower than the same matrices one after another, k = 1 can be markedly faster
+    (icl's transformer sweep: benchmarks/icl_sweep.py). The results are the same up to float rounding.
     """
-    key = (fn, in_axes, tuple(donate_argnums))
+    if int(map_batch) < 0:
+        raise ValueError(f"map_batch must be >= 0, got {map_batch}")
+    key = (fn, in_axes, tuple(donate_argnums), int(map_batch))
     if key not in _CACHE:
-        _CACHE[key] = _Vmapped(fn, in_axes, tuple(donate_argnums))
+        _CACHE[key] = _Vmapped(fn, in_axes, tuple(donate_argnums), int(map_batch))
     return _CACHE[key]
 
 

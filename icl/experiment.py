@@ -68,12 +68,19 @@ def _hparams(grid: sweep.Grid) -> dict:
     return {k: grid.hparams[k] for k in ("num_tasks", "lr", "weight_decay")}
 
 
-def train_sweep(tcfg, grid: sweep.Grid, chunk_steps: int, ckpt_dir: str | None, writer, desc: str) -> dict:
-    """Trains every run of `grid` (one jit(vmap) per chunk), checkpointing under `ckpt_dir`; returns the state."""
+def train_sweep(
+    tcfg, grid: sweep.Grid, chunk_steps: int, ckpt_dir: str | None, writer, desc: str, map_batch: int = 0
+) -> dict:
+    """Trains every run of `grid` (one compiled call per chunk), checkpointing under `ckpt_dir`; returns the state.
+
+    `map_batch` (common.sweep.vmapped): 0 vectorises each device's runs; k > 0 loops over them k at a time.
+    """
     # Placed on the devices once; the state stays there between chunks (donated, fed back sharded).
     hparams = sweep.put(_hparams(grid), grid.size)
     state0 = sweep.vmapped(lambda key, hp: train.init_state(key, hp, tcfg))(grid.keys(), hparams)
-    chunk = sweep.vmapped(train.make_chunk(tcfg, chunk_steps), in_axes=(0, 0, None), donate_argnums=(0,))
+    chunk = sweep.vmapped(
+        train.make_chunk(tcfg, chunk_steps), in_axes=(0, 0, None), donate_argnums=(0,), map_batch=map_batch
+    )
 
     def on_chunk(step, m):
         loss = sweep.to_numpy(m["loss"], grid.size)
@@ -112,7 +119,15 @@ def run_group(config, workdir, tcfg, writer, desc) -> tuple[sweep.Grid, dict, np
     """Trains and evaluates one compiled sweep; returns (grid, per-run results, curves, parameter count)."""
     grid = make_grid(config)
     logging.info("%s: %d runs (M x seeds x lr x decay) as one jit(vmap), %d steps", desc, grid.size, tcfg.num_steps)
-    state = train_sweep(tcfg, grid, config.train.chunk_steps, os.path.join(workdir, "checkpoints", desc), writer, desc)
+    state = train_sweep(
+        tcfg,
+        grid,
+        config.train.chunk_steps,
+        os.path.join(workdir, "checkpoints", desc),
+        writer,
+        desc,
+        map_batch=config.sweep.get("map_batch", 0),
+    )
     per_run, curves = evaluate_sweep(tcfg, grid, state, config.eval)
     n_params = transformer.num_params(jax_first_run(state["params"]))
     return grid, per_run, curves, n_params

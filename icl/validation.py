@@ -37,6 +37,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "eval.prompt_chunk",
         "eval.dmmse_chunk",
     )
+    if "map_batch" in config.sweep:
+        check.non_negative_int(config, "sweep.map_batch")
     check.positive(config, "task.noise_var", "task.dims_noise_var_per_dim")
     check.boolean(config, "sweep.include_infinite", "sweep.nested_pools")
     if config.model.width % config.model.num_heads:

@@ -41,6 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sweep.num_seeds = 2
     c.sweep.lrs = (1e-3,)
     c.sweep.batch_sizes = (256, 512)
+    c.sweep.map_batch = 0  # every run of a device vectorised (the accelerator layout)
     c.train.num_steps = 500_000
     c.train.chunk_steps = 5_000
     c.train.eval_every = 1000  # the released code evaluates every 1000 steps

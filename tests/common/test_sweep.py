@@ -110,6 +110,43 @@ def test_padding_non_multiple_and_shared_arguments():
         sweep.vmapped(f, in_axes=(0, 0, None))(g.keys(), np.ones(5), table)
 
 
+@pytest.mark.parametrize("map_batch", [1, 2, 3])
+def test_map_batch_loops_over_a_devices_runs_with_the_same_results(map_batch):
+    """map_batch = k: each device's runs go through lax.map k at a time; every run equals the same run alone
+    (10 runs on 4 devices: 3 runs per device, so k = 2 leaves a remainder), outputs sharded like vmap's, shared
+    arguments and the padding handled, and a second call does not retrace."""
+    train = make_train()
+    if 3 % map_batch:  # lax.map traces the remainder batch separately: two traces by design
+        train = train.__wrapped__
+    g = sweep.grid([0, 1, 2, 3, 4], lr=[0.01, 0.05], noise=[0.5])  # 10 runs -> 12 on 4 devices
+    fn = sweep.vmapped(train, map_batch=map_batch)
+    w, losses = fn(g.keys(), g.hparams)
+    assert w.shape == (12, 5) and w.sharding.spec == P(sweep.RUNS)
+    host_w, host_l = sweep.to_numpy((w, losses), g.size)
+    alone = jax.jit(train.__wrapped__ if hasattr(train, "__wrapped__") else train)
+    for i in range(g.size):
+        wi, li = alone(g.keys()[i], {k: jnp.asarray(v[i]) for k, v in g.hparams.items()})
+        np.testing.assert_allclose(host_w[i], wi, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(host_l[i], li, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(w)[10:], np.asarray(w)[[0, 0]], rtol=1e-6)  # padding repeats run 0
+
+    def f(key, scale, table):  # a shared (replicated) argument beside the mapped ones
+        return scale * table + jax.random.uniform(key)
+
+    table = np.arange(3.0)
+    mapped_f = sweep.vmapped(f, in_axes=(0, 0, None), map_batch=map_batch)
+    out = sweep.to_numpy(mapped_f(g.keys(), g.hparams["lr"], table), g.size)
+    for i in range(g.size):
+        np.testing.assert_allclose(out[i], f(g.keys()[i], g.hparams["lr"][i], table), rtol=1e-6)
+    g2 = sweep.grid([5, 6, 7, 8, 9], lr=[0.02, 0.03], noise=[0.1])
+    fn(g2.keys(), g2.hparams)  # same shapes: no second trace (assert_max_traces on train)
+
+
+def test_map_batch_rejects_negative():
+    with pytest.raises(ValueError, match="map_batch"):
+        sweep.vmapped(lambda x: x, map_batch=-1)
+
+
 def _chunked_problem():
     """A chunked Adam loop on per-run least squares: init(key, hp) -> state; chunk(state, hp, start) -> state, m."""
     opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
