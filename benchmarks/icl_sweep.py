@@ -123,9 +123,7 @@ def main() -> None:
     dcfg = train.TrainConfig(**{**dcfg.__dict__, "num_steps": args.steps, "eval_every": 0})
     hp = sweep.put({k: full.hparams[k] for k in ("num_tasks", "lr", "weight_decay")}, full.size)
     state = sweep.vmapped(lambda k, h: train.init_state(k, h, dcfg))(full.keys(), hp)
-    chunk = sweep.vmapped(
-        train.make_chunk(dcfg, args.steps), in_axes=(0, 0, None), donate_argnums=(0,), map_batch=mb
-    )
+    chunk = sweep.vmapped(train.make_chunk(dcfg, args.steps), in_axes=(0, 0, None), donate_argnums=(0,), map_batch=mb)
     state_bytes = sum(int(np.prod(x.shape)) * 4 for x in jax.tree.leaves(state))
     (state, _), _ = _timed(chunk, state, hp, np.int32(0))  # compiles
     (state, m), t_chunk = _timed(chunk, state, hp, np.int32(args.steps))

@@ -356,7 +356,8 @@ def simulate_single_neuron_sde(
 # ----------------------------------------------------------------------------------------------------------
 # (c) the two kinds of invariant set of a two-layer network: a vanishing hidden neuron, two identical neurons
 
-ACTIVATIONS = {"tanh": jnp.tanh, "gelu": jax.nn.gelu}
+# Exact GELU (erf form) as PyTorch's nn.GELU in the released toy; jax.nn.gelu defaults to the tanh approximation.
+ACTIVATIONS = {"tanh": jnp.tanh, "gelu": lambda z: jax.nn.gelu(z, approximate=False)}
 KINDS = ("vanishing", "identical")
 
 

@@ -260,7 +260,7 @@ def fig4_independent_fraction(path: str, nets: dict, base_setting: str, base_wd:
     axes[1, 0].set_ylabel("fraction vanishing / merged (SGD, end)")
     fig.suptitle(
         f"solid: SGD after {nets.get('num_steps')} steps; dotted: SGD at step {nets['gd_steps']}; "
-        f"dashed: full-batch GD (clean labels, same lr and weight decay) at step {nets['gd_steps']}",
+        f"dashed: full-batch GD (same expected loss, lr and weight decay) at step {nets['gd_steps']}",
         fontsize=9,
     )
     plotting.save(fig, path)

@@ -8,15 +8,15 @@ grid is one ``jit(vmap(...))`` through :func:`common.sweep.vmapped`):
 * ``label_noise``: probability that a loaded example's label is replaced by a uniformly random class, redrawn
   every time the example is loaded (the paper's label-noise setting).
 
-SGD with momentum 0.9; the rate and weight decay live in the optimizer state
-(``optax.inject_hyperparams``) so
-they are traced per run and saved in checkpoints. Minibatches are drawn uniformly with replacement using
+SGD with momentum 0.9 through ``optax.inject_hyperparams``: the rate is an optax schedule of the optimizer's step
+count (:func:`lr_schedule`: the switch and the warmup), the weight decay a traced per-run value; both sit in the
+optimizer state and so in checkpoints. Minibatches are drawn uniformly with replacement using
 ``fold_in(key, step)``, so a run is reproducible and resumable at any chunk boundary.
 
 ResNet runs also carry their BatchNorm running statistics in the state (``state["stats"]``): training normalises
 with each minibatch's own statistics (under ``vmap`` every run over its own minibatch) and updates the running
 ones, which evaluation uses. An optional linear warmup (``Task.warmup_steps``, the released ResNet config's 1000
-steps) scales the rate by ``min(1, (t + 1) / warmup_steps)``.
+steps) scales the rate by ``min(1, (count + 1) / warmup_steps)``.
 """
 
 from __future__ import annotations
@@ -54,9 +54,10 @@ class Task:
       warmup_steps: linear learning-rate warmup length (0 = none).
       augment: random crop (zero padding 4) and horizontal flip of every loaded image (the released CIFAR
         pipeline).
-      full_batch: noise-free full-batch gradient descent (every step uses the whole training set, clean labels,
-        no augmentation; ``batch_size`` and ``label_noise`` are ignored): the control that shows what SGD's
-        gradient noise adds.
+      full_batch: noise-free full-batch gradient descent (every step uses the whole training set, no
+        augmentation, ``batch_size`` ignored) on the *expected* loss under the run's label noise (soft targets,
+        :func:`expected_cross_entropy`; clean labels at label noise 0): the control that shows what SGD's
+        gradient noise, minibatch and label noise alike, adds to the same objective.
     """
 
     arch: str
@@ -115,19 +116,39 @@ class Task:
         return models.apply(params, x, act=self.act, pool=pool, maxpool_after=self.maxpool_after)
 
 
-def make_optimizer(momentum: float = 0.9) -> Any:
-    """SGD with momentum and coupled weight decay, rate and decay injected as traced
-    hyperparameters."""
+def lr_schedule(task: Task, hp: dict[str, jax.Array]) -> optax.Schedule:
+    """The run's rate at update ``count``: ``lr`` before step ``switch``, ``lr_late`` from it on, times the linear
+    warmup ``min(1, (count + 1) / warmup_steps)`` when the task has one (hp values may be traced)."""
+
+    def schedule(count: jax.Array) -> jax.Array:
+        lr = jnp.where(count < hp["switch"], hp["lr"], hp["lr_late"])
+        if task.warmup_steps:
+            lr = lr * jnp.minimum(1.0, (count + 1) / task.warmup_steps)
+        return jnp.asarray(lr, jnp.float32)
+
+    return schedule
+
+
+def make_optimizer(task: Task, hp: dict[str, jax.Array]) -> optax.GradientTransformation:
+    """SGD with momentum and coupled weight decay; the rate follows :func:`lr_schedule` of the optimizer's own step
+    count (saved in the state, so a resumed run continues the schedule), the decay is injected per run."""
 
     def build(learning_rate, weight_decay):
-        return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=momentum))
+        return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=task.momentum))
 
-    return optax.inject_hyperparams(build)
+    return optax.inject_hyperparams(build)(learning_rate=lr_schedule(task, hp), weight_decay=hp["weight_decay"])
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean softmax cross-entropy."""
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def expected_cross_entropy(logits: jax.Array, labels: jax.Array, p: jax.Array, num_classes: int) -> jax.Array:
+    """Mean cross-entropy averaged over the label noise of :func:`noisy_labels`: against the soft targets
+    (1 - p) onehot(label) + p / num_classes (at p = 0 exactly :func:`cross_entropy`)."""
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=logits.dtype)
+    return optax.softmax_cross_entropy(logits, (1 - p) * onehot + p / num_classes).mean()
 
 
 def noisy_labels(key: jax.Array, labels: jax.Array, p: jax.Array, num_classes: int) -> jax.Array:
@@ -158,8 +179,7 @@ def init_state(task: Task, key: jax.Array, hp: dict[str, jax.Array]) -> dict[str
     ``"stats"`` (BatchNorm running statistics) for a ResNet."""
     k_init, k_loop = jax.random.split(key)
     params = task.init(k_init)
-    opt = make_optimizer(task.momentum)(learning_rate=hp["lr"], weight_decay=hp["weight_decay"])
-    state = {"params": params, "opt": opt.init(params), "key": jax.random.key_data(k_loop)}
+    state = {"params": params, "opt": make_optimizer(task, hp).init(params), "key": jax.random.key_data(k_loop)}
     if task.arch == "resnet":
         state["stats"] = task.init_stats(params)
     return state
@@ -180,7 +200,7 @@ def run_steps(
     """
     x_train, y_train = data
     n = x_train.shape[0]
-    opt = make_optimizer(task.momentum)(learning_rate=hp["lr"], weight_decay=hp["weight_decay"])
+    opt = make_optimizer(task, hp)
     key = jax.random.wrap_key_data(state["key"])
 
     def step(carry, i):
@@ -198,13 +218,11 @@ def run_steps(
 
         def loss_fn(p):
             logits, new_stats = task.apply_train(p, stats, xb)
+            if task.full_batch:  # the expected loss under label noise: no sampled noise of either kind
+                return expected_cross_entropy(logits, yb, hp["label_noise"], task.num_classes), new_stats
             return cross_entropy(logits, yb), new_stats
 
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        lr_now = jnp.where(t < hp["switch"], hp["lr"], hp["lr_late"])
-        if task.warmup_steps:
-            lr_now = lr_now * jnp.minimum(1.0, (t + 1) / task.warmup_steps)
-        opt_state.hyperparams["learning_rate"] = jnp.asarray(lr_now, jnp.float32)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state, stats), loss
 

@@ -50,6 +50,34 @@ def test_vmapped_sweep_equals_single_runs():
         np.testing.assert_allclose(states["params"][0]["w"][r], single["params"][0]["w"], rtol=1e-5, atol=1e-6)
 
 
+def test_expected_cross_entropy_is_the_mean_over_label_noise_draws():
+    """The full-batch control's loss: the cross-entropy averaged over noisy_labels' draws (Monte Carlo over 4000
+    draws within 1%), and plain cross-entropy at label noise 0."""
+    logits = jax.random.normal(jax.random.key(0), (50, 10)) * 2.0
+    labels = jax.random.randint(jax.random.key(1), (50,), 0, 10)
+    exact = float(train.expected_cross_entropy(logits, labels, 0.3, 10))
+    draws = jax.vmap(lambda k: train.cross_entropy(logits, train.noisy_labels(k, labels, 0.3, 10)))(
+        jax.random.split(jax.random.key(2), 4000)
+    )
+    assert float(jnp.mean(draws)) == pytest.approx(exact, rel=0.01)
+    clean = float(train.cross_entropy(logits, labels))
+    np.testing.assert_allclose(float(train.expected_cross_entropy(logits, labels, 0.0, 10)), clean, rtol=1e-6)
+
+
+def test_full_batch_control_keeps_the_label_noise_as_soft_targets():
+    """_gd_row keeps the setting's label noise (the control runs GD on the same expected loss)."""
+    row = {"seed": 0, "lr": 0.05, "lr_late": 0.05, "switch": 20001.0, "weight_decay": 5e-4, "label_noise": 0.2}
+    assert experiment._gd_row(row, 5000)["label_noise"] == 0.2
+    big = train.Task("mlp", (8,), 3, (2, 2, 1), batch_size=4, full_batch=True)
+    xy = _data()
+    outs = []
+    for ln in (0.0, 0.5):
+        hp = _hp(label_noise=ln, weight_decay=0.0)
+        st, _ = train.run_steps(big, train.init_state(big, jax.random.key(0), hp), hp, xy, jnp.asarray(0), 1)
+        outs.append(st["params"][0]["w"])
+    assert not np.allclose(outs[0], outs[1])  # the soft targets change the full-batch gradient
+
+
 def test_label_noise_rate_and_schedule_switch():
     labels = jnp.zeros((20000,), jnp.int32)
     noisy = train.noisy_labels(jax.random.key(0), labels, 0.3, 10)
