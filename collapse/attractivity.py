@@ -566,6 +566,23 @@ def _exit_update(status, left, norm, r_in, r_out):
     return status, left
 
 
+def exit_scan(advance, state0, norm, num_steps: int, r_in: float, r_out: float) -> tuple[jax.Array, jax.Array]:
+    """The exit problem's loop, shared by every simulator: ``num_steps`` steps of ``state = advance(state, i)`` with
+    the bookkeeping of :func:`_exit_update` on ``norm(state)`` (one norm per run: a scalar or an array of runs).
+    Returns ``(status, left)`` with the shape of ``norm(state0)``."""
+    shape = jnp.shape(norm(state0))
+
+    def step(carry, i):
+        state, status, left = carry
+        state = advance(state, i)
+        status, left = _exit_update(status, left, norm(state), r_in, r_out)
+        return (state, status, left), None
+
+    init = (state0, jnp.zeros(shape, jnp.int32), jnp.zeros(shape, bool))
+    (_, status, left), _ = jax.lax.scan(step, init, jnp.arange(num_steps))
+    return status, left
+
+
 def _exit_summary(status, left) -> dict[str, jax.Array]:
     return {
         "reach": jnp.mean(status == REACHED),
@@ -648,16 +665,11 @@ def quartic_exit_probability(
     sqdt = np.sqrt(dt)
 
     def one(zeta):
-        def step(carry, i):
-            th, status, left = carry
+        def advance(th, i):
             eps = jax.random.normal(jax.random.fold_in(k1, i), th.shape)
-            th = th - (th**3 - mu * th) * dt + zeta * th * sqdt * eps
-            status, left = _exit_update(status, left, jnp.abs(th), r_in, r_out)
-            return (th, status, left), None
+            return th - (th**3 - mu * th) * dt + zeta * th * sqdt * eps
 
-        init = (theta0, jnp.zeros(num_seeds, jnp.int32), jnp.zeros(num_seeds, bool))
-        (_, status, left), _ = jax.lax.scan(step, init, jnp.arange(num_steps))
-        return _exit_summary(status, left)
+        return _exit_summary(*exit_scan(advance, theta0, jnp.abs, num_steps, r_in, r_out))
 
     return jax.jit(jax.vmap(one))(jnp.asarray(zetas, jnp.float32))
 
@@ -782,16 +794,12 @@ def single_neuron_exit_probability(
     w0 = np.sqrt(r_in * r_out) * _start_directions(k0, num_seeds, 2, direction)
 
     def one(lr):
-        def step(carry, i):
-            w, status, left = carry
+        def advance(w, i):
             eps = jax.random.normal(jax.random.fold_in(k1, i), w.shape)
-            w = jax.vmap(lambda wi, ei: _single_neuron_step(wi, lr, ei, x, y, label_noise, dt))(w, eps)
-            status, left = _exit_update(status, left, jnp.linalg.norm(w, axis=1), r_in, r_out)
-            return (w, status, left), None
+            return jax.vmap(lambda wi, ei: _single_neuron_step(wi, lr, ei, x, y, label_noise, dt))(w, eps)
 
-        init = (w0, jnp.zeros(num_seeds, jnp.int32), jnp.zeros(num_seeds, bool))
-        (_, status, left), _ = jax.lax.scan(step, init, jnp.arange(num_steps))
-        return _exit_summary(status, left)
+        norm = lambda w: jnp.linalg.norm(w, axis=1)  # noqa: E731
+        return _exit_summary(*exit_scan(advance, w0, norm, num_steps, r_in, r_out))
 
     return jax.jit(jax.vmap(one))(jnp.asarray(lrs, jnp.float32))
 
@@ -824,15 +832,12 @@ def hidden_neuron_exit(
         k_init, k = jax.random.split(k)
         p0 = embed(kind, base, r0 * _start_directions(k_init, 1, problem.dim, direction)[0])
 
-        def step(carry, i):
-            p, status, left = carry
+        def advance(p, i):
             idx, xi = draw(jax.random.fold_in(k, i))
-            p = _sgd_step(kind, loss, p, idx, xi, lr, train_rest)
-            status, left = _exit_update(status, left, jnp.linalg.norm(normal_coordinates(kind, p)), r_in, r_out)
-            return (p, status, left), None
+            return _sgd_step(kind, loss, p, idx, xi, lr, train_rest)
 
-        (_, status, left), _ = jax.lax.scan(step, (p0, jnp.int32(0), jnp.bool_(False)), jnp.arange(num_steps))
-        return status, left
+        norm = lambda p: jnp.linalg.norm(normal_coordinates(kind, p))  # noqa: E731
+        return exit_scan(advance, p0, norm, num_steps, r_in, r_out)
 
     keys = jax.random.split(key, num_seeds)
 

@@ -333,7 +333,8 @@ def vmapped(
     `map_batch` = 0 vectorises all of a device's runs (one batched program, the right choice on GPU/TPU); k > 0
     loops over each device's runs with `lax.map`, k runs vectorised at a time. On CPU, where a batched matmul of
     small per-run matrices is slower than the same matrices one after another, k = 1 can be markedly faster
-    (icl's transformer sweep: benchmarks/icl_sweep.py). The results are the same up to float rounding.
+    (icl's transformer sweep: benchmarks/icl_sweep.py). Each run computes the same function either way; the float
+    rounding of a batched and an unbatched matmul differ, and a long training run amplifies that difference.
     """
     if int(map_batch) < 0:
         raise ValueError(f"map_batch must be >= 0, got {map_batch}")
