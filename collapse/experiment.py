@@ -131,6 +131,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     ts_cfg = config.teacher_student
     if not 0 < ts_cfg.drop_step <= ts_cfg.num_steps:
         raise app.ConfigError("teacher_student.drop_step", "must be in (0, num_steps]")
+    if "record_every" in ts_cfg:
+        check.non_negative_int(config, "teacher_student.record_every")
+        if ts_cfg.record_every and ts_cfg.num_steps % ts_cfg.record_every:
+            raise app.ConfigError("teacher_student.record_every", "must divide teacher_student.num_steps (0 = none)")
     if config.net.arch == "cnn" and not config.net.maxpool_after and config.net.dense_head:
         raise app.ConfigError("net.dense_head", "needs net.maxpool_after (flattened features)")
 
@@ -713,8 +717,10 @@ def teacher_student(config: ml_collections.ConfigDict, key: jax.Array) -> dict[s
     sigmas = jnp.asarray(c.sigmas, jnp.float32)
     keys = jax.random.split(key, c.num_seeds)
 
+    record = int(c.get("record_every", 0)) or None
+
     def one(k, sigma):
-        return ts.train_modes(
+        r = ts.train_modes(
             k,
             s,
             sigma,
@@ -722,9 +728,12 @@ def teacher_student(config: ml_collections.ConfigDict, key: jax.Array) -> dict[s
             num_samples=problem.num_samples,
             num_steps=c.num_steps,
             drop_step=c.drop_step,
-        )[0]
+            record_every=record,
+        )
+        return r[0], (r[2] if record else r[0][None])
 
-    products = np.asarray(jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))(keys, sigmas))
+    products, history = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))(keys, sigmas)
+    products, history = np.asarray(products), np.asarray(history)  # [seeds, sigmas, k], [seeds, sigmas, T, k]
     out = {}
     for j, sigma in enumerate(c.sigmas):
         p = products[:, j]
@@ -745,6 +754,15 @@ def teacher_student(config: ml_collections.ConfigDict, key: jax.Array) -> dict[s
         "test_mse": [float(ts.test_mse(problem, t)) for t in theory],
         "collapsed_modes": [int(np.sum(t == 0)) for t in theory],
     }
+    if record:  # Fig. 5's loss curves: simulated test MSE over training (mean over seeds) and the mean-field theory
+        steps = record * np.arange(1, c.num_steps // record + 1)
+        out["_curves"] = {"steps": steps, "test_mse": {}, "theory": {}}
+        for j, sigma in enumerate(c.sigmas):
+            mf = ts.mean_field_products(
+                problem.s, sigma, steps, lr=c.lr, num_samples=problem.num_samples, drop_step=c.drop_step
+            )
+            out["_curves"]["test_mse"][f"{sigma:g}"] = ts.test_mse(problem, history[:, j]).mean(axis=0)
+            out["_curves"]["theory"][f"{sigma:g}"] = ts.test_mse(problem, mf)
     return out
 
 

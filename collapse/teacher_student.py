@@ -75,7 +75,8 @@ def train_modes(
     drop_step: int | None = None,
     drop_factor: float = 0.1,
     average_from: int | None = None,
-) -> tuple[jax.Array, jax.Array]:
+    record_every: int | None = None,
+) -> tuple[jax.Array, ...]:
     """Gradient descent with label noise on each mode product; pure, vmappable over ``key`` and ``sigma``.
 
     Args:
@@ -86,9 +87,11 @@ def train_modes(
       num_samples: N.
       num_steps: total steps; the rate is multiplied by ``drop_factor`` from ``drop_step`` on.
       average_from: start of the window over which the time-averaged product is returned.
+      record_every: also return the products after every ``record_every`` steps (must divide ``num_steps``).
 
     Returns:
-      ``(p_final [k], p_time_average [k])``.
+      ``(p_final [k], p_time_average [k])``, and ``p_history [num_steps // record_every, k]`` when
+      ``record_every`` is given.
     """
     k = s.shape[0]
     drop = num_steps if drop_step is None else drop_step
@@ -105,8 +108,56 @@ def train_modes(
         return (u, v, acc), None
 
     init = (jnp.ones(k), jnp.ones(k), jnp.zeros(k))
-    (u, v, acc), _ = jax.lax.scan(step, init, jnp.arange(num_steps))
-    return u * v, acc / max(num_steps - start, 1)
+    if record_every is None:
+        (u, v, acc), _ = jax.lax.scan(step, init, jnp.arange(num_steps))
+        return u * v, acc / max(num_steps - start, 1)
+    if record_every <= 0 or num_steps % record_every:
+        raise ValueError(f"record_every={record_every} must be positive and divide num_steps={num_steps}")
+
+    def block(carry, b):
+        carry, _ = jax.lax.scan(step, carry, b * record_every + jnp.arange(record_every))
+        return carry, carry[0] * carry[1]
+
+    (u, v, acc), hist = jax.lax.scan(block, init, jnp.arange(num_steps // record_every))
+    return u * v, acc / max(num_steps - start, 1), hist
+
+
+def mean_field_products(
+    s: np.ndarray,
+    sigma: float,
+    steps: np.ndarray,
+    *,
+    lr: float,
+    num_samples: int,
+    drop_step: int | None = None,
+    drop_factor: float = 0.1,
+    p0: float = 1.0,
+) -> np.ndarray:
+    """The finite-time theory of :func:`train_modes`: each product's mean follows the logistic flow
+    ``dp/dt = -2 eta p (p - s_eff)`` toward the soft threshold ``s_eff = s - eta sigma^2 / 2`` (the Ito drift of the
+    label noise, ``+eta^2 sigma^2 p`` per step, balances ``-2 eta p s``), with ``eta`` dropping by ``drop_factor``
+    at ``drop_step``. Fluctuations around the mean (the Gamma law) are ignored. Returns ``[len(steps), k]``."""
+    s = np.asarray(s, float)
+    steps = np.asarray(steps, float)
+    eta = lr / num_samples
+    drop = np.inf if drop_step is None else float(drop_step)
+
+    def flow(p_start, t, rate):
+        se = s - rate * sigma**2 / 2.0
+        # p(t) = se / (1 - (1 - se / p_start) exp(-2 rate se t)): tends to se (se > 0) or to 0 (se < 0) without
+        # overflowing; se = 0 is the limit p_start / (1 + 2 rate p_start t).
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            decay = np.exp(-2.0 * rate * se * t[:, None])
+            out = se / (1.0 - (1.0 - se / p_start) * decay)
+        limit = p_start / (1.0 + 2.0 * rate * p_start * t[:, None])
+        return np.where(np.abs(se) < 1e-12, limit, out)
+
+    before = flow(np.full_like(s, p0), np.minimum(steps, drop), eta)
+    if not np.isfinite(drop):
+        return before
+    at_drop = flow(np.full_like(s, p0), np.array([drop]), eta)[0]
+    after = flow(at_drop, np.maximum(steps - drop, 0.0), eta * drop_factor)
+    return np.where((steps <= drop)[:, None], before, after)
 
 
 def soft_threshold(s: np.ndarray, eta: float, sigma: float) -> np.ndarray:

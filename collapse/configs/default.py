@@ -126,6 +126,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.teacher_student.drop_step = 50000
     c.teacher_student.num_seeds = 4
     c.teacher_student.collapse_threshold = 1e-3  # a mode is collapsed when its learned product is below this
+    c.teacher_student.record_every = 1000  # test-MSE curves over training (Fig. 5; 0 = none)
 
     if arg in (None, "", "default"):
         return c
@@ -205,4 +206,5 @@ def _smoke_toys(c: ml_collections.ConfigDict) -> None:
     c.teacher_student.sigmas = (0.0, 20.0)
     c.teacher_student.num_steps = 2000
     c.teacher_student.drop_step = 1500
+    c.teacher_student.record_every = 500
     c.teacher_student.num_seeds = 2
