@@ -758,11 +758,10 @@ def teacher_student(config: ml_collections.ConfigDict, key: jax.Array) -> dict[s
         steps = record * np.arange(1, c.num_steps // record + 1)
         out["_curves"] = {"steps": steps, "test_mse": {}, "theory": {}}
         for j, sigma in enumerate(c.sigmas):
-            mf = ts.mean_field_products(
-                problem.s, sigma, steps, lr=c.lr, num_samples=problem.num_samples, drop_step=c.drop_step
-            )
             out["_curves"]["test_mse"][f"{sigma:g}"] = ts.test_mse(problem, history[:, j]).mean(axis=0)
-            out["_curves"]["theory"][f"{sigma:g}"] = ts.test_mse(problem, mf)
+            out["_curves"]["theory"][f"{sigma:g}"] = ts.mean_field_test_mse(
+                problem, sigma, steps, lr=c.lr, drop_step=c.drop_step
+            )
     return out
 
 

@@ -334,7 +334,7 @@ def fig5_teacher_student(path: str, tsr: dict) -> None:
             axes[3].plot(curves["steps"], curves["theory"][k], color=color, ls="--", lw=0.8)
         axes[3].set_yscale("log")
         axes[3].set_xlabel("step")
-        axes[3].set_ylabel("test MSE (dashed: gradient-flow theory)")
+        axes[3].set_ylabel("test MSE (dashed: mean-field theory)")
         axes[3].legend(fontsize=7)
     plotting.save(fig, path)
 

@@ -136,7 +136,9 @@ def mean_field_products(
     """The finite-time theory of :func:`train_modes`: each product's mean follows the logistic flow
     ``dp/dt = -2 eta p (p - s_eff)`` toward the soft threshold ``s_eff = s - eta sigma^2 / 2`` (the Ito drift of the
     label noise, ``+eta^2 sigma^2 p`` per step, balances ``-2 eta p s``), with ``eta`` dropping by ``drop_factor``
-    at ``drop_step``. Fluctuations around the mean (the Gamma law) are ignored. Returns ``[len(steps), k]``."""
+    at ``drop_step``; after the drop the modes below the high-rate threshold stay collapsed at 0 (see
+    :func:`theory_products`). Fluctuations around the mean (the Gamma law) are ignored here (see
+    :func:`mean_field_test_mse`). Returns ``[len(steps), k]``."""
     s = np.asarray(s, float)
     steps = np.asarray(steps, float)
     eta = lr / num_samples
@@ -157,6 +159,9 @@ def mean_field_products(
         return before
     at_drop = flow(np.full_like(s, p0), np.array([drop]), eta)[0]
     after = flow(at_drop, np.maximum(steps - drop, 0.0), eta * drop_factor)
+    # Modes below the high-rate threshold have collapsed by the drop (log p drifts down at 2 eta (s - eta sigma^2/2)
+    # per step) and do not regrow in the low-rate phase, as in theory_products; the mean alone would let them.
+    after = np.where(s > eta * sigma**2 / 2.0, after, 0.0)
     return np.where((steps <= drop)[:, None], before, after)
 
 
@@ -172,6 +177,28 @@ def theory_products(s: np.ndarray, sigma: float, lr: float, num_samples: int, dr
     eta = lr / num_samples
     alive = np.asarray(s) > eta * sigma**2 / 2.0
     return np.where(alive, soft_threshold(s, eta * drop_factor, sigma), 0.0)
+
+
+def mean_field_test_mse(
+    problem: Problem,
+    sigma: float,
+    steps: np.ndarray,
+    *,
+    lr: float,
+    drop_step: int | None = None,
+    drop_factor: float = 0.1,
+) -> np.ndarray:
+    """Expected test MSE over training, ``[len(steps)]``: :func:`test_mse` of the mean-field products plus their
+    variance, ``sum_k Var(p_k) / (n m)`` (the modes are orthonormal rank-one matrices), with the stationary Gamma
+    law's ``Var(p) = eta sigma^2 E[p]`` at the current rate taken as quasi-stationary along the flow."""
+    steps = np.asarray(steps, float)
+    mean = mean_field_products(
+        problem.s, sigma, steps, lr=lr, num_samples=problem.num_samples, drop_step=drop_step, drop_factor=drop_factor
+    )
+    eta = lr / problem.num_samples
+    rate = np.where(steps < (np.inf if drop_step is None else drop_step), eta, eta * drop_factor)
+    var = rate[:, None] * sigma**2 * np.maximum(mean, 0.0)
+    return test_mse(problem, mean) + var.sum(axis=1) / problem.w.size
 
 
 def test_mse(problem: Problem, products: np.ndarray) -> np.ndarray:
