@@ -206,9 +206,11 @@ def run_dim(config, workdir: str, dim: int, num_points: int, noise_var: float, w
         entry["curves"], entry["early_stop_step"] = summary.curves(grid, curves, steps, wdf, lrs_wd)
         res["by_weight_decay"][repr(float(wd))] = entry
     sizes = [(config.model.num_layers, config.model.width, tab, n_params)]
+    size_config = config.copy_and_resolve_references()  # model sizes train at the reported decay only
+    size_config.sweep.weight_decays = (config.sweep.weight_decays[0],)
     for layers, width in config.sweep.model_sizes:
         t2 = train_config(config, dim, num_points, noise_var, report_b, layers, width)
-        g2, pr2, c2, np2 = run_group(config, workdir, t2, writer, f"{tag}B{report_b}_L{layers}W{width}")
+        g2, pr2, c2, np2 = run_group(size_config, workdir, t2, writer, f"{tag}B{report_b}_L{layers}W{width}")
         sizes.append((layers, width, summary.table(g2, pr2, weight_decay=wd0, lrs=summary.best_lrs(g2, c2, wd0)), np2))
     res["by_model_size"] = {}
     for layers, width, t, n in sorted(sizes, key=lambda s: s[3]):
