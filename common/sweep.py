@@ -333,8 +333,9 @@ def vmapped(
     `map_batch` = 0 vectorises all of a device's runs (one batched program, the right choice on GPU/TPU); k > 0
     loops over each device's runs with `lax.map`, k runs vectorised at a time. On CPU a batched matmul of small
     per-run matrices can be slower than the same matrices one after another: k = 1 was 1.1-1.3x faster for icl's
-    24-run training chunk, 0.94x in its 16-run benchmark (icl/README.md), so measure before choosing. Each run computes the same function either way; the float
-    rounding of a batched and an unbatched matmul differ, and a long training run amplifies that difference.
+    24-run training chunk, 0.94x in its 16-run benchmark (icl/README.md), so measure before choosing. Each run
+    computes the same function either way; the float rounding of a batched and an unbatched matmul differ, and a
+    long training run amplifies that difference.
     """
     if int(map_batch) < 0:
         raise ValueError(f"map_batch must be >= 0, got {map_batch}")

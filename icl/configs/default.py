@@ -60,7 +60,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sweep.model_sizes = ()
     # How each device computes its runs (common.sweep.vmapped): 0 = all vectorised (GPU/TPU); k = a loop over the
     # runs, k vectorised at a time. On CPU a loop over single runs was faster than batching their small matmuls
-    # (the default's 24-run chunk: 39-43 s vs 47-54 s per 1000 steps at batch 16, interleaved on 2 cores; icl/README.md).
+    # (the default's 24-run chunk: 39-43 s vs 47-54 s per 1000 steps at batch 16, interleaved on 2 cores; see
+    # icl/README.md, "Step speed").
     c.sweep.map_batch = 1
 
     c.train = ml_collections.ConfigDict()
