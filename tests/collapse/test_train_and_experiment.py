@@ -140,6 +140,7 @@ def test_results_record_the_data_source(monkeypatch, tmp_path):
         "gd_fraction": {},
         "sgd_fraction_at_gd_steps": {},
         "gd_test_acc": {},
+        "gd_label_noise": {},
         "large_lr": {},
         "large_lr_fixed_budget": {},
         "source": "sklearn:digits (fallback for tfds:x)",
