@@ -395,3 +395,30 @@ def test_embed_cache_is_keyed_on_content(tmp_path):
     assert os.path.getmtime(os.path.join(shared, "embed", "done.json")) == done
     with pytest.raises(app.UserError, match="different settings"):
         app.execute(experiment, _cfg(embeddings=c, **kw), str(tmp_path / "rc"))
+
+
+def test_duplicate_of_names_ids_not_row_positions(tmp_path):
+    """A NaN row 0 is excluded first, so every id (input row) is one more than its row in the stage's embeddings:
+    each removed id's `duplicate_of` must be the id whose input row has the recorded cosine with it (computed here in
+    float64 from the input file), and the pair must be one of the planted copies."""
+    rng = np.random.default_rng(5)
+    n, d = 300, 16
+    x = rng.normal(size=(n, d))
+    src = np.arange(1, 61)
+    x[240:] = x[src] + 0.05 * rng.normal(size=(60, d))  # rows 240..299 copy rows 1..60
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[0] = np.nan
+    f = str(tmp_path / "emb.npy")
+    np.save(f, x)
+    wd = str(tmp_path / "run")
+    r = app.execute(experiment, _cfg(embeddings=f, n_clusters=3, eps=(0.05, 0.2)), wd)
+    assert r["excluded_ids"] == {"non-finite": [0]}
+    twin = {**{int(j): int(s) for j, s in zip(range(240, 300), src, strict=True)}}
+    twin |= {s: j for j, s in twin.items()}
+    for e in (0.05, 0.2):
+        o = _outputs(wd, [e])
+        rem, dup, sim = o[(e, "removed_ids")], o[(e, "duplicate_of")], o[(e, "similarity")]
+        assert rem.size >= 40  # most planted copies share a cluster with their original
+        cos = np.einsum("ij,ij->i", x[rem], x[dup])
+        np.testing.assert_allclose(sim, cos, atol=1e-5)
+        assert all(twin.get(int(a)) == int(b) for a, b in zip(rem, dup, strict=True))

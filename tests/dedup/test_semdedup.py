@@ -182,3 +182,21 @@ def test_units_hold_whole_batches():
     bsz = semdedup.batch_size_for(1024, 384, max_batch=16)
     big = [u for u in units if sizes[u[0]] == 1000]
     assert all(u.size % bsz == 0 for u in big[:-1]) and sum(u.size for u in big) == 23
+
+
+def test_pair_at_exactly_one_minus_eps_is_kept_strict_threshold():
+    """cos([1, 0], [0.5, √0.75]) = 0.5 exactly in float32 and 1 − ε = 0.5 exactly at ε = 0.5: the rule is a strict
+    M > 1 − ε, so the pair survives at ε = 0.5 and goes at the next float above (threshold 0.4999999), both in the
+    compiled batched kernel (a full batch) and in the unpadded numpy path (a lone cluster)."""
+    e = np.asarray([[1.0, 0.0], [0.5, np.sqrt(0.75)]], np.float32)
+    assert np.float32(e[0] @ e[1]) == np.float32(0.5) and np.float32(1.0 - 0.5) == np.float32(0.5)
+    eps = (0.5, 0.5000001)
+    want = [[False, False], [False, True]]
+    ndev = jax.device_count()
+    assert semdedup.batch_size_for(16, 2, max_batch=1) == ndev  # ndev clusters fill one compiled batch
+    compiled = semdedup.dedup_clusters([e] * ndev, eps, "paper", max_batch=1)
+    (alone,) = semdedup.dedup_clusters([e], eps, "paper", max_batch=64)
+    greedy = semdedup.dedup_clusters([e] * ndev, eps, "greedy", max_batch=1)
+    for o in [*compiled, alone, *greedy]:
+        assert o["removed"].tolist() == want
+        assert o["partner"][1, 1] == 0 and o["partner_sim"][1, 1] == np.float32(0.5)
