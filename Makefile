@@ -6,7 +6,7 @@ BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: demo test test-notebooks test-all lint format bench clean venv
+.PHONY: demo test test-notebooks test-all mutants lint format bench clean venv
 
 # A venv whose python or pip no longer works is reinstalled even though its stamp survived.
 ifneq ($(wildcard $(STAMP)),)
@@ -60,6 +60,12 @@ test-notebooks: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## The mutation suite: each one-line bug listed in tests/mutants/<pkg>.py is applied to a temporary copy of the
+## repository and its tests (slow ones included) must fail; prints killed / survived per mutant, fails if any
+## survived. MUTANTS_ARGS="--only icl,spectra" runs some packages.
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants.run $(MUTANTS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
