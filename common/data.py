@@ -10,9 +10,9 @@ defaults to $TFDS_DATA_DIR, then tfds' own default. tensorflow-datasets is the o
 
 Split strings follow tfds ("train", "test[:100]", "train[10%:20%]", "train[-500:]", "train[:10%]+test[:10%]"); the
 digits set honours them the same way (percent boundaries rounded to the closest example, as tfds does).
-Only a set that is not available offline (tensorflow-datasets missing, or the set not prepared on disk) falls back to
-digits, and only with `allow_fallback`; an unknown name, an unknown split or an error while reading a prepared set
-is raised.
+Only a set that is not available offline (tensorflow-datasets missing, the set not prepared on disk, or its builder
+needing TensorFlow where it is missing) falls back to digits, and only with `allow_fallback`, with a message saying
+why; an unknown name, an unknown split or an error while reading a prepared set is raised.
 """
 
 from __future__ import annotations
@@ -155,12 +155,18 @@ def _from_tfds(tfds, name: str, split: str, data_dir: str | None) -> Dataset:
         kind, handle, info = _open_tfds(tfds, name, split, data_dir)
     except tfds.core.DatasetNotFoundError as e:
         raise UnknownDataset(f"data set {name!r} is neither 'digits' nor a tfds data set") from e
-    except (AssertionError, NotImplementedError, OSError) as e:
-        # What tfds raises for a set that is not on disk (download=False); anything else, or any error for a set
-        # that is prepared, is a real error and is raised.
+    except ModuleNotFoundError as e:
+        # a builder that needs TensorFlow where it is not installed: not available offline either
+        if "tensorflow" not in f"{e.name} {e}":
+            raise
+        raise _NotOnDisk("this set's tfds builder needs TensorFlow, which is not installed") from e
+    except (AssertionError, NotImplementedError, OSError, KeyError) as e:
+        # What tfds raises for a set that is not on disk (download=False): AssertionError/OSError from tfds.load,
+        # KeyError ("`splits` is empty") from tfds.data_source. Anything else, or any error for a set that is
+        # prepared, is a real error and is raised.
         if _is_prepared(tfds, name, data_dir):
             raise
-        raise _NotOnDisk(str(e)) from e
+        raise _NotOnDisk("not prepared there") from e
     if kind == "tf":
         arrays = tfds.as_numpy(handle)
         images, labels = arrays["image"], arrays["label"]
@@ -221,10 +227,10 @@ def load(name: str, split: str, *, data_dir: str | None = None, allow_fallback: 
     else:
         try:
             return _from_tfds(tfds, name, split, data_dir)
-        except _NotOnDisk:
+        except _NotOnDisk as e:
             msg = (
-                f"tfds:{name} split {split!r} is not available offline in {where} (not prepared there, and nothing "
-                "is downloaded); prepare it there (or set TFDS_DATA_DIR), or allow the scikit-learn digits fallback"
+                f"tfds:{name} split {split!r} is not available offline in {where} ({e}, and nothing is "
+                "downloaded); prepare it there (or set TFDS_DATA_DIR), or allow the scikit-learn digits fallback"
             )
     if not allow_fallback:
         raise DataUnavailable(msg)
