@@ -55,3 +55,14 @@ def test_batch_crossing_seed_mean_crossing_is_three():
     # seed 0: d = 0 exactly at x = 2 (not > 0), so its last + to - change is between 1 and 2, at 2
     assert out["per_seed_log2"] == pytest.approx([2.0, 4.0], abs=1e-12)
     assert out["log2_M_mean"] == pytest.approx(3.0) and out["log2_M_se"] == pytest.approx(1.0)
+
+
+def test_ties_are_not_closer_and_not_positive():
+    # closer_to_ridge needs Delta_Ridge < Delta_dMMSE strictly: ratio (2, 1, 1, 0.5) is tied at log2 M = 2 and 4 and
+    # closer only from 6 on, so M* interpolates between 4 (log ratio 0) and 6: exactly 4.
+    out = thresholds.closer_to_ridge(X, np.array([[2.0, 1.0, 1.0, 0.5]]), np.ones((1, 4)))
+    assert out["log2_M"] == pytest.approx(4.0, abs=1e-12) and out["per_seed_log2"] == [pytest.approx(4.0)]
+    # batch_crossing takes the last change from d > 0 strictly: d = (1, 0, 0, -1) is positive only at log2 M = 1,
+    # so the crossing is between 1 and 2, at exactly 2.
+    out = thresholds.batch_crossing(X, np.zeros((1, 4)), np.array([[1.0, 0.0, 0.0, -1.0]]))
+    assert out["log2_M"] == pytest.approx(2.0, abs=1e-12) and out["interval_log2"] == [1.0, 2.0]

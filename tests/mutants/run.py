@@ -3,6 +3,7 @@
     python -m tests.mutants.run                      # every package's mutants (make mutants)
     python -m tests.mutants.run --only icl,spectra   # the mutants of some packages (tests/mutants/<pkg>.py)
     python -m tests.mutants.run --list               # list the mutants and whether each snippet applies; runs nothing
+    python -m tests.mutants.run --match thresholds   # the mutants whose file or description contains the text
 
 The repository (tracked files and untracked files git does not ignore, as they are in the working tree; no .venv,
 runs or .git) is copied once to a temporary directory. For each mutant the runner replaces its ``old`` snippet (which
@@ -163,6 +164,7 @@ def report(results: list[Result]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.mutants.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="comma-separated packages (tests/mutants/<pkg>.py); default all")
+    parser.add_argument("--match", default="", help="only the mutants whose file or why contains this text")
     parser.add_argument("--list", action="store_true", help="list the mutants and whether each applies; run nothing")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant's tests (default 900)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the tail of pytest's output per mutant")
@@ -179,7 +181,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    mutants = load(args.packages)
+    mutants = [(p, m) for p, m in load(args.packages) if args.match in m.file or args.match in m.why]
     if args.list:
         rows = []
         for package, m in mutants:
