@@ -263,7 +263,9 @@ def guarded_scan(
     return state, outs, bad
 
 
-def _stop_if_nonfinite(chunk_metrics: Any, checkpointer: Checkpointer | None, desc: str) -> None:
+def _stop_if_nonfinite(
+    chunk_metrics: Any, checkpointer: Checkpointer | None, desc: str, describe_run: Callable[[int], str] | None = None
+) -> None:
     """Raises NonFiniteError naming the first non-finite step a chunk reported under NONFINITE (see guarded_scan)."""
     if not isinstance(chunk_metrics, Mapping) or NONFINITE not in chunk_metrics:
         return
@@ -276,6 +278,8 @@ def _stop_if_nonfinite(chunk_metrics: Any, checkpointer: Checkpointer | None, de
     first = int(bad[hits].min())
     run = int(hits[np.argmin(bad[hits])])
     where = f" (run {run})" if bad.size > 1 else ""
+    if describe_run is not None:
+        where = f" ({describe_run(run)})"
     kept = ""
     if checkpointer is not None:
         checkpointer.wait()
@@ -297,6 +301,7 @@ def run_chunked(
     metric_writer: metrics.MetricWriter | None = None,
     metric_run_prefix: str | None = None,
     desc: str = "train",
+    describe_run: Callable[[int], str] | None = None,
 ) -> Any:
     """Advances `init_state` to `num_steps` steps in chunks of `chunk_steps`, checkpointing and resuming.
 
@@ -304,6 +309,8 @@ def run_chunked(
     metrics)` is called (log, check finiteness) and the checkpointer saves when its interval is reached; the final state
     is always saved. On resume, rows of `metric_writer` past the restored step are dropped so none are duplicated
     (only rows whose `run` starts with `metric_run_prefix`, when given: several sweeps can share one file).
+
+    A non-finite stop names the run by `describe_run(run_index)` when given (e.g. its hyperparameters).
 
     Checkpoints go either to a `Checkpointer` you own (`checkpointer=`) or to `checkpoint_dir`, for which one is
     opened here (saving every `save_every` steps, default every chunk) and closed before returning or raising.
@@ -325,6 +332,7 @@ def run_chunked(
                 metric_writer=metric_writer,
                 metric_run_prefix=metric_run_prefix,
                 desc=desc,
+                describe_run=describe_run,
             )
     if save_every is not None and checkpointer is None:
         raise ValueError("save_every needs checkpoint_dir=")
@@ -340,7 +348,7 @@ def run_chunked(
     try:
         while step < num_steps:
             state, chunk_metrics = chunk_fn(state, step)
-            _stop_if_nonfinite(chunk_metrics, checkpointer, desc)
+            _stop_if_nonfinite(chunk_metrics, checkpointer, desc, describe_run)
             step += chunk_steps
             if on_chunk is not None:
                 on_chunk(step, chunk_metrics)

@@ -31,6 +31,7 @@ and `to_numpy` all-gathers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import warnings
 from collections.abc import Callable, Sequence
@@ -320,7 +321,12 @@ _CACHE: dict[Any, _Vmapped] = {}
 
 
 def vmapped(
-    fn: Callable, in_axes: int | tuple = 0, *, donate_argnums: Sequence[int] = (), map_batch: int = 0
+    fn: Callable,
+    in_axes: int | tuple = 0,
+    *,
+    static: tuple = (),
+    donate_argnums: Sequence[int] = (),
+    map_batch: int = 0,
 ) -> Callable:
     """Returns `jit(vmap(fn))` with the runs axis padded and sharded over the devices (see the module docstring).
 
@@ -330,19 +336,53 @@ def vmapped(
     `padded_size(R)` runs, sharded over runs; bring them to the host with `to_numpy(out, R)`. Repeated calls with
     inputs of the same structure and shapes do not recompile.
 
+    `static` are hashable arguments passed to `fn` before the mapped ones (`fn(*static, *args)`): a model
+    description, a chunk length. The compiled function is cached on `(fn, static, in_axes, donate_argnums,
+    map_batch)` for the life of the process, so pass a module-level function and its static arguments, never a fresh
+    lambda or `functools.partial` per call (each would be a new cache entry and compile again).
+
     `map_batch` = 0 vectorises all of a device's runs (one batched program, the right choice on GPU/TPU); k > 0
     loops over each device's runs with `lax.map`, k runs vectorised at a time. On CPU a batched matmul of small
-    per-run matrices can be slower than the same matrices one after another: k = 1 was 1.1-1.3x faster for icl's
-    24-run training chunk, 0.94x in its 16-run benchmark (icl/README.md), so measure before choosing. Each run
-    computes the same function either way; the float rounding of a batched and an unbatched matmul differ, and a
-    long training run amplifies that difference.
+    per-run matrices can be slower than the same matrices one after another, so measure both before choosing. Each
+    run computes the same function either way; the float rounding of a batched and an unbatched matmul differ, and
+    a long training run amplifies that difference.
     """
     if int(map_batch) < 0:
         raise ValueError(f"map_batch must be >= 0, got {map_batch}")
-    key = (fn, in_axes, tuple(donate_argnums), int(map_batch))
+    static = tuple(static)
+    try:
+        hash(static)
+    except TypeError as e:
+        raise TypeError(f"static arguments must be hashable (they key the compile cache): {e}") from None
+    key = (fn, static, in_axes, tuple(donate_argnums), int(map_batch))
     if key not in _CACHE:
-        _CACHE[key] = _Vmapped(fn, in_axes, tuple(donate_argnums), int(map_batch))
+        _warn_if_rebuilt(fn)
+        bound = functools.partial(fn, *static) if static else fn
+        _CACHE[key] = _Vmapped(bound, in_axes, tuple(donate_argnums), int(map_batch))
     return _CACHE[key]
+
+
+_WARNED: set = set()
+
+
+def _warn_if_rebuilt(fn: Callable) -> None:
+    """Warns once when the same code arrives as a 4th distinct function object (a lambda or partial made per call)."""
+    code = getattr(getattr(fn, "func", fn), "__code__", None)
+    if code is None or code in _WARNED:
+        return
+    same = {id(k[0]) for k in _CACHE if getattr(getattr(k[0], "func", k[0]), "__code__", None) is code}
+    if len(same | {id(fn)}) >= 4:
+        _WARNED.add(code)
+        warnings.warn(
+            f"sweep.vmapped: {code.co_name} ({code.co_filename}:{code.co_firstlineno}) arrived as a new function "
+            "object 4 times, so each compiles again; pass a module-level function and its static= arguments",
+            stacklevel=3,
+        )
+
+
+def compile_count() -> int:
+    """How many distinct programs every `vmapped` function has compiled so far in this process (for tests)."""
+    return sum(len(v._compiled) for v in _CACHE.values())
 
 
 def sweep(train: Callable, keys: jax.Array, hparams: dict[str, Any]) -> Any:

@@ -1,0 +1,272 @@
+"""The one training driver: a sweep of runs trained chunk by chunk as compiled, checkpointed, resumable calls.
+
+Every training package goes through `train`:
+
+    res = train_loop.train(
+        name="grid", init=init_one, chunk=chunk_one, static=(task, chunk_steps),
+        keys=grid.keys(), hparams=grid.hparams, shared=(x, y),
+        num_steps=5000, chunk_steps=500, workdir=workdir, writer=writer, labels=grid.rows(),
+    )
+    res.state                      # the final state, host numpy, leading axis R
+    res.history["loss"]            # [chunks logged, R]: every per-run scalar the chunks reported
+
+`init(*static, key, hp) -> state` and `chunk(*static, state, hp, shared, start_step) -> (state, metrics)` describe ONE
+run; the driver vmaps them over the runs axis (sharded over the devices, `common.sweep`), places the hyperparameters
+and the shared data once, donates the state to each chunk, and feeds the returned (still sharded) state back with no
+host round trip. `static` holds the hashable arguments that fix shapes (a model description, the chunk length); with
+the two module-level functions it keys the compile cache, so a second call with the same static arguments and
+shapes compiles nothing.
+
+After each chunk the metrics come to the host through `sweep.to_numpy` (correct across processes), every per-run
+scalar or small array is written as one row per run to `metrics.jsonl` (`run="<name>/<r>"`, plus the run's
+`labels`), `checkpoint.NONFINITE` stops the sweep naming the run and its labels, and `on_chunk(ctx)` may add more
+per-run values (an accuracy on held-out data, a statistic of the parameters: `ctx.state` is the device state).
+Checkpoints go to `<workdir>/checkpoints/<name>` through `common.checkpoint.run_chunked`: a killed sweep resumes from
+its last checkpoint, and rows past it are dropped.
+
+`max_runs_per_call=k` trains the runs in groups of at most k, one compiled call per group per chunk (same program,
+each group's activations alone in memory); the groups' states stay on the devices between chunks. The results do
+not depend on the grouping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from common import checkpoint, metrics, sweep
+
+
+@dataclasses.dataclass
+class ChunkContext:
+    """What `on_chunk` sees after each chunk, for one group of runs."""
+
+    step: int  # steps done after this chunk
+    state: Any  # the group's state on the devices (padded, run-sharded); read it, do not keep it
+    metrics: dict[str, np.ndarray]  # the chunk's metrics on the host, real runs only
+    runs: np.ndarray  # the global run indices of this group
+    hparams: Any  # the group's hyperparameters as placed on the devices
+    shared: Any  # the shared inputs as placed on the devices
+
+    def to_host(self, tree: Any) -> Any:
+        """Host numpy of a run-sharded tree of this group (padding dropped; all-gathered across processes)."""
+        return sweep.to_numpy(tree, len(self.runs))
+
+
+@dataclasses.dataclass
+class Group:
+    """One group of runs after training: its run indices and its device-resident state and inputs."""
+
+    runs: np.ndarray
+    state: Any
+    hparams: Any
+    shared: Any
+
+
+@dataclasses.dataclass
+class Result:
+    state: Any  # host numpy, leading axis R
+    history: dict[str, np.ndarray]  # "step" [T] and each logged metric [T, R, ...]
+    groups: list[Group]  # device-resident, for evaluation without a host round trip (`evaluate`)
+
+    def evaluate(self, fn: Callable, *, static: tuple = (), map_batch: int = 0) -> Any:
+        """`fn(*static, state, hp, shared)` for every run (vmapped per group); host numpy with leading axis R."""
+        ev = sweep.vmapped(fn, in_axes=(0, 0, None), static=static, map_batch=map_batch)
+        parts = [sweep.to_numpy(ev(g.state, g.hparams, g.shared), len(g.runs)) for g in self.groups]
+        return _concat(parts)
+
+
+def _concat(parts: list[Any]) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    return jax.tree.map(lambda *a: np.concatenate(a), *parts)
+
+
+def _groups(n_runs: int, per_call: int) -> list[np.ndarray]:
+    per_call = per_call or n_runs
+    return [np.arange(a, min(a + per_call, n_runs)) for a in range(0, n_runs, per_call)]
+
+
+def _row_values(m: Mapping[str, np.ndarray], r: int, max_entries: int) -> dict[str, Any]:
+    """The per-run values of run r worth a metric row: scalars and arrays of at most `max_entries` entries."""
+    out: dict[str, Any] = {}
+    for k, v in m.items():
+        if k == checkpoint.NONFINITE:
+            continue
+        x = np.asarray(v)[r]
+        if x.ndim == 0:
+            out[k] = x.item()
+        elif x.size <= max_entries:
+            out[k] = x.tolist()
+    return out
+
+
+def _validate(name, keys, hparams, labels, num_steps, chunk_steps, max_runs_per_call) -> int:
+    if not name or "/" in name:
+        raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
+    n_runs = int(np.shape(keys)[0]) if np.ndim(keys) else 0
+    if n_runs < 1:
+        raise ValueError("keys must hold one PRNG key per run (at least one)")
+    for k, v in hparams.items():
+        if np.shape(v)[:1] != (n_runs,):
+            raise ValueError(f"hparams[{k!r}] has shape {np.shape(v)}; its leading axis must be the {n_runs} runs")
+    if labels is not None and len(labels) != n_runs:
+        raise ValueError(f"labels has {len(labels)} entries for {n_runs} runs")
+    if chunk_steps <= 0 or num_steps < 0 or num_steps % chunk_steps:
+        raise ValueError(f"num_steps ({num_steps}) must be a non-negative multiple of chunk_steps ({chunk_steps})")
+    if max_runs_per_call < 0:
+        raise ValueError(f"max_runs_per_call must be >= 0, got {max_runs_per_call}")
+    return n_runs
+
+
+def train(
+    *,
+    name: str,
+    init: Callable,
+    chunk: Callable,
+    keys: jax.Array,
+    hparams: Mapping[str, Any],
+    num_steps: int,
+    chunk_steps: int,
+    static: tuple = (),
+    shared: Any = None,
+    workdir: str | None = None,
+    writer: metrics.MetricWriter | None = None,
+    labels: Sequence[Mapping[str, Any]] | None = None,
+    on_chunk: Callable[[ChunkContext], Mapping[str, Any] | None] | None = None,
+    max_runs_per_call: int = 0,
+    map_batch: int = 0,
+    save_every: int | None = None,
+    max_row_entries: int = 64,
+) -> Result:
+    """Trains every run to `num_steps` steps; returns the final state (host), the logged history and the groups.
+
+    See the module docstring. `save_every` (default: every chunk) is the checkpoint interval in steps;
+    `max_row_entries` bounds the size of an array metric written to a row (bigger ones are left out of the rows).
+    """
+    hparams = {k: np.asarray(v) if not isinstance(v, jax.Array) else v for k, v in hparams.items()}
+    n_runs = _validate(name, keys, hparams, labels, num_steps, chunk_steps, max_runs_per_call)
+    init_v = sweep.vmapped(init, in_axes=(0, 0), static=static)
+    chunk_v = sweep.vmapped(chunk, in_axes=(0, 0, None, None), static=static, donate_argnums=(0,), map_batch=map_batch)
+
+    groups = []
+    for runs in _groups(n_runs, max_runs_per_call):
+        hp = sweep.put({k: v[runs[0] : runs[-1] + 1] for k, v in hparams.items()}, len(runs))
+        sh = sweep.put_shared(shared, len(runs))
+        groups.append(Group(runs, None, hp, sh))
+    state0 = tuple(init_v(keys[g.runs[0] : g.runs[-1] + 1], g.hparams) for g in groups)
+    logged: dict[int, dict[str, np.ndarray]] = {}
+
+    def chunk_fn(states, start):
+        outs = [chunk_v(st, g.hparams, g.shared, np.int32(start)) for st, g in zip(states, groups, strict=True)]
+        host = _concat([sweep.to_numpy(m, len(g.runs)) for (_, m), g in zip(outs, groups, strict=True)])
+        return tuple(o[0] for o in outs), host
+
+    def after_chunk(step, host):
+        extra = []
+        for g in groups:
+            part = {k: np.asarray(v)[g.runs] for k, v in host.items()}
+            ctx = ChunkContext(step, g.state, part, g.runs, g.hparams, g.shared)
+            extra.append(dict(on_chunk(ctx) or {}) if on_chunk is not None else {})
+        merged = dict(host)
+        if any(extra):
+            merged.update(_concat(extra))
+        merged.pop(checkpoint.NONFINITE, None)
+        logged[step] = merged
+        if writer is not None:
+            for r in range(n_runs):
+                row = dict(labels[r]) if labels is not None else {}
+                row.update(_row_values(merged, r, max_row_entries))
+                writer.write(step, run=f"{name}/{r}", **row)
+
+    def run_and_track(states, start):
+        states, host = chunk_fn(states, start)
+        for g, st in zip(groups, states, strict=True):
+            g.state = st
+        return states, host
+
+    ckpt_dir = os.path.join(workdir, "checkpoints", name) if workdir else None
+    states = checkpoint.run_chunked(
+        run_and_track,
+        state0,
+        num_steps=num_steps,
+        chunk_steps=chunk_steps,
+        checkpoint_dir=ckpt_dir,
+        save_every=save_every if ckpt_dir else None,
+        on_chunk=after_chunk,
+        metric_writer=writer,
+        metric_run_prefix=f"{name}/",
+        desc=name,
+        describe_run=lambda r: _describe(r, labels),
+    )
+    for g, st in zip(groups, states, strict=True):
+        g.state = st
+    state = _concat([sweep.to_numpy(g.state, len(g.runs)) for g in groups])
+    history = _history(writer, name, n_runs, logged)
+    logging.info("%s: %d runs trained to step %d", name, n_runs, num_steps)
+    return Result(state=state, history=history, groups=groups)
+
+
+def _describe(run: int, labels: Sequence[Mapping[str, Any]] | None) -> str:
+    """'run 3 (seed=1, lr=0.1)': how a stop names a run."""
+    if labels is None:
+        return f"run {run}"
+    return f"run {run}: " + ", ".join(f"{k}={v}" for k, v in labels[run].items())
+
+
+def _history(writer, name: str, n_runs: int, logged: dict[int, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Every logged step's per-run values: rows of `metrics.jsonl` (earlier invocations) and this invocation's."""
+    by_step: dict[int, dict[str, list]] = {}
+    if writer is not None and writer.active and os.path.exists(writer.path):
+        with open(writer.path) as f:
+            for line in f:
+                row = json.loads(line) if line.strip() else {}
+                run = str(row.get("run", ""))
+                if not run.startswith(f"{name}/") or row["step"] in logged:
+                    continue
+                r = int(run.split("/", 1)[1])
+                by_step.setdefault(row["step"], {}).setdefault(r, row)
+    steps = sorted(set(by_step) | set(logged))
+    if not steps:
+        return {"step": np.zeros(0, np.int64)}
+    names = None
+    table: dict[str, list] = {}
+    for s in steps:
+        if s in logged:
+            vals = {k: np.asarray(v) for k, v in logged[s].items()}
+        else:
+            rows = by_step[s]
+            if len(rows) != n_runs:
+                continue
+            common_keys = set.intersection(*(set(rows[r]) for r in range(n_runs))) - {"step", "run"}
+            vals = {}
+            for k in common_keys:
+                try:
+                    vals[k] = np.asarray([metrics_value(rows[r][k]) for r in range(n_runs)], dtype=float)
+                except (TypeError, ValueError):
+                    continue
+        names = set(vals) if names is None else names & set(vals)
+        table[s] = vals
+    out = {"step": np.asarray(list(table), np.int64)}
+    for k in sorted(names or ()):
+        try:
+            out[k] = np.stack([np.asarray(table[s][k], float) for s in table])
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def metrics_value(v: Any) -> Any:
+    """A metric row's value as a number: the strings "nan", "inf" and "-inf" (strict JSON) back to floats."""
+    if isinstance(v, str) and v in ("nan", "inf", "-inf"):
+        return float(v)
+    if isinstance(v, list):
+        return [metrics_value(x) for x in v]
+    return v
