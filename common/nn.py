@@ -126,7 +126,9 @@ def augment(key: jax.Array, x: jax.Array, pad: int = 4) -> jax.Array:
     return jax.vmap(one)(xp, shifts, flips)
 
 
-def per_run_lr(make_optimizer: Callable[..., optax.GradientTransformation], **kwargs: Any) -> optax.GradientTransformation:
+def per_run_lr(
+    make_optimizer: Callable[..., optax.GradientTransformation], **kwargs: Any
+) -> optax.GradientTransformation:
     """`make_optimizer(learning_rate=..., **kwargs)` with its learning rate held in the optimizer state.
 
     Initialise with `tx.init(params)`, then `set_lr(opt_state, lr)` with a traced per-run (or per-step) value; the
