@@ -4,28 +4,33 @@
     python -m tests.mutants.run --only icl,spectra   # the mutants of some packages (tests/mutants/<pkg>.py)
     python -m tests.mutants.run --list               # list the mutants and whether each snippet applies; runs nothing
     python -m tests.mutants.run --match thresholds   # the mutants whose file or description contains the text
+    python -m tests.mutants.run --jobs 2             # two mutants at a time
 
 The repository (tracked files and untracked files git does not ignore, as they are in the working tree; no .venv,
-runs or .git) is copied once to a temporary directory. For each mutant the runner replaces its ``old`` snippet (which
-must occur exactly once) by ``new``, runs its tests there with this Python's pytest, slow tests included
-(``-p no:cacheprovider -x -q``, one timeout per mutant), and restores the file. A mutant is *killed* when a test
-fails, *SURVIVED* when every test passes, and an *ERROR* when its snippet is missing or not unique, its tests cannot
-be collected as given, or they run past the timeout. The exit status is 1 when any mutant survived or errored.
+runs or .git) is copied once to a temporary directory (one copy per worker with ``--jobs N``). For each mutant the
+runner replaces its ``old`` snippet (which must occur exactly once) by ``new``, runs its tests there with this
+Python's pytest, slow tests included (``-p no:cacheprovider -x -q``, one timeout per mutant), and restores the file.
+A mutant is *killed* when a test fails, *SURVIVED* when every test passes, and an *ERROR* when its snippet is missing
+or not unique, its tests cannot be collected as given, or they run past the timeout. The exit status is 1 when any
+mutant survived or errored.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import importlib
 import os
 import pkgutil
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -167,6 +172,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--match", default="", help="only the mutants whose file or why contains this text")
     parser.add_argument("--list", action="store_true", help="list the mutants and whether each applies; run nothing")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant's tests (default 900)")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own copy (default 1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the tail of pytest's output per mutant")
     args = parser.parse_args(argv)
     known = packages()
@@ -174,6 +180,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [p for p in args.packages if p not in known]
     if unknown:
         parser.error(f"--only: no mutant list tests/mutants/{unknown[0]}.py (known: {', '.join(known) or 'none'})")
+    if args.jobs < 1:
+        parser.error(f"--jobs: must be at least 1, got {args.jobs}")
     if args.timeout <= 0:
         parser.error(f"--timeout: must be positive, got {args.timeout}")
     return args
@@ -191,17 +199,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(mutants)} mutants in {len(args.packages)} packages")
         return 1 if any(r[3] != "ok" for r in rows) else 0
 
-    results = []
     start = time.perf_counter()
+    results: list[Result | None] = [None] * len(mutants)
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
-        workdir = Path(tmp)
-        copy_repo(workdir)
-        for i, (package, m) in enumerate(mutants, 1):
-            r = run_one(workdir, package, m, args.timeout, args.verbose)
-            results.append(r)
-            print(f"[{i}/{len(mutants)}] {r.status:8s} {package:10s} {m.file}: {m.why} ({r.seconds:.1f} s)", flush=True)
+        copies: queue.Queue[Path] = queue.Queue()
+        for j in range(min(args.jobs, max(len(mutants), 1))):  # one copy per worker: mutants never share a file
+            copy = Path(tmp) / f"repo{j}"
+            copy_repo(copy)
+            copies.put(copy)
+        done = iter(range(1, len(mutants) + 1))
+        lock = threading.Lock()
+
+        def work(i: int) -> None:
+            package, m = mutants[i]
+            copy = copies.get()
+            try:
+                r = run_one(copy, package, m, args.timeout, args.verbose)
+            finally:
+                copies.put(copy)
+            results[i] = r
+            with lock:
+                n = next(done)
+                print(
+                    f"[{n}/{len(mutants)}] {r.status:8s} {package:10s} {m.file}: {m.why} ({r.seconds:.1f} s)",
+                    flush=True,
+                )
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for f in [pool.submit(work, i) for i in range(len(mutants))]:
+                f.result()
     total = time.perf_counter() - start
     print()
+    results = [r for r in results if r is not None]
     print(report(results))
     counts = {s: sum(r.status == s for r in results) for s in ("killed", "SURVIVED", "ERROR")}
     print(
