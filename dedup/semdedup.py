@@ -12,11 +12,13 @@ A, B, C) both B and C are removed and only A survives, although C duplicates not
 The `greedy` rule compares j only with earlier items that were kept (per ε), so in that chain A and
 C survive.
 
-Clusters are padded to a few fixed sizes (`bucket_sizes`) and processed in fixed-size batches, so
-each shape is compiled once. Clusters that do not fill a whole batch (the last, partial batch of a
-size) run unpadded in numpy (`paper_rule_numpy`: no padding, no compilation); under the greedy rule
-they are padded only to the next (device count)·2^k clusters (`tail_batch`). The batch axis is sharded over
-every device with a NamedSharding.
+Two engines (`pick_engine`). On a CPU backend the paper rule runs on the host BLAS, one cluster at a
+time (`paper_rule_numpy`: one sgemm, then a masked row max and argmax; no padding, no compilation).
+Otherwise (accelerators, and the greedy rule everywhere) clusters are padded to a few fixed sizes
+(`bucket_sizes`) and processed in fixed-size batches through one compiled kernel (Gram, masked column
+maximum and threshold), so each shape is compiled once; the last, partial batch of a size runs on the
+host (paper rule) or is padded only to the next (device count)·2^k clusters (`tail_batch`, greedy). The
+batch axis is sharded over this process's devices with a NamedSharding.
 """
 
 from __future__ import annotations
@@ -137,7 +139,9 @@ def greedy_rule_single(
 
 
 def _mesh() -> jax.sharding.Mesh:
-    return jax.make_mesh((jax.device_count(),), ("clusters",), axis_types=(AxisType.Auto,))
+    """This process's devices: under jax.distributed every process runs its own clusters, so the batch axis is
+    sharded over the local devices only (never a global computation)."""
+    return jax.sharding.Mesh(np.asarray(jax.local_devices()), ("clusters",), axis_types=(AxisType.Auto,))
 
 
 @functools.cache
@@ -170,22 +174,58 @@ def batch_size_for(n: int, d: int, budget_floats: int = 1 << 23, max_batch: int 
     budget, at most max_batch, rounded up to a multiple of the device count."""
     per = _row_block(n) * n + n * d
     b = max(1, min(max_batch, budget_floats // per))
-    ndev = jax.device_count()
+    ndev = jax.local_device_count()
     return int(math.ceil(b / ndev) * ndev)
 
 
+_TRIU_CACHE: dict[int, np.ndarray] = {}
+
+
+def _triu_mask(n: int) -> np.ndarray:
+    """Boolean (n, n) mask of the upper triangle with the diagonal (i <= j), cached per n."""
+    m = _TRIU_CACHE.get(n)
+    if m is None:
+        if len(_TRIU_CACHE) > 64:
+            _TRIU_CACHE.clear()
+        m = _TRIU_CACHE[n] = np.triu(np.ones((n, n), bool))
+    return m
+
+
 def paper_rule_numpy(e_nxd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The paper rule for one ordered cluster, unpadded, in numpy (float32 BLAS): (M, argmax, nn) as
-    `paper_rule_single`. Used for the clusters that do not fill a compiled batch, so they cost neither
-    padding nor a compilation."""
-    e = np.asarray(e_nxd, np.float32)
+    """The paper rule for one ordered cluster, unpadded, on the host BLAS: (M, argmax, nn) as
+    `paper_rule_single`.
+
+    S = E Eᵀ is one sgemm (E times a copy of E, so BLAS runs its general kernel rather than the slower
+    symmetric rank-k update numpy picks for `E @ E.T`). Row j of the strictly *lower* triangle holds
+    S[j, i] for i < j, so M[j] = max_{i<j} S[i, j] and its earliest maximiser are a row max and a row
+    argmax over contiguous memory (S is symmetric: S[j, i] and S[i, j] are the same dot product); the
+    column maxima of the same triangle, max_{j>i} S[j, i], complete the nearest neighbour. No padding,
+    no compilation: the host engine of `dedup_clusters`."""
+    e = np.ascontiguousarray(e_nxd, np.float32)
     n = e.shape[0]
-    s = e @ e.T
-    s[np.tril_indices(n)] = NEG  # strict upper triangle only
-    arg = s.argmax(axis=0)
-    colmax = s[arg, np.arange(n)]
-    nn = np.maximum(colmax, s.max(axis=1)) if n > 1 else np.full(n, NEG, np.float32)
-    return colmax, arg.astype(np.int32), nn.astype(np.float32)
+    if n == 1:
+        return np.full(1, NEG, np.float32), np.zeros(1, np.int32), np.full(1, NEG, np.float32)
+    s = e @ e.copy().T
+    np.putmask(s, _triu_mask(n), NEG)  # keep i < j only (row j, column i)
+    arg = s.argmax(axis=1)
+    colmax = s[np.arange(n), arg]
+    nn = np.maximum(colmax, s.max(axis=0))
+    return colmax.astype(np.float32), arg.astype(np.int32), nn.astype(np.float32)
+
+
+ENGINES = ("auto", "host", "compiled")
+
+
+def pick_engine(engine: str, rule: str) -> str:
+    """'host' (numpy BLAS, one sgemm per cluster) or 'compiled' (XLA, batches of padded clusters sharded over
+    devices). auto: host for the paper rule on a CPU backend (measured faster there: no padding, no compilation,
+    and the host BLAS kernel beats XLA's CPU dot), compiled otherwise (accelerators; the greedy rule, a sequential
+    loop per cluster)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine != "auto":
+        return engine
+    return "host" if rule == "paper" and jax.default_backend() == "cpu" else "compiled"
 
 
 def tail_batch(m: int, full: int) -> int:
@@ -193,7 +233,7 @@ def tail_batch(m: int, full: int) -> int:
     at most the full batch. Padding the tail to the full batch wasted up to (full - 1) clusters of
     work per bucket (a lone 1,100-item cluster ran as 10); this wastes < 2x on the tail only and adds
     at most log2(full) shapes per bucket."""
-    ndev = jax.device_count()
+    ndev = jax.local_device_count()
     b = ndev
     while b < m:
         b *= 2
@@ -219,16 +259,24 @@ def dedup_clusters(
     sizes: Sequence[int] | None = None,
     budget_floats: int = 1 << 23,
     max_batch: int = 256,
+    engine: str = "auto",
 ) -> list[dict[str, np.ndarray]]:
     """Applies the rule to each cluster (a list of ordered, unit-norm (n_c, d) float32 arrays).
 
     Returns, per cluster, `removed` [n_c, E] bool, `partner` [n_c, E] int (position within the
     cluster, -1 when kept), `partner_sim` [n_c, E] float32 (nan when kept), `nn_sim` [n_c]
-    (nearest-neighbour similarity, -inf for a singleton). Clusters are grouped by padded size; every
-    call has a fixed (batch, size, d) shape.
+    (nearest-neighbour similarity, -inf for a singleton).
+
+    engine (`pick_engine`): 'host' runs the paper rule cluster by cluster on the host BLAS; 'compiled' groups
+    clusters by padded size and runs full batches through the compiled kernel (every call a fixed
+    (batch, size, d) shape), the last partial batch of a size unpadded on the host (paper rule) or padded to
+    `tail_batch` (greedy).
     """
     if rule not in ("paper", "greedy"):
         raise ValueError(f"rule must be 'paper' or 'greedy', got {rule!r}")
+    engine = pick_engine(engine, rule)
+    if engine == "host" and rule != "paper":
+        raise ValueError("the host engine runs the paper rule only; use engine='compiled' for greedy")
     out: list[dict[str, np.ndarray] | None] = [None] * len(clusters)
     if not clusters:
         return []
@@ -244,7 +292,7 @@ def dedup_clusters(
         bsz = batch_size_for(n_pad, d, budget_floats, max_batch)
         for start in range(0, len(members), bsz):
             chunk = members[start : start + bsz]
-            if len(chunk) < bsz and rule == "paper":
+            if rule == "paper" and (engine == "host" or len(chunk) < bsz):
                 thr = np.asarray([1.0 - float(x) for x in eps], np.float32)
                 for ci in chunk:
                     colmax, colarg, nn = paper_rule_numpy(clusters[ci])

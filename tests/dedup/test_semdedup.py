@@ -36,9 +36,12 @@ def _agree(got, ref, e_nxd, eps, tol=1e-5):
     return near
 
 
+@pytest.mark.parametrize("engine", ["host", "compiled"])
 @pytest.mark.parametrize("rule", ["paper", "greedy"])
 @pytest.mark.parametrize("keep", ["hard", "easy", "random"])
-def test_rule_matches_brute_force(rule, keep):
+def test_rule_matches_brute_force(rule, keep, engine):
+    if rule == "greedy" and engine == "host":
+        pytest.skip("the host engine runs the paper rule only")
     rng = np.random.default_rng(zlib.crc32(f"{rule}-{keep}".encode()))  # str hash() is salted per process
     # each size 4x with batches of 4: full batches run compiled (XLA), the rest unpadded in numpy
     sizes = [1, 2, 3, 9, 16, 17, 30, 41] * 4 + [5, 33]
@@ -50,7 +53,7 @@ def test_rule_matches_brute_force(rule, keep):
         order = pipeline.keep_order(np.arange(n), sims, keep, seed=3, cluster=c)
         ordered.append(e[order])
         clusters.append(order)
-    out = semdedup.dedup_clusters(ordered, EPS, rule, max_batch=4)
+    out = semdedup.dedup_clusters(ordered, EPS, rule, max_batch=4, engine=engine)
     near = []
     for e, o in zip(ordered, out, strict=True):
         ref = semdedup.brute_force(e, EPS, rule)
@@ -132,7 +135,7 @@ def test_row_blocks_match_single_block():
     """A padded size above 1024 runs as a scan over 512-row blocks; compare with the one-block path."""
     rng = np.random.default_rng(2)
     es = [_cluster(rng, n, d=4) for n in (1100, 1090, 1200, 1111)]  # one full batch of 4: the compiled scan
-    outs = semdedup.dedup_clusters(es, (0.01, 0.2), "paper", max_batch=4)
+    outs = semdedup.dedup_clusters(es, (0.01, 0.2), "paper", max_batch=4, engine="compiled")
     for e, o in zip(es, outs, strict=True):
         s = e.astype(np.float64) @ e.T.astype(np.float64)
         m = np.where(np.triu(np.ones_like(s, bool), 1), s, -np.inf).max(axis=0)
@@ -146,12 +149,14 @@ def test_fixed_shapes_no_recompile_and_sharded():
     assert jax.device_count() == 4  # conftest: 4 fake CPU devices
     rng = np.random.default_rng(3)
     first = [_cluster(rng, n) for n in (17, 20, 19, 21, 5)]  # buckets 24 x4 (one compiled batch), 16
-    semdedup.dedup_clusters(first, (0.1,), "paper", max_batch=4)
+    semdedup.dedup_clusters(first, (0.1,), "paper", max_batch=4, engine="compiled")
     fn24, shard, _ = semdedup._compiled("paper", 24, 6, semdedup.batch_size_for(24, 6, max_batch=4), 1)
     before = fn24._cache_size()
     assert before == 1
     infos = semdedup._compiled.cache_info().currsize
-    semdedup.dedup_clusters([_cluster(rng, n) for n in (18, 23, 24, 22, 9)], (0.1,), "paper", max_batch=4)
+    semdedup.dedup_clusters(
+        [_cluster(rng, n) for n in (18, 23, 24, 22, 9)], (0.1,), "paper", max_batch=4, engine="compiled"
+    )
     assert fn24._cache_size() == before  # same bucket shape: no new trace
     assert semdedup._compiled.cache_info().currsize == infos
     assert semdedup.batch_size_for(24, 6) % 4 == 0 and semdedup.batch_size_for(24, 6, max_batch=4) == 4
@@ -166,7 +171,7 @@ def test_partial_batches_are_not_padded_to_the_full_batch():
     # rounding of the similarities (XLA tiles the batched product differently per batch size)
     rng = np.random.default_rng(7)
     cs = [_cluster(rng, 20) for _ in range(13)]
-    many = semdedup.dedup_clusters(cs, (0.1, 0.3), "paper", max_batch=12)
+    many = semdedup.dedup_clusters(cs, (0.1, 0.3), "paper", max_batch=12, engine="compiled")
     for i in (0, 12):
         (one,) = semdedup.dedup_clusters([cs[i]], (0.1, 0.3), "paper")
         for k in ("removed", "partner"):
@@ -187,16 +192,16 @@ def test_units_hold_whole_batches():
 def test_pair_at_exactly_one_minus_eps_is_kept_strict_threshold():
     """cos([1, 0], [0.5, √0.75]) = 0.5 exactly in float32 and 1 − ε = 0.5 exactly at ε = 0.5: the rule is a strict
     M > 1 − ε, so the pair survives at ε = 0.5 and goes at the next float above (threshold 0.4999999), both in the
-    compiled batched kernel (a full batch) and in the unpadded numpy path (a lone cluster)."""
+    compiled batched kernel (a full batch) and on the host engine."""
     e = np.asarray([[1.0, 0.0], [0.5, np.sqrt(0.75)]], np.float32)
     assert np.float32(e[0] @ e[1]) == np.float32(0.5) and np.float32(1.0 - 0.5) == np.float32(0.5)
     eps = (0.5, 0.5000001)
     want = [[False, False], [False, True]]
     ndev = jax.device_count()
     assert semdedup.batch_size_for(16, 2, max_batch=1) == ndev  # ndev clusters fill one compiled batch
-    compiled = semdedup.dedup_clusters([e] * ndev, eps, "paper", max_batch=1)
-    (alone,) = semdedup.dedup_clusters([e], eps, "paper", max_batch=64)
-    greedy = semdedup.dedup_clusters([e] * ndev, eps, "greedy", max_batch=1)
+    compiled = semdedup.dedup_clusters([e] * ndev, eps, "paper", max_batch=1, engine="compiled")
+    (alone,) = semdedup.dedup_clusters([e], eps, "paper", engine="host")
+    greedy = semdedup.dedup_clusters([e] * ndev, eps, "greedy", max_batch=1, engine="compiled")
     for o in [*compiled, alone, *greedy]:
         assert o["removed"].tolist() == want
         assert o["partner"][1, 1] == 0 and o["partner_sim"][1, 1] == np.float32(0.5)

@@ -55,8 +55,8 @@ def test_ties_match_the_released_rule_brute_force(keep):
         order = pipeline.keep_order(rows, sims_by_row, keep, seed=0, cluster=trial)
         e_by_row = dict(zip(rows.tolist(), e, strict=True))
         ordered = np.stack([e_by_row[r] for r in order.tolist()])
-        (alone,) = semdedup.dedup_clusters([ordered], EPS, "paper")  # a lone cluster: the numpy path
-        batched = semdedup.dedup_clusters([ordered] * 4, EPS, "paper", max_batch=4)  # a full compiled batch
+        (alone,) = semdedup.dedup_clusters([ordered], EPS, "paper", engine="host")  # host BLAS
+        batched = semdedup.dedup_clusters([ordered] * 4, EPS, "paper", max_batch=4, engine="compiled")  # one batch
         for out in (alone, *batched):
             for k, x in enumerate(EPS):
                 ours = set(order[out["removed"][:, k]].tolist())
