@@ -10,16 +10,32 @@ An experiment is a module (or any object) with
 Bad configs (unknown key, wrong type, impossible value) exit with status 2 and one line naming the key, before
 anything is written. Bad user input found while running (raise UserError) exits 2 too and removes a workdir the run
 created. A finished run (results.json present) is reported, not redone, unless `config.overwrite` is True.
+`--help` / `-h` print the config's fields with their values and the config file's comments, and exit 0. The workdir
+is checked (not a file, writable) before anything runs. Ctrl-C stops with one line naming the step and exit 130; the
+same command resumes. config.json and results.json carry `provenance` (code version, library versions, devices,
+date, command line); `provenance` is not part of the config a resumed run is compared with.
+
+Single-process CLI runs use JAX's persistent compilation cache (`enable_compilation_cache`), so a second run of a
+config loads its compiled programs instead of compiling them again.
 """
 
 from __future__ import annotations
 
+import ast
+import datetime
+import difflib
 import glob
+import importlib.util
+import io
 import logging as py_logging
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
+import textwrap
 import time
+import tokenize
 from typing import Any
 
 from absl import app as absl_app
@@ -47,7 +63,16 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
 
 # Files and folders an experiment owns inside its workdir; `overwrite` removes exactly these.
-_OWNED = ("config.json", "results.json", "metrics.jsonl", "log.txt", "figures", "checkpoints")
+_OWNED = ("config.json", "results.json", "metrics.jsonl", "log.txt", "figures", "checkpoints", "tensorboard")
+
+# Keys config.json holds besides the config itself; they never make a resumed run look like another config.
+_META_KEYS = ("provenance", "resumed")
+
+# The directory holding the packages (config paths relative to it work from any working directory).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The environment variable that moves (a path) or disables ("off", "0" or empty) the persistent compilation cache.
+CACHE_ENV = "GANGULI_JAX_COMPILATION_CACHE"
 
 
 class ConfigError(ValueError):
@@ -62,12 +87,20 @@ class UserError(Exception):
     """Bad user input found while running (unreadable file, non-finite data...): one line, exit 2."""
 
 
+class WorkdirError(UserError):
+    """The workdir cannot be used (a file, not writable): one line naming --workdir, exit 2, nothing written."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message names the last logged step and how to resume."""
+
+
 def _package_of(experiment: Any) -> str:
     name = getattr(experiment, "__name__", None) or type(experiment).__module__
     return name.split(".")[0]
 
 
-def _config_name(spec: str) -> str:
+def config_name(spec: str) -> str:
     """'icl/configs/default.py:smoke' -> 'default_smoke'."""
     path, _, arg = spec.partition(":")
     stem = os.path.splitext(os.path.basename(path))[0]
@@ -101,7 +134,7 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any,
     keys = sorted(set(old) | set(new))
     out = []
     for k in keys:
-        if prefix == "" and k == "overwrite":
+        if prefix == "" and (k == "overwrite" or k in _META_KEYS):
             continue
         a, b = old.get(k, _ABSENT), new.get(k, _ABSENT)
         if isinstance(a, dict) and isinstance(b, dict):
@@ -143,11 +176,92 @@ def _barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out
+
+
+def provenance(argv: list[str] | None = None) -> dict:
+    """What produced a run: code version (git commit and whether the tree had uncommitted changes, or the installed
+    package version), library versions, JAX's devices, the UTC date and the command line."""
+    import importlib.metadata as md
+
+    import jax
+
+    def version(dist: str) -> str | None:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return None
+
+    commit = _git("rev-parse", "HEAD") if os.path.isdir(os.path.join(ROOT, ".git")) else None
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    devices = jax.devices()
+    return {
+        "commit": commit.strip() if commit else None,
+        "dirty": bool(status.strip()) if status is not None else None,
+        "package_version": version("ganguli-jax"),
+        "versions": {
+            d: version(d) for d in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "ml-collections")
+        },
+        "python": sys.version.split()[0],
+        "devices": {
+            "platform": devices[0].platform,
+            "kind": devices[0].device_kind,
+            "count": len(devices),
+            "process_count": jax.process_count(),
+        },
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "argv": _command_line() if argv is None else list(argv),
+    }
+
+
+def _command_line() -> list[str]:
+    """sys.argv as typed: `python -m icl.main ...` rather than the path of icl/main.py."""
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if main_spec is not None and main_spec.name and sys.argv:
+        return ["python", "-m", main_spec.name.removesuffix(".__main__"), *sys.argv[1:]]
+    return list(sys.argv)
+
+
+def check_workdir(workdir: str, *, flag: str = "workdir") -> None:
+    """Raises WorkdirError (naming `flag`) when `workdir` is a file, lies below a file, or cannot be written."""
+    name = f"--{flag}={workdir}" if flag else f"workdir {workdir}"
+    if os.path.lexists(workdir) and not os.path.isdir(workdir):
+        raise WorkdirError(f"{name}: exists and is not a directory")
+    existing = os.path.abspath(workdir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise WorkdirError(f"{name}: {existing} is a file, not a directory")
+    try:  # try it: os.access says yes to root even on a read-only file system
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-test."))
+    except OSError as e:
+        target = "is not writable" if existing == os.path.abspath(workdir) else f"cannot be created in {existing}"
+        raise WorkdirError(f"{name}: {target} ({e.strerror or e})") from None
+
+
+def _last_step(workdir: str) -> int:
+    """The step of the last metric row this process wrote (0 before the first one)."""
+    return metrics.last_logged_step() or 0
+
+
+def _to_log_file(handler: py_logging.Handler | None, level: int, message: str) -> None:
+    """Writes one line to log.txt only (the console gets the CLI's own one-line message)."""
+    if handler is not None:
+        handler.handle(py_logging.LogRecord("common.app", level, __file__, 0, message, None, None))
+
+
 def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
     """Validates `config`, runs `experiment.run(config, workdir)` and writes config.json / results.json.
 
-    Returns the results dict (read back from results.json if the run had already finished).
-    Raises ConfigError before writing anything when the config is invalid.
+    Returns the results dict (read back from results.json if the run had already finished); results.json also holds
+    `provenance`, which is not part of the returned dict.
+    Raises ConfigError before writing anything when the config is invalid, WorkdirError when `workdir` is a file or
+    cannot be written, Interrupted (a KeyboardInterrupt naming the step) on Ctrl-C.
     """
     validate(experiment, config)
     results_path = os.path.join(workdir, "results.json")
@@ -155,8 +269,12 @@ def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
     overwrite = bool(config.get("overwrite", False))
     new_cfg = _config_dict(config)
 
+    if os.path.lexists(workdir) and not os.path.isdir(workdir):
+        check_workdir(workdir, flag="")
+    old_cfg = None
     if os.path.exists(config_path) and not overwrite:
-        diff = _differences(metrics.read_json(config_path), new_cfg)
+        old_cfg = metrics.read_json(config_path)
+        diff = _differences(old_cfg, new_cfg)
         if diff:
             key, a, b = diff[0]
             state = "finished" if os.path.exists(results_path) else "unfinished"
@@ -167,11 +285,13 @@ def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
             )
     if os.path.exists(results_path) and not overwrite:
         logging.info("finished run found in %s; not redone (pass --config.overwrite=True to redo)", workdir)
-        return metrics.read_json(results_path)
+        return _without_provenance(metrics.read_json(results_path))
 
+    check_workdir(workdir, flag="")
     created = not os.path.exists(workdir)
     _barrier("workdir checked")  # every process has looked before process 0 creates anything
     writer = is_writer()
+    started = provenance()
     if writer:
         if overwrite:
             for p in _owned_paths(experiment, workdir):
@@ -180,7 +300,11 @@ def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
                 elif os.path.lexists(p):
                     os.unlink(p)
         os.makedirs(workdir, exist_ok=True)
-        metrics.atomic_write_json(config_path, new_cfg)
+        if old_cfg is not None and "provenance" in old_cfg:  # a resumed run: keep who started it, add this start
+            meta = {"provenance": old_cfg["provenance"], "resumed": [*old_cfg.get("resumed", []), started]}
+        else:
+            meta = {"provenance": started}
+        metrics.atomic_write_json(config_path, {**new_cfg, **meta})
     _barrier("config written")
     handler = None
     if writer:
@@ -198,6 +322,13 @@ def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
                 handler = None
             shutil.rmtree(workdir, ignore_errors=True)
         raise
+    except metrics.NonFiniteError as e:
+        _to_log_file(handler, py_logging.ERROR, f"stopped: {e}")
+        raise
+    except KeyboardInterrupt:
+        message = f"interrupted at step {_last_step(workdir)}; run the same command to resume"
+        _to_log_file(handler, py_logging.WARNING, message)
+        raise Interrupted(message) from None
     finally:
         if handler is not None:
             logging.get_absl_logger().removeHandler(handler)
@@ -207,58 +338,271 @@ def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
     results = dict(results)
     results.setdefault("runtime_seconds", round(time.time() - start, 2))
     if writer:
-        metrics.atomic_write_json(results_path, results)
+        metrics.atomic_write_json(results_path, {**results, "provenance": provenance()})
         logging.info("results written to %s", results_path)
     return metrics.to_jsonable(results)
 
 
-def _fail(prefix: str, err: BaseException, code: int) -> None:
+def _without_provenance(results: dict) -> dict:
+    return {k: v for k, v in results.items() if k != "provenance"}
+
+
+def _fail(prefix: str, err: BaseException | str, code: int) -> None:
     message = " ".join(str(err).split())  # one line
-    sys.stderr.write(f"{prefix}: {message}\n")
+    sys.stderr.write(f"{prefix}: {message}\n" if prefix else f"{message}\n")
     sys.stderr.flush()
     sys.exit(code)
 
 
 def _short(err: BaseException) -> str:
-    """The informative last line of an error whose message may hold a whole traceback."""
+    """The informative last line of an error whose message may hold a whole traceback, without an `XError:` prefix."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     if not lines:
         return type(err).__name__
     if len(lines) > 1 and any(ln.startswith("Traceback") for ln in lines):
-        return lines[-1]
-    return " ".join(lines)
+        text = lines[-1]
+    else:
+        text = " ".join(lines)
+    head, sep, rest = text.partition(": ")
+    if sep and head.isidentifier() and (head.endswith("Error") or head.endswith("Exception")):
+        text = rest
+    return text
 
 
-def _unknown_override(argv: list[str], err: BaseException) -> str | None:
-    """Names the --config.<key> override that failed because the key does not exist, if that was the error."""
-    text = str(err)
-    for arg in argv[1:]:
-        if arg.startswith("--config."):
-            key = arg[2:].split("=", 1)[0]
-            if repr(key.split(".")[-1]) in text and "could not convert" not in text:
-                return key
-    return None
+# ---------------------------------------------------------------------------------------------------------------
+# The --config flag: resolving its path, loading it, diagnosing a failed parse, and --help.
+
+_HELP_ARGS = ("-h", "--help", "-help", "--helpshort", "-?")
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    """Parses flags; a bad flag or config (unknown key, wrong type, unloadable file) is one line and exit 2."""
+def _config_arg(argv: list[str]) -> tuple[int, str] | None:
+    """(index, value) of the last --config argument (`--config=X` or `--config X`), or None."""
+    found = None
+    for i, a in enumerate(argv[1:], start=1):
+        if a.startswith("--config="):
+            found = (i, a.split("=", 1)[1])
+        elif a == "--config" and i + 1 < len(argv):
+            found = (i, argv[i + 1])
+    return found
+
+
+def resolve_config_path(spec: str) -> str:
+    """The config spec with its file path made absolute when the path is relative to the project, not to the working
+    directory (so `--config=icl/configs/default.py` works from any directory). Other specs are returned as given."""
+    path, sep, arg = spec.partition(":")
+    if path and not os.path.isabs(path) and not os.path.exists(path) and os.path.exists(os.path.join(ROOT, path)):
+        return os.path.join(ROOT, path) + sep + arg
+    return spec
+
+
+def _with_resolved_config(argv: list[str]) -> list[str]:
+    found = _config_arg(argv)
+    if found is None:
+        return argv
+    i, spec = found
+    argv = list(argv)
+    if argv[i] == "--config":
+        argv[i + 1] = resolve_config_path(spec)
+    else:
+        argv[i] = "--config=" + resolve_config_path(spec)
+    return argv
+
+
+class _LoadError(Exception):
+    pass
+
+
+def load_config(spec: str) -> ConfigDict:
+    """Loads `path[:variant]` as ml_collections' --config does (`get_config(variant)`); errors are _LoadError with
+    one informative line."""
+    path, sep, arg = resolve_config_path(spec).partition(":")
+    if not os.path.isfile(path):
+        places = dict.fromkeys([os.getcwd(), ROOT])
+        where = "" if os.path.isabs(path) else f" (looked in {' and '.join(places)})"
+        raise _LoadError(f"--config={spec}: no such file{where}")
+    try:
+        module_spec = importlib.util.spec_from_file_location("_help_config", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return module.get_config(arg) if sep else module.get_config()
+    except Exception as e:  # noqa: BLE001 - whatever the config file raised, as one line
+        raise _LoadError(f"--config={spec}: {_short(e)}") from None
+
+
+def _flat(config: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) for every leaf of a ConfigDict, in the config's order."""
+    out = []
+    for k, v in config.items():
+        if isinstance(v, ConfigDict):
+            out += _flat(v, prefix + k + ".")
+        else:
+            out.append((prefix + k, v))
+    return out
+
+
+def _node(config: Any, key: str) -> tuple[bool, str, list[str]]:
+    """Whether dotted `key` exists in `config`; if not, the part that does not and that level's field names."""
+    node = config
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(node, ConfigDict) or part not in node:
+            fields = list(node.keys()) if isinstance(node, ConfigDict) else []
+            return False, ".".join(key.split(".")[: i + 1]), fields
+        node = node[part]
+    return True, key, []
+
+
+def config_comments(path: str) -> tuple[str, dict[str, str]]:
+    """The module docstring of a config file and {dotted field: comment} from its `c.field = value  # comment` lines
+    (a comment on the line or in the comment lines just above; the first assignment of a field that has one wins),
+    in the order the fields are first assigned in the file."""
+    with open(path) as f:
+        source = f.read()
+    tree = ast.parse(source)
+    doc = ast.get_docstring(tree) or ""
+    comments: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    lines = source.splitlines()
+    fields: dict[str, str] = {}
+    assigns = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Assign)), key=lambda n: n.lineno)
+    for node in assigns:
+        for target in node.targets:
+            parts = []
+            while isinstance(target, ast.Attribute):
+                parts.append(target.attr)
+                target = target.value
+            if not parts or not isinstance(target, ast.Name):
+                continue
+            key = ".".join(reversed(parts))
+            text = [comments[ln] for ln in range(node.lineno, node.end_lineno + 1) if ln in comments]
+            above, ln = [], node.lineno - 1
+            while ln >= 1 and lines[ln - 1].strip().startswith("#"):
+                above.insert(0, comments.get(ln, ""))
+                ln -= 1
+            comment = " ".join(above + text).strip()
+            if comment and not fields.get(key):
+                fields[key] = comment
+            fields.setdefault(key, "")
+    return doc, fields
+
+
+def help_text(experiment: Any, spec: str | None, config: ConfigDict | None = None) -> str:
+    """What `--help` prints: usage, the config file's docstring, every field with its value and comment, the flags."""
+    pkg = _package_of(experiment)
+    spec = spec or f"{pkg}/configs/default.py"
+    if config is None:
+        config = load_config(spec)
+    path = resolve_config_path(spec).partition(":")[0]
+    doc, comments = config_comments(path)
+    out = [
+        f"usage: python -m {pkg}.main --config=FILE[:variant] [--workdir=DIR] [--config.FIELD=VALUE ...]",
+        "",
+    ]
+    if doc:
+        out += [f"{spec}:", *("  " + ln if ln else "" for ln in doc.splitlines()), ""]
+    out.append(f"config fields of {spec} (set any with --config.FIELD=VALUE):")
+    order = {k: i for i, k in enumerate(comments)}
+    items = sorted(_flat(config), key=lambda kv: order.get(kv[0], len(order)))
+    width = min(max((len(f"{k} = {v!r}") for k, v in items), default=0), 48)
+    for key, value in items:
+        text = f"{key} = {value!r}"
+        comment = comments.get(key, "")
+        if not comment:
+            out.append(f"  {text}")
+            continue
+        first = f"  {text:<{width}}  # "
+        wrapped = textwrap.wrap(comment, width=max(118 - len(first), 40)) or [""]
+        out.append(first + wrapped[0])
+        out += [" " * (len(first) - 2) + "# " + w for w in wrapped[1:]]
+    name = config_name(spec)
+    out += [
+        "",
+        "flags:",
+        "  --config=FILE[:variant]  the config file and variant (the file's docstring above names its variants)",
+        f"  --workdir=DIR            output directory (default runs/{pkg}/{name}); the same command resumes a run",
+        "  --jax_distributed        join a multi-host run (see the README); also --coordinator_address,",
+        "                           --num_processes, --process_id",
+        "  -h, --help               this text; --helpfull lists every absl flag",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _type_word(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True or False"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, (tuple, list)):
+        return "a tuple"
+    return type(value).__name__
+
+
+def _diagnose(argv: list[str], err: BaseException) -> str:
+    """One line for a failed flag/config parse: the file that did not load, the unknown field (with the closest
+    names), the value that could not be read as the field's type, or the flags library's own message."""
+    found = _config_arg(argv)
+    base = None
+    if found is not None:
+        try:
+            base = load_config(found[1])
+        except _LoadError as e:
+            return str(e)
+    if base is not None:
+        for i, a in enumerate(argv[1:], start=1):
+            if not (a.startswith("--config.") or a.startswith("--noconfig.")):
+                continue
+            key, _, value = a.split(".", 1)[1].partition("=")
+            if not _ and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                value = argv[i + 1]
+            ok, missing, fields = _node(base, key)
+            if not ok:
+                close = difflib.get_close_matches(missing.split(".")[-1], fields, n=3)
+                parent = missing.rpartition(".")[0]
+                hint = (
+                    " (did you mean " + " or ".join((parent + "." if parent else "") + c for c in close) + "?)"
+                    if close
+                    else ""
+                )
+                what = "no such field" if missing == key else f"{missing} is not a field"
+                return f"{key}: {what} in {found[1]}{hint}"
+            text = str(err)
+            if f"--config.{key}" in text and ("convert" in text or "invalid literal" in text or "argument" in text):
+                old = dict(_flat(base)).get(key)
+                return f"{key}: cannot read {value!r} as {_type_word(old)} (the config has {old!r})"
+    return _short(err)
+
+
+def _parse_flags(argv: list[str], experiment: Any = None) -> list[str]:
+    """Parses flags; a bad flag or config (unknown key, wrong type, unloadable file) is one line and exit 2.
+    `-h` / `--help` print `help_text` and exit 0."""
+    given, argv = argv, _with_resolved_config(argv)
+    if any(a in _HELP_ARGS for a in argv[1:]) and experiment is not None:
+        rest = [a for a in argv if a not in _HELP_ARGS]
+        found = _config_arg([a for a in given if a not in _HELP_ARGS])
+        config = None
+        try:
+            FLAGS(rest)
+            if found is not None:
+                config = FLAGS.config
+                _ = "seed" in config
+        except Exception:  # noqa: BLE001 - help is shown for the file as it is when an override is bad
+            config = None
+        try:
+            sys.stdout.write(help_text(experiment, found[1] if found else None, config))
+        except _LoadError as e:
+            _fail("config error", e, 2)
+        sys.stdout.flush()
+        sys.exit(0)
     try:
         rest = FLAGS(argv)
         if FLAGS["config"].present or FLAGS["config"].value is not None:
             _ = "seed" in FLAGS.config  # the file is loaded lazily: surface its errors here
         return rest
-    except Exception as e:  # flags.Error, and errors raised while loading the config file itself
-        key = _unknown_override(argv, e)
-        if key is not None:
-            _fail("config error", ValueError(f"{key}: unknown key"), 2)
-        if isinstance(e, OSError) and "Failed loading config file" in str(e):
-            attempted = [a for a in argv[1:] if a.startswith("--config=")]
-            _fail(
-                "config error",
-                ValueError(f"cannot load {attempted[-1] if attempted else '--config'}: {_short(e.__cause__ or e)}"),
-                2,
-            )
-        _fail("config error", ValueError(_short(e)), 2)
+    except Exception as e:  # noqa: BLE001 - flags.Error, and errors raised while loading the config file
+        _fail("config error", _diagnose(given, e), 2)
     return []  # unreachable
 
 
@@ -320,10 +664,64 @@ def initialize_distributed(
     return True
 
 
+def compilation_cache_dir() -> str | None:
+    """Where `enable_compilation_cache` puts JAX's persistent compilation cache: $GANGULI_JAX_COMPILATION_CACHE if
+    set (None when it is "off", "0" or empty), else `$XDG_CACHE_HOME/ganguli-jax/jax` (default `~/.cache/...`)."""
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "false", "no") else os.path.expanduser(value)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ganguli-jax", "jax")
+
+
+def enable_compilation_cache(distributed: bool = False) -> str | None:
+    """Turns on JAX's persistent compilation cache for a single-process run; returns its directory or None.
+
+    A second run of a config (or a resumed one) loads its compiled XLA programs from disk instead of compiling them.
+    Off for multi-process runs (every process would write the same entries to a directory that may not be shared)
+    and when $GANGULI_JAX_COMPILATION_CACHE is "off"; a directory the user already gave JAX
+    (JAX_COMPILATION_CACHE_DIR or jax.config) is kept. Programs that compile in under a second are not stored.
+    """
+    import jax
+
+    if distributed:
+        return None
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return current
+    path = compilation_cache_dir()
+    if path is None:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:  # an unwritable home: run without the cache rather than fail
+        logging.warning("compilation cache disabled: cannot create %s (%s)", path, e.strerror)
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    return path
+
+
+def _quiet_startup_logs() -> None:
+    """JAX logs at INFO that it looked for a TPU on every CPU host ("Unable to initialize backend 'tpu'")."""
+    py_logging.getLogger("jax._src.xla_bridge").setLevel(py_logging.WARNING)
+
+
 def run(experiment: Any) -> None:
     """Runs `experiment` from the command line (see the module docstring)."""
 
     def main(argv: list[str]) -> None:
+        if len(argv) > 1:
+            _fail("config error", f"unexpected arguments {argv[1:]}", 2)
+        if _CONFIG.value is None:
+            _fail("config error", "--config is required, e.g. --config=<pkg>/configs/default.py (see --help)", 2)
+        spec = config_flags.get_config_filename(FLAGS["config"])
+        workdir = _WORKDIR.value or os.path.join("runs", _package_of(experiment), config_name(spec))
+        if not os.path.exists(os.path.join(workdir, "results.json")):  # a finished run is reported read-only
+            try:
+                check_workdir(workdir, flag="workdir")
+            except WorkdirError as e:
+                _fail("error", e, 2)
+        _quiet_startup_logs()
         try:
             distributed = initialize_distributed(
                 _DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
@@ -331,28 +729,27 @@ def run(experiment: Any) -> None:
         except ConfigError as e:
             _fail("config error", e, 2)
         cores = use_cores_as_devices()
-        if len(argv) > 1:
-            _fail("config error", ValueError(f"unexpected arguments {argv[1:]}"), 2)
-        if _CONFIG.value is None:
-            _fail(
-                "config error",
-                ValueError("--config is required, e.g. --config=<pkg>/configs/default.py"),
-                2,
-            )
-        spec = config_flags.get_config_filename(FLAGS["config"])
-        workdir = _WORKDIR.value or os.path.join("runs", _package_of(experiment), _config_name(spec))
+        cache = enable_compilation_cache(distributed or metrics.process_count() > 1)
         logging.info("config %s -> workdir %s", spec, workdir)
         if cores is not None:
             logging.info("CPU: one XLA device per core (%d)", cores)
+        if cache:
+            logging.info("compilation cache: %s (%s=off disables it)", cache, CACHE_ENV)
         if distributed:
             logging.info("multi-host: process %d of %d", metrics.process_index(), metrics.process_count())
         try:
             execute(experiment, _CONFIG.value, workdir)
         except ConfigError as e:
             _fail("config error", e, 2)
+        except WorkdirError as e:
+            _fail("error", str(e).replace("workdir ", "--workdir=", 1), 2)
         except UserError as e:
             _fail("error", e, 2)
         except metrics.NonFiniteError as e:
             _fail("stopped", e, 1)
+        except Interrupted as e:
+            _fail("", e, 130)
+        except KeyboardInterrupt:
+            _fail("", "interrupted before training started; run the same command to start again", 130)
 
-    absl_app.run(main, flags_parser=_parse_flags)
+    absl_app.run(main, flags_parser=lambda argv: _parse_flags(argv, experiment))

@@ -84,7 +84,7 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process umask, read without changing it where /proc allows (os.umask(0) briefly affects every thread)."""
     try:
         with open("/proc/self/status") as f:
@@ -105,7 +105,7 @@ def _atomic_write(path: str, write, mode: str = "w") -> None:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         # mkstemp creates the file 0600; give it the mode an ordinary open() would (0666 less the umask).
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~umask())
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
@@ -141,6 +141,14 @@ def read_json(path: str) -> Any:
         return json.load(f)
 
 
+_LAST_STEP: list[int] = []  # the step of the last row any MetricWriter of this process wrote
+
+
+def last_logged_step() -> int | None:
+    """The step of the last metric row written in this process (None before the first): what Ctrl-C reports."""
+    return _LAST_STEP[-1] if _LAST_STEP else None
+
+
 class MetricWriter:
     """Appends one JSON object per logged step to a JSONL file (`step`, `run`, metric names).
 
@@ -158,6 +166,7 @@ class MetricWriter:
             self._f = open(path, "a")
 
     def write(self, step: int, run: int | str | None = None, **scalars: Any) -> None:
+        _LAST_STEP[:] = [int(step)]
         if not self.active:
             return
         row: dict[str, Any] = {"step": int(step)}

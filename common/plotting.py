@@ -117,6 +117,9 @@ def save(fig, path: str) -> str:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fig.", suffix=ext)
     os.close(fd)
     try:
+        # mkstemp creates the file 0600; give it the mode an ordinary open() would (0666 less the umask), so
+        # collaborators on a shared file system can open the figure.
+        os.chmod(tmp, 0o666 & ~metrics.umask())
         with style():
             fig.savefig(tmp)
         os.replace(tmp, path)

@@ -2,9 +2,10 @@
 
     python -m common.reproduce [--only icl,spectra] [--scale default|smoke] [--runs-dir runs]
 
-Runs `python -m <pkg>.main --config=<pkg>/configs/default.py[:smoke] --workdir=runs/<pkg>/<scale>` for each package
-that exists, one after another with a progress bar across them, and rewrites runs/REPORT.md after each one: its
-headline numbers (from `<pkg>.experiment.report(results)`), the paper's claim beside them, pass/fail, its figures.
+Runs `python -m <pkg>.main --config=<pkg>/configs/default.py[:smoke]` for each package that exists, in the workdir the
+CLI itself picks for that config (`runs/<pkg>/default`, `runs/<pkg>/default_smoke`), one after another with a
+progress bar across them, and rewrites runs/REPORT.md after each one: its headline numbers (from
+`<pkg>.experiment.report(results)`), the paper's claim beside them, pass/fail, its figures.
 Packages without their code yet are listed as not yet built. A run that already finished is reported, not redone.
 """
 
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from common import metrics
+from common import app, metrics
 
 PACKAGES = ("icl", "collapse", "spectra", "dedup", "manifolds", "margin", "pruning", "disentangle")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,6 +34,18 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def _cell(v) -> str:
+    """A markdown table cell: `|` escaped (a quantity like "max |a - b|" must not split the row), one line."""
+    return " ".join(_fmt(v).split()).replace("|", "\\|")
+
+
+SMOKE_NOTE = (
+    "Smoke scale: every package ran its seconds-long `:smoke` config, which checks that the code runs end to end. "
+    "Its numbers are far from the paper's scale, so FAIL below is expected and says nothing about the reproduction; "
+    "`python -m common.reproduce` (the default scale) is the run to judge."
+)
 
 
 def _section(pkg: str, entry: dict, runs_dir: str) -> list[str]:
@@ -55,7 +68,8 @@ def _section(pkg: str, entry: dict, runs_dir: str) -> list[str]:
         lines += ["| quantity | ours | paper | ok |", "|---|---|---|---|"]
         for r in rows:
             ok = {True: "pass", False: "FAIL", None: "-"}[r.get("ok")]
-            lines.append(f"| {r['name']} | {_fmt(r['value'])} | {r.get('paper', '')} | {ok} |")
+            cells = (r["name"], r["value"], r.get("paper", ""), ok)
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
     for fig in entry.get("figures", []):
         rel = os.path.relpath(fig, runs_dir)
@@ -71,6 +85,7 @@ def write_report(entries: dict[str, dict], runs_dir: str, scale: str) -> str:
         "",
         f"Scale: `{scale}`. Updated {time.strftime('%Y-%m-%d %H:%M:%S')}.",
         "",
+        *([SMOKE_NOTE, ""] if scale == "smoke" else []),
         "| package | status | headline checks passed |",
         "|---|---|---|",
     ]
@@ -78,7 +93,8 @@ def write_report(entries: dict[str, dict], runs_dir: str, scale: str) -> str:
         rows = e.get("rows") or []
         judged = [r for r in rows if r.get("ok") is not None]
         passed = sum(1 for r in judged if r["ok"])
-        lines.append(f"| {pkg} | {e['status']} | {f'{passed}/{len(judged)}' if judged else '-'} |")
+        counted = f"{passed}/{len(judged)}" + (" (smoke)" if scale == "smoke" else "") if judged else "-"
+        lines.append(f"| {pkg} | {_cell(e['status'])} | {counted} |")
     lines.append("")
     for pkg, e in entries.items():
         lines += _section(pkg, e, runs_dir)
@@ -90,10 +106,11 @@ def write_report(entries: dict[str, dict], runs_dir: str, scale: str) -> str:
 
 def run_package(pkg: str, scale: str, runs_dir: str) -> dict:
     """Runs one package's default config (or its smoke variant) in a subprocess; returns its report entry."""
-    workdir = os.path.join(runs_dir, pkg, scale)
-    log = os.path.join(runs_dir, pkg, f"{scale}.log")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
     config = f"{pkg}/configs/default.py" + (":smoke" if scale == "smoke" else "")
+    name = app.config_name(config)  # the CLI's own default workdir name: default, default_smoke
+    workdir = os.path.join(runs_dir, pkg, name)
+    log = os.path.join(runs_dir, pkg, f"{name}.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
     cmd = [sys.executable, "-m", f"{pkg}.main", f"--config={config}", f"--workdir={workdir}"]
     start = time.time()
     with open(log, "w") as f:

@@ -38,7 +38,7 @@ def error_lines(proc):
 @pytest.mark.parametrize(
     "args, key",
     [
-        (["--config.no_such_key=1"], "config.no_such_key"),
+        (["--config.no_such_key=1"], "no_such_key: no such field"),
         (["--config.lr=abc"], "lr"),
         (["--config.lr=-1"], "lr"),
         (["--config.seed=-3"], "seed"),
@@ -216,8 +216,8 @@ def test_execute_overwrite_and_changed_config(tmp_path):
 
 
 def test_config_name_and_validate_common():
-    assert app._config_name("icl/configs/default.py:smoke") == "default_smoke"
-    assert app._config_name("icl/configs/paper.py") == "paper"
+    assert app.config_name("icl/configs/default.py:smoke") == "default_smoke"
+    assert app.config_name("icl/configs/paper.py") == "paper"
     cfg = fake_config.get_config()
     del cfg["seed"]
     with pytest.raises(app.ConfigError, match="seed"):

@@ -175,7 +175,7 @@ def test_reproduce_report_rows(tmp_path):
     }
     path = reproduce.write_report(entries, str(tmp_path), "smoke")
     text = open(path).read()
-    assert "| icl | ran | 1/2 |" in text and "| M* | 2.5 | 2^14 | pass |" in text and "FAIL" in text
+    assert "| icl | ran | 1/2 (smoke) |" in text and "| M* | 2.5 | 2^14 | pass |" in text and "FAIL" in text
     assert os.path.basename(path) == "REPORT.md"
 
 
@@ -188,3 +188,55 @@ def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
         os.umask(old)
     for name in ("a.json", "a.npy"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o640, name
+
+
+def test_figures_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        fig, ax = plotting.figure()
+        ax.plot([0, 1], [0, 1])
+        path = plotting.save(fig, str(tmp_path / "f.png"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def _rows_of(text: str) -> list[list[str]]:
+    """The cells of every markdown table row, split as a renderer does (on `|` not preceded by a backslash)."""
+    import re
+
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]] for ln in text.splitlines() if ln.startswith("|")]
+
+
+def test_report_escapes_pipes_and_marks_smoke(tmp_path):
+    entries = {
+        "spectra": {
+            "status": "ran",
+            "seconds": 1.0,
+            "workdir": "w",
+            "log": "l",
+            "rows": [{"name": "max |quantile theory − simulation|", "value": 0.01, "paper": "|x| < 0.05", "ok": False}],
+            "figures": [],
+        }
+    }
+    text = open(reproduce.write_report(entries, str(tmp_path), "smoke")).read()
+    row = next(r for r in _rows_of(text) if r[0].startswith("max"))
+    assert row == ["max \\|quantile theory − simulation\\|", "0.01", "\\|x\\| < 0.05", "FAIL"]  # 4 cells, FAIL kept
+    assert reproduce.SMOKE_NOTE in text and "| spectra | ran | 0/1 (smoke) |" in text
+    text = open(reproduce.write_report(entries, str(tmp_path), "default")).read()
+    assert reproduce.SMOKE_NOTE not in text and "| spectra | ran | 0/1 |" in text
+
+
+def test_reproduce_uses_the_clis_workdir_names(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(reproduce.subprocess, "run", fake_run)
+    for scale, name in (("smoke", "default_smoke"), ("default", "default")):
+        entry = reproduce.run_package("icl", scale, str(tmp_path))
+        assert entry["workdir"] == str(tmp_path / "icl" / name)
+        assert f"--workdir={tmp_path / 'icl' / name}" in calls[-1]
+        assert entry["log"] == str(tmp_path / "icl" / f"{name}.log")
