@@ -22,11 +22,11 @@ def closed_form(params, x):
     return jnp.stack([jnp.zeros_like(z), params["scale"] * z], axis=-1)
 
 
-def _params(a=None, w=None, b=0.0, h=0.0, t=1.0, scale=1.0, eps=0.2):
+def _params(a=None, w=None, b=0.0, h=0.0, t=1.0, scale=1.0, eps=0.2, c=None):
     f = jnp.float32
     return {
         "a": jnp.asarray(np.zeros((MMAX, D)) if a is None else a, jnp.float32),
-        "c": jnp.zeros(D),
+        "c": jnp.zeros(D) if c is None else jnp.asarray(c, jnp.float32),
         "w": jnp.asarray(np.zeros(D) if w is None else w, jnp.float32),
         "b": f(b),
         "h": f(h),
@@ -53,24 +53,29 @@ def tube_starts(a, m, n=4, r=2.0, seed=1):
     return (x + u @ a[:m]).astype(np.float32)
 
 
-def test_halfspace_converged_is_one_and_released_budget_biased_up():
+def _halfspace(distance=4.0, n=4):
     rng = np.random.default_rng(0)
     w = rng.normal(size=D)
     w /= np.linalg.norm(w)
-    x0 = rng.normal(size=(4, D))
-    x0 -= (x0 @ w)[:, None] * w  # on the parallel hyperplane through 0: distance 4 from the halfspace
-    p = _params(w=w, b=4.0, h=5.0, t=0.0)
-    rel = cp.critical_dimension(
-        closed_form, x0, 1, DIMS, 6, jax.random.key(0), params=p, check_budget=cp.LARGER, check_repeats=6
+    x0 = rng.normal(size=(n, D))
+    x0 -= (x0 @ w)[:, None] * w  # on the parallel hyperplane through 0: `distance` from the halfspace
+    return _params(w=w, b=distance, h=5.0, t=0.0), x0.astype(np.float32)
+
+
+def test_halfspace_at_a_converged_budget_is_one_and_a_short_budget_is_flagged():
+    p, x0 = _halfspace()
+    good = cp.critical_dimension(closed_form, x0, 1, DIMS, 6, jax.random.key(0), params=p, check_repeats=6)
+    # A line meets a hyperplane: d* = 1 once the optimiser can travel far enough; the check (4x the steps at
+    # the same rate) agrees, so the estimate is marked converged.
+    assert good.converged is True
+    assert good.d_star_grid == 1.0 and good.success_rate[0] >= 0.9
+    assert good.d_star == pytest.approx(1.0, abs=0.05)
+    assert good.effective_dimension == pytest.approx(D - good.d_star)
+    # 10 steps at lr 0.05 reach 0.5 per unit direction, not the hyperplane 4 away: the check moves d*.
+    short = cp.critical_dimension(
+        closed_form, x0, 1, DIMS, 6, jax.random.key(0), params=p, budget=cp.Budget(lr=0.05, steps=10), check_repeats=6
     )
-    # A line meets a hyperplane: d* = 1 once the optimiser can travel far enough (the larger budget) ...
-    assert rel.convergence["d_star_subset_larger_budget"] == 1.0
-    assert rel.convergence["success_rate_subset_larger_budget"][0] >= 0.9
-    # ... but within 300 steps at lr 5e-2 a random line is too oblique: the released budget overestimates d*
-    # and the check says so.
-    assert rel.d_star > 1.5 and rel.d_star_grid >= 2.0
-    assert rel.converged is False and rel.convergence["moved"] < -0.5
-    assert rel.effective_dimension == pytest.approx(D - rel.d_star)
+    assert short.converged is False and abs(short.convergence["moved"]) > short.convergence["allowed"]
 
 
 @pytest.fixture(scope="module")
@@ -103,20 +108,30 @@ def test_ensemble_of_two_slabs_is_codimension_two():
     p1, a1 = tube_params(1, seed=3)
     p2, a2 = tube_params(1, seed=4)  # an independent normal
     stacked = jax.tree.map(lambda u, v: jnp.stack([u, v]), p1, p2)
-    a = np.stack([a1[0], a2[0]])
-    q, _ = np.linalg.qr(a.T)  # start at distance 2 from the intersection, within span of the two normals
+    q, _ = np.linalg.qr(np.stack([a1[0], a2[0]]).T)  # start at distance 2 from the intersection
     x0 = tube_starts(np.concatenate([q.T, np.zeros((MMAX - 2, D))]), 2, seed=5)
-    ens = cp.ensemble_of(closed_form)
-    r_ens = cp.critical_dimension(
-        ens, x0, 1, DIMS, 6, jax.random.key(7), params=stacked, budget=CONVERGED, check_budget=None
-    )
+    kw = dict(budget=CONVERGED, check_budget=None)
+    r_ens = cp.critical_dimension(cp.Ensemble(closed_form), x0, 1, DIMS, 6, jax.random.key(7), params=stacked, **kw)
     assert r_ens.d_star_grid == 2 and r_ens.nonfinite_subspaces == 0
     assert 1 < r_ens.d_star <= 2
     for p in (p1, p2):  # each member alone: a line crosses the slab
-        r = cp.critical_dimension(
-            closed_form, x0, 1, DIMS, 6, jax.random.key(7), params=p, budget=CONVERGED, check_budget=None
-        )
+        r = cp.critical_dimension(closed_form, x0, 1, DIMS, 6, jax.random.key(7), params=p, **kw)
         assert r.d_star_grid == 1 and r.success_rate[0] >= 0.9
+
+
+def test_ensemble_modes_product_and_mixture():
+    p1, _ = tube_params(1, seed=3)
+    p2, _ = tube_params(1, seed=4)
+    stacked = jax.tree.map(lambda u, v: jnp.stack([u, v]), p1, p2)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(5, D)), jnp.float32)
+    lp = [jax.nn.log_softmax(closed_form(p, x)) for p in (p1, p2)]
+    mix = cp.Ensemble(closed_form, "mixture")(stacked, x)
+    np.testing.assert_allclose(np.exp(mix), 0.5 * (np.exp(lp[0]) + np.exp(lp[1])), rtol=1e-5, atol=1e-6)
+    prod = cp.Ensemble(closed_form)(stacked, x)
+    np.testing.assert_allclose(prod, jax.nn.log_softmax(0.5 * (lp[0] + lp[1])), rtol=1e-5, atol=1e-6)
+    assert cp.Ensemble(closed_form) == cp.Ensemble(closed_form, "product")  # one static argument: one compile
+    with pytest.raises(cp.EstimatorInputError, match="^mode"):
+        cp.Ensemble(closed_form, "vote")
 
 
 def test_logit_rescaling_leaves_class_d_star_unchanged(tube_results):
@@ -133,31 +148,94 @@ def test_logit_rescaling_leaves_class_d_star_unchanged(tube_results):
     assert abs(r.d_star_success["d_star"] - ref.d_star_success["d_star"]) < 0.3
 
 
-def test_vmapped_sweep_equals_subspaces_one_at_a_time():
-    """The one-call sweep reproduces each subspace optimised alone (masked padding rows, early-stop freezing)."""
+def test_padded_vmapped_sweep_equals_each_subspace_alone_unpadded():
+    """The one-call sweep (bases padded to max(dims) rows with zeros, calls padded to a power of two, sharded
+    over the devices) reproduces each subspace optimised alone with a basis of exactly d rows."""
     m = 2
     params, a = tube_params(m, seed=9)
     x0s = tube_starts(a, m, seed=10)
-    reps = 6
-    key = jax.random.key(11)
-    budget = cp.Budget(steps=120)
+    reps, key, budget = 5, jax.random.key(11), cp.Budget(lr=0.05, steps=120)
     out = cp.sweep_subspaces(closed_form, x0s, 1, DIMS, reps, key, params=params, budget=budget)
     keys = cp.subspace_keys(key, DIMS, range(reps), len(x0s))
     spec = {k: jnp.asarray(v) for k, v in cp._spec(cp.as_target(1), 2, budget, None).items()}
 
-    @jax.jit
     def one(k, d, x0):
-        basis = cp.random_basis(k, d, max(DIMS), D)
+        basis = cp.random_basis(k, d, max(DIMS), D)[:d]  # the d real rows only: no padding rows
         return cp.optimize_subspace(closed_form, params, x0, basis, spec)
 
     rng = np.random.default_rng(0)
-    for i, r, s in zip(rng.integers(0, len(DIMS), 16), rng.integers(0, reps, 16), rng.integers(0, 4, 16), strict=True):
+    for i, r, s in zip(rng.integers(0, len(DIMS), 12), rng.integers(0, reps, 12), rng.integers(0, 4, 12), strict=True):
         o = one(keys[i, r, s], DIMS[i], x0s[s])
         assert float(o["steps"]) == out["steps"][i, r, s]
         assert bool(o["success"]) == out["success"][i, r, s]
         np.testing.assert_allclose(float(o["best_score"]), out["best_score"][i, r, s], rtol=1e-4, atol=1e-6)
     # the check is not vacuous: some subspaces stop early, others run out of steps
     assert 0 < out["success"].mean() < 1 and (out["steps"] < 120).any() and (out["steps"] == 120).any()
+    # several smaller calls give the same numbers as one (max_per_call splits the subspaces)
+    split = cp.sweep_subspaces(closed_form, x0s, 1, DIMS, reps, key, params=params, budget=budget, max_per_call=16)
+    np.testing.assert_allclose(split["best_score"], out["best_score"], rtol=1e-5, atol=1e-6)
+
+
+def _numpy_adam(grads, lr, b1, b2, eps, released):
+    theta, m, v, out = 0.0, 0.0, 0.0, []
+    for t, g in enumerate(grads, start=1):
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        mh, vh = (m / (1 - b1), v / (1 - b2)) if released else (m / (1 - b1**t), v / (1 - b2**t))
+        theta = theta - lr * mh / (np.sqrt(vh) + eps)
+        out.append(theta)
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("budget", [cp.DEFAULT, cp.RELEASED])
+def test_adam_updates_match_a_numpy_reference(budget):
+    spec = {k: jnp.asarray(v) for k, v in cp._spec(cp.as_target(1), 2, budget, None).items()}
+    grads = [0.5, -1.0, 2.0, 0.1, 0.3]
+    c = {"theta": jnp.zeros(1), "m": jnp.zeros(1), "v": jnp.zeros(1), "t": jnp.float32(0)}
+    got = []
+    for g in grads:
+        c = cp._adam(c, jnp.asarray([g], jnp.float32), spec)
+        got.append(float(c["theta"][0]))
+    ref = _numpy_adam(grads, budget.lr, budget.b1, budget.b2, budget.eps, budget.adam == "released")
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    other = _numpy_adam(grads, budget.lr, budget.b1, budget.b2, budget.eps, budget.adam != "released")
+    assert np.max(np.abs(other - ref)) > 1e-3  # the two corrections differ after the first step
+
+
+def test_stopping_rules_plateau_and_budget():
+    """On a flat loss the released rule stops at its first look-back (6 steps); ours runs the whole budget."""
+    flat = _params(h=0.0, t=0.0)  # the logit difference is 0 everywhere: loss log 2, never reached
+    x0 = np.zeros((2, D), np.float32)
+    for budget, steps in ((cp.RELEASED, 6), (cp.Budget(lr=0.1, steps=40), 40)):
+        out = cp.sweep_subspaces(closed_form, x0, 1, (1, 2), 1, jax.random.key(0), params=flat, budget=budget)
+        assert np.all(out["steps"] == steps)
+
+
+def test_bounds_keep_the_search_in_the_box_and_report_saturation():
+    """A linear class whose region is the far corner of the unit box: reached only with saturated pixels."""
+    w = np.ones(D) / np.sqrt(D)
+    p = _params(w=w, b=0.9 * np.sqrt(D), h=20.0, t=0.0)  # mean pixel >= 0.9
+    x0 = np.full((3, D), 0.5, np.float32)
+    r = cp.critical_dimension(closed_form, x0, 1, (8, 16, 32), 4, jax.random.key(1), params=p, bounds=(0.0, 1.0),
+                              check_budget=None)  # fmt: skip
+    assert r.success_rate[-1] > 0 and r.saturated_fraction > 0.2
+    with pytest.raises(cp.EstimatorInputError, match="^x0s: .*outside bounds"):
+        cp.critical_dimension(closed_form, x0 + 0.6, 1, (1,), 1, jax.random.key(1), params=p, bounds=(0.0, 1.0))
+
+
+def test_threshold_d_star_grows_with_the_certainty_asked(tube_results):
+    r = tube_results[3]
+    d = [r.at_threshold(t, num_boot=0)["d_star"] for t in (0.6, 0.9, 0.99)]
+    assert d[0] <= d[1] <= d[2]
+
+
+def test_fresh_start_points_one_per_subspace():
+    params, a = tube_params(1, seed=2)
+    x0 = tube_starts(a, 1, n=len(DIMS) * 3, seed=3)
+    r = cp.critical_dimension(closed_form, x0, 1, DIMS, 3, jax.random.key(0), params=params, budget=CONVERGED,
+                              check_budget=None, fresh_starts=True)  # fmt: skip
+    assert r.raw["success"].shape == (len(DIMS), 3, 1) and r.d_star_grid == 1
+    with pytest.raises(cp.EstimatorInputError, match="^x0s: fresh_starts"):
+        cp.critical_dimension(closed_form, x0[:5], 1, DIMS, 3, jax.random.key(0), params=params, fresh_starts=True)
 
 
 def test_bases():
@@ -193,21 +271,3 @@ def test_sigmoid_fit_recovers_crossing_and_bootstrap_error_shrinks():
     assert errs[1] < 0.5 * errs[0]  # ~1/sqrt(n)
     assert cp.crossing(dims, np.full(len(dims), 0.9))[:2] == (1.0, "below")
     assert cp.crossing(dims, np.full(len(dims), 0.1))[:2] == (np.inf, "above")
-
-
-@pytest.mark.parametrize(
-    "fn, x0, target, dims, match",
-    [
-        (lambda x: x[:, 0], np.zeros((2, 4)), 1, (1,), "log-probabilities"),
-        (lambda x: jnp.zeros((3, 2)), np.zeros((2, 4)), 1, (1,), "log-probabilities"),
-        (lambda x: jnp.full((x.shape[0], 2), jnp.nan), np.zeros((2, 4)), 1, (1,), "non-finite"),
-        (lambda x: jnp.zeros((x.shape[0], 2)), np.zeros((2, 4)), 1, (1, 5), r"dims must lie in \[1, D=4\]"),
-        (lambda x: jnp.zeros((x.shape[0], 2)), np.zeros((2, 4)), (), (1,), "empty"),
-        (lambda x: jnp.zeros((x.shape[0], 2)), np.zeros((2, 4)), 2, (1,), "outside"),
-        (lambda x: jnp.zeros((x.shape[0], 2)), np.zeros((4,)), 1, (1,), r"\[S, D\]"),
-        (lambda x: jnp.stack([x[:, 0], -x[:, 0]], 1), np.array([[1.0, 0], [-1, 0]]), 1, (1,), "already reach"),
-    ],
-)
-def test_bad_inputs_raise_one_clear_error(fn, x0, target, dims, match):
-    with pytest.raises(cp.EstimatorInputError, match=match):
-        cp.critical_dimension(fn, x0, target, dims, 2, jax.random.key(0))
