@@ -15,7 +15,9 @@ Without ids, an item's id is its 0-based row (line) number.
 Writes, per ε, DIR/eps=<ε>/kept_ids.{parquet,txt} and removed_ids.{parquet,txt} (removed: id, duplicate_of,
 similarity), and DIR/summary.json (counts, timings, parameters). Bad input (non-UTF-8 text, duplicate or null
 ids, non-finite or zero rows, mismatched lengths, a missing or wrong column) is one line naming the file and
-row, exit status 2, and nothing is left behind. A killed run resumes when rerun with the same arguments.
+row, exit status 2, and nothing is left behind. A killed run resumes when rerun with the same arguments. An --out
+that holds a finished run of another input (or with other parameters) is refused unless --overwrite is given,
+which replaces that run.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class InputError(Exception):
 
 
 def _kind(path: str) -> str:
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory; expected a .npy, .parquet, .txt or .jsonl file")
     low = path.lower()
     for ext, kind in (
         (".npy", "npy"),
@@ -236,6 +240,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=20, help="k-means iterations at most")
     p.add_argument("--keep-work", action="store_true", help=f"keep DIR/{WORK} (the stage outputs) at the end")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out when it was made from another input or with other parameters",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return p
 
@@ -328,6 +337,88 @@ def _config(a, eps, prep, work: str):
     return c
 
 
+def _input_stat(path: str) -> dict:
+    """What identifies an input file for the check of an earlier run in --out: its absolute path, size and
+    modification time (a rewritten file is another input)."""
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _run_parameters(a, eps: list[float]) -> dict:
+    """The arguments that change the outputs (summary.json `parameters` holds them with a few more)."""
+    return {
+        "eps": eps,
+        "keep": a.keep,
+        "tie_break": a.tie_break,
+        "clusters": int(a.clusters),
+        "seed": int(a.seed),
+        "kmeans_iterations_max": int(a.iterations),
+        "ids": a.ids,
+        "column": a.column,
+        "text_field": a.text_field,
+    }
+
+
+IDENTITY = "identity.json"  # DIR/_work/identity.json: the input and parameters of a run in progress
+
+
+def _previous_run(out: str) -> dict | None:
+    """The identity of the run in --out: from summary.json (finished) or the work folder (interrupted)."""
+    for p in (os.path.join(out, "summary.json"), os.path.join(out, WORK, IDENTITY)):
+        if os.path.isfile(p):
+            try:
+                with open(p, encoding="utf-8") as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                return {}
+    return None
+
+
+def _check_previous(out: str, a, eps: list[float]) -> bool:
+    """Whether --out holds a finished run of another input or with other parameters (then it must be replaced with
+    --overwrite; without it, InputError). Returns True when the old run is to be cleared."""
+    prev = _previous_run(out)
+    if prev is None:
+        return False
+    same = prev.get("input_stat") == _input_stat(a.embeddings) and prev.get("run_parameters") == _run_parameters(a, eps)
+    if same:
+        return False
+    if not a.overwrite:
+        what = "another input" if prev.get("input_stat", {}).get("path") != os.path.abspath(a.embeddings) else None
+        what = what or ("another version of the input" if prev.get("input_stat") != _input_stat(a.embeddings) else None)
+        what = what or "other parameters"
+        raise InputError(
+            f"--out: {out} holds a run of {what} ({prev.get('input', '?')}); pass --overwrite to replace it, "
+            f"or choose another --out"
+        )
+    return True
+
+
+def _clear_previous(out: str) -> None:
+    """Removes an earlier run's outputs from --out: its eps=* folders, summary.json and work folder."""
+    for name in os.listdir(out):
+        p = os.path.join(out, name)
+        if name.startswith("eps=") and os.path.isdir(p) or name == WORK:
+            shutil.rmtree(p)
+    if os.path.exists(os.path.join(out, "summary.json")):
+        os.unlink(os.path.join(out, "summary.json"))
+
+
+class _DropRemovedPaths:
+    """A logging filter that drops messages naming a path under the work folder, which is removed at the end: the
+    log names only files that remain."""
+
+    def __init__(self, work: str):
+        self.work = (os.path.abspath(work), work)
+
+    def filter(self, record) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is not ours to judge
+            return True
+        return not any(w in msg for w in self.work)
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Parses argv, runs the pipeline and writes the outputs; returns the summary. Raises InputError."""
     from absl import logging
@@ -351,10 +442,25 @@ def run(argv: list[str] | None = None) -> dict:
         raise InputError(f"--out: {out} exists, is not empty and holds no earlier semdedup run")
     t0 = time.time()
     prep = _prepare(a, eps)
+    clear = _check_previous(out, a, eps)
     created = not os.path.exists(out)
     app.use_cores_as_devices()
+    drop = None
+    if not a.keep_work:
+        drop = _DropRemovedPaths(work)
+        logging.get_absl_logger().addFilter(drop)
     try:
+        if clear:
+            _clear_previous(out)
         os.makedirs(work, exist_ok=True)
+        metrics.atomic_write_json(
+            os.path.join(work, IDENTITY),
+            {
+                "input": os.path.abspath(prep["path"]),
+                "input_stat": _input_stat(prep["path"]),
+                "run_parameters": _run_parameters(a, eps),
+            },
+        )
         cfg = _config(a, eps, prep, work)
         if prep["kind"] == "parquet" and not os.path.exists(cfg.embeddings):
             metrics.atomic_save_npy(cfg.embeddings, prep["x"])
@@ -422,14 +528,20 @@ def run(argv: list[str] | None = None) -> dict:
                 "text_field": a.text_field if prep["kind"] == "jsonl" else None,
             },
         }
+        summary["input_stat"] = _input_stat(prep["path"])
+        summary["run_parameters"] = _run_parameters(a, eps)
         summary["outputs"] = os.path.abspath(out)
         metrics.atomic_write_json(os.path.join(out, "summary.json"), summary)
     except InputError:  # bad input: nothing left behind (an interrupted run keeps DIR/_work and resumes)
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+    finally:
+        if drop is not None:
+            logging.get_absl_logger().removeFilter(drop)
     if not a.keep_work:
         shutil.rmtree(work, ignore_errors=True)
+    logging.info("outputs written to %s", os.path.abspath(out))
     return summary
 
 

@@ -2,8 +2,9 @@
 
 Points and centroids live on the unit sphere; a point belongs to the centroid with the largest
 cosine similarity and a centroid is the normalised mean of its points (Dhillon & Modha 2001;
-SemDeDup step 2 uses faiss with `spherical=True`). Every batch has the same padded shape, so each
-function compiles once per (batch, K, d).
+SemDeDup step 2 uses faiss with `spherical=True`). On a CPU backend the distance products and the argmax
+run on the host BLAS (`use_host_blas`); on an accelerator every batch has the same padded shape, so each
+jitted function compiles once per (batch, K, d).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
@@ -89,6 +91,43 @@ def _accumulate(sums_kxd, counts_k, obj, c_kxd, x_bxd, w_b):
     return sums_kxd, counts_k, obj + jnp.sum(w_b * best)
 
 
+def use_host_blas() -> bool:
+    """True on a CPU backend: the distance products run on the host BLAS (numpy sgemm), whose kernel is faster
+    than XLA's CPU dot, and the row argmax in numpy (XLA's CPU argmax reduction took longer than the product in
+    the measurements); on an accelerator the jitted functions run on the device."""
+    return jax.default_backend() == "cpu"
+
+
+def nearest_host(xb_bxd: np.ndarray, c_kxd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(label, cosine) of the nearest centroid for each row, on the host BLAS: one sgemm and a row argmax
+    (the earliest maximiser, as jnp.argmax)."""
+    s = np.asarray(xb_bxd, np.float32) @ c_kxd.T
+    lab = s.argmax(axis=1)
+    return lab.astype(np.int32), s[np.arange(lab.size), lab]
+
+
+def _rows(x, a: int, b: int) -> np.ndarray:
+    return np.asarray(x[a:b], np.float32)
+
+
+def _lloyd_host(x, c_kxd: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray, float]:
+    k, d = c_kxd.shape
+    c = np.ascontiguousarray(c_kxd, np.float32)
+    sums = np.zeros((k, d), np.float64)
+    counts = np.zeros(k, np.int64)
+    obj = 0.0
+    for a in range(0, x.shape[0], batch_size):
+        xb = _rows(x, a, min(a + batch_size, x.shape[0]))
+        lab, best = nearest_host(xb, c)
+        obj += float(best.sum(dtype=np.float64))
+        # cluster sums as a sparse (k x rows) indicator times the rows: one pass over the batch (measured 4x
+        # faster than np.add.reduceat over label-sorted rows, which was as slow as the distance product)
+        m = scipy.sparse.csr_matrix((np.ones(lab.size, np.float32), (lab, np.arange(lab.size))), shape=(k, lab.size))
+        sums += m @ xb
+        counts += np.bincount(lab, minlength=k)
+    return sums, counts, obj
+
+
 def lloyd_iteration(x, centroids_kxd: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray, float]:
     """One spherical Lloyd step streamed over x in mini-batches.
 
@@ -96,13 +135,16 @@ def lloyd_iteration(x, centroids_kxd: np.ndarray, batch_size: int) -> tuple[np.n
     to their assigned *old* centroid). A cluster left empty keeps its previous centroid.
     """
     k, d = centroids_kxd.shape
-    c = jnp.asarray(centroids_kxd, jnp.float32)
-    sums = jnp.zeros((k, d), jnp.float32)
-    counts = jnp.zeros((k,), jnp.float32)
-    obj = jnp.zeros((), jnp.float32)
-    for _, xb, w in _batches(x, batch_size):
-        sums, counts, obj = _accumulate(sums, counts, obj, c, xb, w)
-    sums, counts = np.asarray(sums), np.asarray(counts)
+    if use_host_blas():
+        sums, counts, obj = _lloyd_host(x, centroids_kxd, batch_size)
+    else:
+        c = jnp.asarray(centroids_kxd, jnp.float32)
+        sums = jnp.zeros((k, d), jnp.float32)
+        counts = jnp.zeros((k,), jnp.float32)
+        obj = jnp.zeros((), jnp.float32)
+        for _, xb, w in _batches(x, batch_size):
+            sums, counts, obj = _accumulate(sums, counts, obj, c, xb, w)
+        sums, counts = np.asarray(sums), np.asarray(counts)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     new = np.where(counts[:, None] > 0, sums / np.maximum(norms, 1e-30), centroids_kxd)
     return new.astype(np.float32), counts.astype(np.int64), float(obj) / x.shape[0]
@@ -126,8 +168,16 @@ def assign(
     """Nearest centroid (label) and its cosine similarity for every row of x from row `start` on,
     written into `labels_out` / `sims_out` (arrays or memmaps). `on_batch(rows_done)` is called
     after each batch."""
-    c = jnp.asarray(centroids_kxd, jnp.float32)
     n = x.shape[0]
+    if use_host_blas():
+        c = np.ascontiguousarray(centroids_kxd, np.float32)
+        for a in range(start, n, batch_size):
+            b = min(a + batch_size, n)
+            labels_out[a:b], sims_out[a:b] = nearest_host(_rows(x, a, b), c)
+            if on_batch is not None:
+                on_batch(b)
+        return
+    c = jnp.asarray(centroids_kxd, jnp.float32)
     for a, xb, _ in _batches(x, batch_size, start):
         b = min(a + batch_size, n)
         lab, sim = _assign_batch(c, xb)

@@ -184,6 +184,8 @@ def _bad_cases(tmp_path):
     cases.append(([str(fj2)], "dupid.jsonl: row 2 repeats the id 1 of row 0"))
     cases.append(([fok, "--eps", "0.1,2.5"], "--eps: every ε must be in (0, 2)"))
     cases.append(([str(tmp_path / "e.csv")], "e.csv: unknown format"))
+    os.makedirs(tmp_path / "folder.npy")
+    cases.append(([str(tmp_path / "folder.npy")], "folder.npy: is a directory; expected a .npy"))
     return cases
 
 
@@ -217,3 +219,49 @@ def test_jsonl_texts_with_ids(tmp_path, capsys):
     for r, d in zip(rem["id"], rem["duplicate_of"], strict=True):  # every removal is a hand-labelled paraphrase
         i, j = int(r.rsplit("/", 1)[1]), int(d.rsplit("/", 1)[1])
         assert groups[i] >= 0 and groups[i] == groups[j]
+
+
+def _summary(out):
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
+def test_out_holding_another_inputs_run_is_refused_unless_overwrite(tmp_path, capsys):
+    """A second input into the same --out exits 2 naming --out and leaves the first run as it was; --overwrite
+    replaces it, and no eps folder of the first run (other thresholds) is left beside the new ones. The same input
+    and arguments again is a rerun, accepted."""
+    fa, fb = str(tmp_path / "a.npy"), str(tmp_path / "b.npy")
+    np.save(fa, _corpus(n=120, seed=2))
+    np.save(fb, _corpus(n=120, seed=3))
+    out = str(tmp_path / "o")
+    args_a = [fa, "--eps", "0.05,0.2", "--out", out, "--clusters", "2"]
+    assert cli.main(args_a) == 0
+    before = sorted(os.listdir(out))
+    assert cli.main(args_a) == 0  # the same run again
+    capsys.readouterr()
+    assert cli.main([fb, "--eps", "0.1", "--out", out, "--clusters", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out:" in err and "another input" in err and "--overwrite" in err
+    assert sorted(os.listdir(out)) == before and _summary(out)["input"] == os.path.abspath(fa)
+    assert cli.main([fa, "--eps", "0.1", "--out", out, "--clusters", "2"]) == 2  # same input, other eps
+    assert "other parameters" in capsys.readouterr().err
+    assert cli.main([fb, "--eps", "0.1", "--out", out, "--clusters", "2", "--overwrite"]) == 0
+    assert sorted(os.listdir(out)) == ["eps=0.1", "summary.json"]
+    assert _summary(out)["input"] == os.path.abspath(fb)
+
+
+def test_verbose_log_names_only_paths_that_remain(tmp_path, caplog):
+    """-v logs progress; every file or folder a log line names exists after the run (the work folder, removed at
+    the end, is never named)."""
+    import logging as py_logging
+    import re
+
+    f = str(tmp_path / "c.npy")
+    np.save(f, _corpus(n=120))
+    out = str(tmp_path / "o")
+    with caplog.at_level(py_logging.INFO):
+        assert cli.main([f, "--eps", "0.1", "--out", out, "--clusters", "2", "-v"]) == 0
+    named = [p for m in caplog.messages for p in re.findall(re.escape(str(tmp_path)) + r"[^\s,;:'\")]*", m)]
+    assert any(p.rstrip(".") == os.path.abspath(out) for p in named)  # the outputs are named
+    missing = [p for p in named if not os.path.exists(p.rstrip("."))]
+    assert not missing, missing
