@@ -149,21 +149,76 @@ def last_logged_step() -> int | None:
     return _LAST_STEP[-1] if _LAST_STEP else None
 
 
+TENSORBOARD_ENV = "GANGULI_JAX_TENSORBOARD"  # "off" stops the TensorBoard event files even with tensorboardX
+
+
+def _tensorboard_module():
+    """tensorboardX's SummaryWriter when it is installed (`pip install .[tensorboard]`) and not switched off."""
+    if os.environ.get(TENSORBOARD_ENV, "").strip().lower() in ("off", "0", "false", "no"):
+        return None
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter
+
+
+def _is_scalar(v: Any) -> bool:
+    if isinstance(v, (bool, np.bool_, str)):
+        return False
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return True
+    return hasattr(v, "shape") and getattr(v, "shape", None) == () and np.issubdtype(np.asarray(v).dtype, np.number)
+
+
 class MetricWriter:
     """Appends one JSON object per logged step to a JSONL file (`step`, `run`, metric names).
 
     On resume, rows with a step beyond the restored step can be dropped with `truncate_after(step)` so a killed run
     that is restarted does not leave duplicated rows. In a multi-host run only process 0 opens and writes the file;
     on the others every method does nothing.
+
+    With tensorboardX installed (the `[tensorboard]` extra), every scalar of a row is also written as a TensorBoard
+    event beside the file, in `tensorboard/<run>/` (one TensorBoard run per sweep run): `tensorboard --logdir
+    <workdir>/tensorboard`. After `truncate_after(step)` the events past `step` are purged as the rows are.
+    Set GANGULI_JAX_TENSORBOARD=off to write none.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, tensorboard: bool = True):
         self.path = path
         self.active = is_writer()
         self._f = None
+        self._tb_class = _tensorboard_module() if (tensorboard and self.active) else None
+        self._tb: dict[str, Any] = {}
+        self._tb_purge: dict[str | None, int] = {}  # run prefix (None: every run) -> first step to hide
         if self.active:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._f = open(path, "a")
+
+    @property
+    def tensorboard_dir(self) -> str | None:
+        """Where the event files go (None when tensorboardX is not installed or switched off)."""
+        if self._tb_class is None:
+            return None
+        return os.path.join(os.path.dirname(os.path.abspath(self.path)), "tensorboard")
+
+    def _tensorboard(self, step: int, run: Any, scalars: dict) -> None:
+        values = {k: float(np.asarray(v)) for k, v in scalars.items() if _is_scalar(v)}
+        if not values:
+            return
+        name = "all" if run is None else str(run).replace(os.sep, "/")
+        writer = self._tb.get(name)
+        if writer is None:
+            logdir = os.path.join(self.tensorboard_dir, *[p for p in name.split("/") if p not in ("", ".", "..")])
+            purge = [v for p, v in self._tb_purge.items() if p is None or str(run).startswith(p)]
+            writer = self._tb[name] = self._tb_class(logdir=logdir, purge_step=min(purge, default=None), flush_secs=10)
+        for k, v in values.items():
+            writer.add_scalar(k, v, global_step=int(step))
+
+    def _close_tensorboard(self) -> None:
+        for writer in self._tb.values():
+            writer.close()
+        self._tb = {}
 
     def write(self, step: int, run: int | str | None = None, **scalars: Any) -> None:
         _LAST_STEP[:] = [int(step)]
@@ -175,6 +230,8 @@ class MetricWriter:
         row.update(scalars)
         self._f.write(json.dumps(to_jsonable(row)) + "\n")
         self._f.flush()
+        if self._tb_class is not None:
+            self._tensorboard(step, run, scalars)
 
     def truncate_after(self, step: int, run_prefix: str | None = None) -> None:
         """Drops rows whose step is greater than `step` (used after restoring a checkpoint at `step`).
@@ -195,10 +252,14 @@ class MetricWriter:
             rows = [line for line in f if line.strip() and keep(json.loads(line))]
         _atomic_write(self.path, lambda f: f.writelines(rows))
         self._f = open(self.path, "a")
+        if self._tb_class is not None:  # new event files hide the old files' events from step + 1 on
+            self._close_tensorboard()
+            self._tb_purge[run_prefix] = int(step) + 1
 
     def close(self) -> None:
         if self._f is not None:
             self._f.close()
+        self._close_tensorboard()
 
     def __enter__(self) -> MetricWriter:
         return self

@@ -240,3 +240,40 @@ def test_reproduce_uses_the_clis_workdir_names(tmp_path, monkeypatch):
         assert entry["workdir"] == str(tmp_path / "icl" / name)
         assert f"--workdir={tmp_path / 'icl' / name}" in calls[-1]
         assert entry["log"] == str(tmp_path / "icl" / f"{name}.log")
+
+
+def _events(logdir):
+    """(tag, step, value) of every scalar in the TensorBoard event files under `logdir`, read as TFRecords."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = []
+    for name in sorted(os.listdir(logdir)):
+        if not name.startswith("events.out.tfevents"):
+            continue
+        data = open(os.path.join(logdir, name), "rb").read()
+        pos = 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4
+            out += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+    return out
+
+
+def test_metric_writer_writes_tensorboard_events_per_run(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboardX")
+    monkeypatch.delenv(metrics.TENSORBOARD_ENV, raising=False)
+    path = tmp_path / "metrics.jsonl"
+    with metrics.MetricWriter(str(path)) as w:
+        w.write(10, run="grid/0", loss=2.0, curve=[1.0, 2.0], name="a")
+        w.write(20, run="grid/0", loss=1.5)
+        w.write(10, run="grid/1", loss=3.0)
+    events = _events(tmp_path / "tensorboard" / "grid" / "0")
+    assert events == [("loss", 10, 2.0), ("loss", 20, 1.5)]  # scalars only; lists and strings stay in the JSONL
+    assert _events(tmp_path / "tensorboard" / "grid" / "1") == [("loss", 10, 3.0)]
+    monkeypatch.setenv(metrics.TENSORBOARD_ENV, "off")
+    with metrics.MetricWriter(str(tmp_path / "off" / "metrics.jsonl")) as w:
+        w.write(1, loss=1.0)
+    assert not (tmp_path / "off" / "tensorboard").exists()
