@@ -43,7 +43,7 @@ venv:
 	  rm -f "$$log"; \
 	fi
 
-## Runs every built package's default config and writes runs/REPORT.md (about 15 minutes per package on 2 cores).
+## Runs every built package's default config and writes runs/REPORT.md (measured runtimes: docs/runtimes.json).
 demo: $(STAMP)
 	$(BIN)/python -m common.reproduce
 

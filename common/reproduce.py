@@ -25,6 +25,20 @@ PACKAGES = ("icl", "collapse", "spectra", "dedup", "manifolds", "margin", "pruni
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+RUNTIMES = os.path.join(ROOT, "docs", "runtimes.json")
+
+
+def runtimes() -> dict[str, dict]:
+    """The measured runtimes of docs/runtimes.json: {package: {"default": {wall_seconds, date, machine, load}}}."""
+    return metrics.read_json(RUNTIMES)["packages"]
+
+
+def runtime_text(entry: dict) -> str:
+    """How the README's package table states a measured runtime: '9.2 min (quiet)', '2.9 min at load 13-14'."""
+    minutes = f"{entry['wall_seconds'] / 60:.1f} min"
+    return f"{minutes} (quiet)" if entry["load"].startswith("quiet") else f"{minutes} at load {entry['load']}"
+
+
 def is_built(pkg: str) -> bool:
     """A package is built when it has an experiment module and a default config."""
     return all(os.path.exists(os.path.join(ROOT, pkg, f)) for f in ("experiment.py", "main.py", "configs/default.py"))
