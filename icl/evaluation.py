@@ -79,3 +79,9 @@ def make_evaluate(cfg: train.TrainConfig, num_prompts: int, prompt_chunk: int, d
         return {key: jnp.sum(v, 0) / (num_prompts * d) for key, v in sums.items()}
 
     return evaluate
+
+
+def evaluate_one(cfg: train.TrainConfig, num_prompts: int, prompt_chunk: int, dmmse_chunk: int, state, hparams, shared):
+    """`make_evaluate(...)(state, hparams)` in the form `common.train_loop.Result.evaluate` takes."""
+    del shared
+    return make_evaluate(cfg, num_prompts, prompt_chunk, dmmse_chunk)(state, hparams)

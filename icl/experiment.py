@@ -2,7 +2,7 @@
 
 The module common.app runs: `validate` (icl.validation), `run` (below), `report` (icl.report). For every batch size
 and model size in the config, the whole sweep over M x seeds x learning rates x weight decays is one
-`jit(vmap(train))` through common.sweep, driven chunk by chunk by common.checkpoint.run_chunked (a killed run
+`jit(vmap(train))` through common.sweep, driven chunk by chunk by common.train_loop (a killed run
 resumes), with evaluation curves filled inside the compiled sweep; the trained models are then evaluated in one
 compiled masked pass (icl.evaluation) against the exact Ridge and dMMSE baselines, summarised over seeds
 (icl.summary), M* is estimated (icl.thresholds), and figures go to workdir/figures (icl.figures).
@@ -17,11 +17,12 @@ import math
 import os
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 from absl import logging
 
-from common import checkpoint, metrics, sweep
+from common import metrics, sweep, train_loop
 from icl import evaluation, figures, summary, thresholds, train, transformer
 from icl.report import report  # noqa: F401  (the experiment contract of common.app)
 from icl.validation import validate  # noqa: F401
@@ -69,73 +70,46 @@ def _hparams(grid: sweep.Grid) -> dict:
 
 
 def train_sweep(
-    tcfg, grid: sweep.Grid, chunk_steps: int, ckpt_dir: str | None, writer, desc: str, map_batch: int = 0
-) -> dict:
-    """Trains every run of `grid` (one compiled call per chunk), checkpointing under `ckpt_dir`; returns the state.
+    tcfg, grid: sweep.Grid, chunk_steps: int, workdir: str | None, writer, desc: str, map_batch: int = 0
+) -> train_loop.Result:
+    """Trains every run of `grid` through common.train_loop (one compiled call per chunk, checkpoints under
+    `workdir/checkpoints/<desc>`); returns the driver's result (final state on the host and on the devices).
 
     `map_batch` (common.sweep.vmapped): 0 vectorises each device's runs; k > 0 loops over them k at a time.
     """
-    # Placed on the devices once; the state stays there between chunks (donated, fed back sharded).
-    hparams = sweep.put(_hparams(grid), grid.size)
-    state0 = sweep.vmapped(lambda key, hp: train.init_state(key, hp, tcfg))(grid.keys(), hparams)
-    chunk = sweep.vmapped(
-        train.make_chunk(tcfg, chunk_steps), in_axes=(0, 0, None), donate_argnums=(0,), map_batch=map_batch
+    return train_loop.train(
+        name=desc,
+        init=train.init_one,
+        chunk=train.chunk_one,
+        static=(tcfg, chunk_steps),
+        keys=grid.keys(),
+        hparams=_hparams(grid),
+        num_steps=tcfg.num_steps,
+        chunk_steps=chunk_steps,
+        workdir=workdir,
+        writer=writer,
+        labels=grid.rows(),
+        map_batch=map_batch,
     )
 
-    def on_chunk(step, m):
-        loss = sweep.to_numpy(m["loss"], grid.size)
-        metrics.check_finite(loss, what=f"{desc} training loss", step=step)
-        if writer is not None:
-            last = sweep.to_numpy(m["last_loss"], grid.size)
-            for r in range(grid.size):
-                writer.write(step, run=f"{desc}/{r}", loss=float(loss[r]), last_loss=float(last[r]))
 
-    ckpt = checkpoint.Checkpointer(ckpt_dir, save_every=chunk_steps) if ckpt_dir else None
-    try:
-        return checkpoint.run_chunked(
-            lambda state, start: chunk(state, hparams, np.int32(start)),
-            state0,
-            num_steps=tcfg.num_steps,
-            chunk_steps=chunk_steps,
-            checkpointer=ckpt,
-            on_chunk=on_chunk,
-            desc=desc,
-            metric_writer=writer,
-            metric_run_prefix=f"{desc}/",
-        )
-    finally:
-        if ckpt is not None:
-            ckpt.close()
-
-
-def evaluate_sweep(tcfg, grid: sweep.Grid, state: dict, ev_cfg) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def evaluate_sweep(tcfg, grid: sweep.Grid, res: train_loop.Result, ev_cfg) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every run evaluated in one compiled pass: ({key: [R, K]} (evaluation.KEYS), curves [R, num_evals, 2])."""
-    ev = evaluation.make_evaluate(tcfg, ev_cfg.num_prompts, ev_cfg.prompt_chunk, ev_cfg.dmmse_chunk)
-    out = sweep.to_numpy(sweep.vmapped(ev)(state, _hparams(grid)), grid.size)
-    return {k: np.asarray(out[k], float) for k in evaluation.KEYS}, sweep.to_numpy(state["curves"], grid.size)
+    static = (tcfg, ev_cfg.num_prompts, ev_cfg.prompt_chunk, ev_cfg.dmmse_chunk)
+    out = res.evaluate(evaluation.evaluate_one, static=static)
+    return {k: np.asarray(out[k], float) for k in evaluation.KEYS}, res.state["curves"]
 
 
 def run_group(config, workdir, tcfg, writer, desc) -> tuple[sweep.Grid, dict, np.ndarray, int]:
     """Trains and evaluates one compiled sweep; returns (grid, per-run results, curves, parameter count)."""
     grid = make_grid(config)
     logging.info("%s: %d runs (M x seeds x lr x decay) as one jit(vmap), %d steps", desc, grid.size, tcfg.num_steps)
-    state = train_sweep(
-        tcfg,
-        grid,
-        config.train.chunk_steps,
-        os.path.join(workdir, "checkpoints", desc),
-        writer,
-        desc,
-        map_batch=config.sweep.get("map_batch", 0),
+    res = train_sweep(
+        tcfg, grid, config.train.chunk_steps, workdir, writer, desc, map_batch=config.sweep.get("map_batch", 0)
     )
-    per_run, curves = evaluate_sweep(tcfg, grid, state, config.eval)
-    n_params = transformer.num_params(jax_first_run(state["params"]))
+    per_run, curves = evaluate_sweep(tcfg, grid, res, config.eval)
+    n_params = transformer.num_params(jax.tree.map(lambda x: x[0], res.state["params"]))
     return grid, per_run, curves, n_params
-
-
-def jax_first_run(params: dict) -> dict:
-    """The parameters of run 0 (host arrays), for counting."""
-    return sweep.to_numpy(params, 1)
 
 
 def _m_labels(ms: list[float]) -> list:

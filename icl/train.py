@@ -9,7 +9,7 @@ Traced hyperparameters: `num_tasks` (M, float32, inf for fresh tasks), `lr` (the
 `weight_decay`. Everything else (shapes, step counts, noise level) is static and lives in `TrainConfig`.
 
 `init_state` + `make_chunk` (a lax.scan over `chunk_steps` steps starting at a traced step, evaluating every
-`eval_every` steps) are what common.checkpoint.run_chunked drives; `make_train` chains them into one
+`eval_every` steps) are what common.train_loop drives (as `init_one`, `chunk_one`); `make_train` chains them into one
 `train(key, hparams)` for tests and benchmarks. The task pool is regenerated from the run's key inside every
 compiled call instead of being stored, so neither the state nor the checkpoints grow with M.
 """
@@ -183,6 +183,18 @@ def make_chunk(cfg: TrainConfig, chunk_steps: int) -> Callable:
         return new_state, {"loss": jnp.mean(losses), "last_loss": losses[-1, -1], checkpoint.NONFINITE: bad}
 
     return chunk
+
+
+def init_one(cfg: TrainConfig, chunk_steps: int, key: jax.Array, hparams: Mapping[str, jax.Array]) -> dict:
+    """`init_state` in the form common.train_loop takes (static arguments first)."""
+    del chunk_steps
+    return init_state(key, hparams, cfg)
+
+
+def chunk_one(cfg: TrainConfig, chunk_steps: int, state: dict, hparams: Mapping[str, jax.Array], shared, start):
+    """One chunk of `chunk_steps` steps in the form common.train_loop takes (no shared inputs: data is sampled)."""
+    del shared
+    return make_chunk(cfg, chunk_steps)(state, hparams, start)
 
 
 def make_train(cfg: TrainConfig) -> Callable:
