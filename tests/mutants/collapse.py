@@ -66,7 +66,7 @@ MUTANTS = [
         file="collapse/attractivity.py",
         old="z = z - lr * (j @ z)",
         new="z = z + lr * (j @ z)",
-        tests=(T + "test_attractivity.py::test_lyapunov_exponent_changes_sign_near_the_curvature_prediction",),
+        tests=(T + "test_attractivity_known.py::test_noiseless_exponent_is_the_log_of_the_top_multiplier",),
         why="linearised SGD step with the wrong sign (gradient ascent)",
     ),
     Mutant(
