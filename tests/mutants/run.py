@@ -5,6 +5,7 @@
     python -m tests.mutants.run --list               # list the mutants and whether each snippet applies; runs nothing
     python -m tests.mutants.run --match thresholds   # the mutants whose file or description contains the text
     python -m tests.mutants.run --jobs 2             # two mutants at a time
+    python -m tests.mutants.run --baseline           # first check the listed tests pass on the unmutated code
 
 The repository (tracked files and untracked files git does not ignore, as they are in the working tree; no .venv,
 runs or .git) is copied once to a temporary directory (one copy per worker with ``--jobs N``). For each mutant the
@@ -172,6 +173,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--match", default="", help="only the mutants whose file or why contains this text")
     parser.add_argument("--list", action="store_true", help="list the mutants and whether each applies; run nothing")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant's tests (default 900)")
+    parser.add_argument(
+        "--baseline", action="store_true", help="first run every listed test unmutated; stop if any fails"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own copy (default 1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the tail of pytest's output per mutant")
     args = parser.parse_args(argv)
@@ -207,6 +211,16 @@ def main(argv: list[str] | None = None) -> int:
             copy = Path(tmp) / f"repo{j}"
             copy_repo(copy)
             copies.put(copy)
+        if args.baseline:
+            tests = sorted({t for _, m in mutants for t in m.tests})
+            code, output = run_tests(Path(tmp) / "repo0", tuple(tests), args.timeout * max(len(tests), 1))
+            if code != 0:
+                print("\n".join(output.strip().splitlines()[-20:]))
+                print(
+                    f"error: the listed tests do not pass on the unmutated code (pytest exit {code}): nothing measured"
+                )
+                return 1
+            print(f"baseline: the {len(tests)} listed tests pass on the unmutated code", flush=True)
         done = iter(range(1, len(mutants) + 1))
         lock = threading.Lock()
 
