@@ -155,63 +155,68 @@ def train(
     n_runs = _validate(name, keys, hparams, labels, num_steps, chunk_steps, max_runs_per_call)
     init_v = sweep.vmapped(init, in_axes=(0, 0), static=static)
     chunk_v = sweep.vmapped(chunk, in_axes=(0, 0, None, None), static=static, donate_argnums=(0,), map_batch=map_batch)
-
     groups = []
     for runs in _groups(n_runs, max_runs_per_call):
-        hp = sweep.put({k: v[runs[0] : runs[-1] + 1] for k, v in hparams.items()}, len(runs))
-        sh = sweep.put_shared(shared, len(runs))
-        groups.append(Group(runs, None, hp, sh))
-    state0 = tuple(init_v(keys[g.runs[0] : g.runs[-1] + 1], g.hparams) for g in groups)
-    logged: dict[int, dict[str, np.ndarray]] = {}
-
-    def chunk_fn(states, start):
-        outs = [chunk_v(st, g.hparams, g.shared, np.int32(start)) for st, g in zip(states, groups, strict=True)]
-        host = _concat([sweep.to_numpy(m, len(g.runs)) for (_, m), g in zip(outs, groups, strict=True)])
-        return tuple(o[0] for o in outs), host
-
-    def after_chunk(step, host):
-        extra = []
-        for g in groups:
-            part = {k: np.asarray(v)[g.runs] for k, v in host.items()}
-            ctx = ChunkContext(step, g.state, part, g.runs, g.hparams, g.shared)
-            extra.append(dict(on_chunk(ctx) or {}) if on_chunk is not None else {})
-        merged = dict(host)
-        if any(extra):
-            merged.update(_concat(extra))
-        merged.pop(checkpoint.NONFINITE, None)
-        logged[step] = merged
-        if writer is not None:
-            for r in range(n_runs):
-                row = dict(labels[r]) if labels is not None else {}
-                row.update(_row_values(merged, r, max_row_entries))
-                writer.write(step, run=f"{name}/{r}", **row)
-
-    def run_and_track(states, start):
-        states, host = chunk_fn(states, start)
-        for g, st in zip(groups, states, strict=True):
-            g.state = st
-        return states, host
-
+        part = slice(int(runs[0]), int(runs[-1]) + 1)
+        hp = sweep.put({k: v[part] for k, v in hparams.items()}, len(runs))
+        groups.append(Group(runs, init_v(keys[part], hp), hp, sweep.put_shared(shared, len(runs))))
+    loop = _Loop(name, groups, chunk_v, writer, labels, on_chunk, max_row_entries)
     ckpt_dir = os.path.join(workdir, "checkpoints", name) if workdir else None
     states = checkpoint.run_chunked(
-        run_and_track,
-        state0,
+        loop.chunk,
+        tuple(g.state for g in groups),
         num_steps=num_steps,
         chunk_steps=chunk_steps,
         checkpoint_dir=ckpt_dir,
         save_every=save_every if ckpt_dir else None,
-        on_chunk=after_chunk,
+        on_chunk=loop.after,
         metric_writer=writer,
         metric_run_prefix=f"{name}/",
         desc=name,
         describe_run=lambda r: _describe(r, labels),
     )
-    for g, st in zip(groups, states, strict=True):
+    for g, st in zip(groups, states, strict=True):  # a restored finished sweep runs no chunk
         g.state = st
     state = _concat([sweep.to_numpy(g.state, len(g.runs)) for g in groups])
-    history = _history(writer, name, n_runs, logged)
     logging.info("%s: %d runs trained to step %d", name, n_runs, num_steps)
-    return Result(state=state, history=history, groups=groups)
+    return Result(state=state, history=_history(writer, name, n_runs, loop.logged), groups=groups)
+
+
+class _Loop:
+    """The per-chunk work of `train`: every group's compiled chunk, then metric rows and `on_chunk`."""
+
+    def __init__(self, name, groups, chunk_v, writer, labels, on_chunk, max_row_entries):
+        self.name, self.groups, self.chunk_v, self.writer = name, groups, chunk_v, writer
+        self.labels, self.on_chunk, self.max_row_entries = labels, on_chunk, max_row_entries
+        self.logged: dict[int, dict[str, np.ndarray]] = {}
+
+    def chunk(self, states: tuple, start: int) -> tuple[tuple, dict[str, np.ndarray]]:
+        """Advances every group by one chunk (the state stays on the devices); the metrics come to the host."""
+        parts = []
+        for g, st in zip(self.groups, states, strict=True):
+            g.state, m = self.chunk_v(st, g.hparams, g.shared, np.int32(start))
+            parts.append(sweep.to_numpy(m, len(g.runs)))
+        return tuple(g.state for g in self.groups), _concat(parts)
+
+    def after(self, step: int, host: dict[str, np.ndarray]) -> None:
+        """Calls `on_chunk` per group, keeps the step's values for the history and writes one row per run."""
+        merged = dict(host)
+        if self.on_chunk is not None:
+            extra = []
+            for g in self.groups:
+                part = {k: np.asarray(v)[g.runs] for k, v in host.items()}
+                extra.append(dict(self.on_chunk(ChunkContext(step, g.state, part, g.runs, g.hparams, g.shared)) or {}))
+            if any(extra):
+                merged.update(_concat(extra))
+        merged.pop(checkpoint.NONFINITE, None)
+        self.logged[step] = merged
+        if self.writer is None:
+            return
+        n_runs = sum(len(g.runs) for g in self.groups)
+        for r in range(n_runs):
+            row = dict(self.labels[r]) if self.labels is not None else {}
+            row.update(_row_values(merged, r, self.max_row_entries))
+            self.writer.write(step, run=f"{self.name}/{r}", **row)
 
 
 def _describe(run: int, labels: Sequence[Mapping[str, Any]] | None) -> str:

@@ -131,6 +131,11 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         res = _train(tmp_path, lrs=(0.1, 0.4), writer=writer, on_chunk=lambda ctx: calls.append(ctx.step))
     assert calls == [15, 20], "the resumed sweep must start after the last checkpoint (step 10)"
     np.testing.assert_allclose(res.state["w"], full.state["w"], rtol=1e-6)
+    with metrics.MetricWriter(str(tmp_path / "metrics.jsonl")) as writer:  # a finished sweep: restored, not redone
+        again = _train(tmp_path, lrs=(0.1, 0.4), writer=writer, on_chunk=lambda ctx: calls.append(ctx.step))
+    assert calls == [15, 20]
+    np.testing.assert_allclose(again.state["w"], full.state["w"], rtol=1e-6)
+    np.testing.assert_allclose(again.history["loss"], full.history["loss"], rtol=1e-5)
     steps = [json.loads(x)["step"] for x in open(writer.path)]
     assert sorted(steps) == sorted([5, 10, 15, 20] * 2), "each step logged exactly once per run"
     assert list(res.history["step"]) == [5, 10, 15, 20]
