@@ -3,6 +3,7 @@ duplicates."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -80,6 +81,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check.in_range(config, "synthetic.max_group_size", 2)
     if config.shard >= config.num_shards:
         raise app.ConfigError("shard", f"must be < num_shards={config.num_shards}, got {config.shard}")
+    if metrics.process_count() > 1 and config.num_shards > 1:
+        raise app.ConfigError(
+            "num_shards",
+            "a jax.distributed run splits the dedup stage over its processes itself; leave shard and num_shards "
+            "at 0 and 1 (they are for separate jobs sharing a pipeline_dir)",
+        )
     check.probability(config, "synthetic.topic_strength", "synthetic.dup_fraction", open_high=True)
     s = config.synthetic
     if not 0.0 < s.sim_min <= s.sim_max <= 1.0:
@@ -114,7 +121,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     select, returns n_items, n_clusters, eps → {kept, removed, kept_fraction} and, on synthetic
     data, precision, recall and pairs_in_same_cluster at eval_eps."""
     root = config.pipeline_dir or os.path.join(workdir, "pipeline")
-    if config.overwrite and not config.pipeline_dir and os.path.isdir(root):
+    if config.overwrite and not config.pipeline_dir and os.path.isdir(root) and metrics.is_writer():
         shutil.rmtree(root)
     os.makedirs(root, exist_ok=True)
     stages = _stages(config)
@@ -128,12 +135,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     }
 
     last = max(pipeline.STAGES.index(st) for st in stages)
+    # a jax.distributed run: process 0 runs embed, cluster and select; every process runs its share of the
+    # dedup units (split by work); between the stages every process waits for process 0's outcome
+    nproc, proc = metrics.process_count(), metrics.process_index()
     t = time.time()
+    einfo = None
     if "embed" in stages:
-        einfo = pipeline.run_embed(root, source, config, seed)
-        timings["embed"] = time.time() - t
-    else:
-        einfo = _need(root, "embed")
+        with _on_process_0("embed", nproc, proc) as mine:
+            if mine:
+                einfo = pipeline.run_embed(root, source, config, seed)
+                timings["embed"] = time.time() - t
+    einfo = einfo or _need(root, "embed")
     results["n_items"] = einfo["n_items"]
     results["n_total"] = einfo["n_total"]
     results["excluded"] = {k: len(v) for k, v in einfo.get("excluded", {}).items()}
@@ -142,11 +154,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     if last >= 1:
         t = time.time()
+        cinfo = None
         if "cluster" in stages:
-            cinfo = pipeline.run_cluster(root, config, seed, einfo["hash"])
-            timings["cluster"] = time.time() - t
-        else:
-            cinfo = _need(root, "cluster")
+            with _on_process_0("cluster", nproc, proc) as mine:
+                if mine:
+                    cinfo = pipeline.run_cluster(root, config, seed, einfo["hash"])
+                    timings["cluster"] = time.time() - t
+        cinfo = cinfo or _need(root, "cluster")
         results["n_clusters"] = cinfo["n_clusters"]
         results["kmeans_objective"] = cinfo["objective"][-1] if cinfo["objective"] else None
         results["kmeans_iterations"] = cinfo["iterations"]
@@ -155,11 +169,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     if "dedup" in stages:
         t = time.time()
-        results["dedup_units"] = pipeline.run_dedup(
-            root, config, seed, cinfo["hash"], int(config.shard), int(config.num_shards)
-        )
+        shard, shards = (proc, nproc) if nproc > 1 else (int(config.shard), int(config.num_shards))
+        results["dedup_units"] = pipeline.run_dedup(root, config, seed, cinfo["hash"], shard, shards)
         timings["dedup"] = time.time() - t
-    if "select" in stages:
+        _all_done("dedup", nproc)
+        if nproc > 1:
+            results["dedup_units"]["process"] = f"{proc} of {nproc}"
+    if "select" in stages and proc == 0:
         t = time.time()
         # refuses unit files made with other eps/keep/rule (raises UserError naming the settings)
         pipeline.dedup_stage(root, config, seed, cinfo["hash"]).check()
@@ -170,6 +186,34 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     results["stage_seconds"] = {k: round(v, 2) for k, v in timings.items()}
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return results
+
+
+@contextlib.contextmanager
+def _on_process_0(stage: str, nproc: int, proc: int):
+    """Runs the block's stage on process 0 only (yields whether this process runs it); then every process of a
+    jax.distributed run learns whether it succeeded (process 0 broadcasts it), so a failure there stops the others
+    with one line instead of leaving them waiting. In one process: just runs the block."""
+    if nproc == 1:
+        yield True
+        return
+    from jax.experimental import multihost_utils
+
+    ok = False
+    try:
+        yield proc == 0
+        ok = True
+    finally:
+        flag = multihost_utils.broadcast_one_to_all(np.int32(ok))
+    if not bool(flag):
+        raise app.UserError(f"stopped: the {stage} stage failed on process 0 (its log says why)")
+
+
+def _all_done(stage: str, nproc: int) -> None:
+    """Every process of a jax.distributed run waits here until all have finished the stage (no-op in one)."""
+    if nproc > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"dedup: {stage} done")
 
 
 def _score(results: dict, per_eps: dict, labels: np.ndarray, eval_eps: float) -> None:

@@ -447,10 +447,26 @@ def write_ordered(stage: StageDir, x, order: np.ndarray, chunk: int = 65536) -> 
 # ----------------------------------------------------------------------------------------- dedup
 
 
-def shard_range(k: int, shard: int, num_shards: int) -> tuple[int, int]:
-    """The contiguous cluster-id range [a, b) that process `shard` of `num_shards` handles (the
-    released code's job-array model)."""
-    return shard * k // num_shards, (shard + 1) * k // num_shards
+def unit_cost(unit: np.ndarray, sizes: np.ndarray) -> float:
+    """The work of a unit: its Gram matrices (Σ n_c², times d) plus reading its rows (n_c · d, weighted 64x: a row
+    read costs about as much as 64 multiply-adds of its Gram row)."""
+    n = sizes[np.asarray(unit, np.int64)].astype(np.float64)
+    return float((n * n).sum() + 64.0 * n.sum())
+
+
+def split_units(units: Sequence[np.ndarray], sizes: np.ndarray, num_shards: int) -> np.ndarray:
+    """The shard (process) that runs each unit, chosen so the shards' work is balanced: units in decreasing
+    `unit_cost` (ties by first cluster id) each go to the shard with the least work so far (ties: the lowest
+    shard), the longest-processing-time rule (at most 4/3 of the best split). Deterministic, so every process
+    computes the same split from the same plan."""
+    owner = np.zeros(len(units), np.int64)
+    load = np.zeros(num_shards, np.float64)
+    costs = [unit_cost(u, sizes) for u in units]
+    for i in sorted(range(len(units)), key=lambda i: (-costs[i], int(units[i][0]))):
+        s = int(np.argmin(load))
+        owner[i] = s
+        load[s] += costs[i]
+    return owner
 
 
 def plan_units(
@@ -623,10 +639,12 @@ def run_dedup(
     num_shards: int = 1,
     on_unit: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Stage 3: the per-cluster rule for this process's range of clusters, one atomic file per unit.
+    """Stage 3: the per-cluster rule for this process's share of the units, one atomic file per unit.
 
-    Units whose file exists are skipped, so a killed or pre-empted process resumes, and processes
-    given different shards (a job array) fill disjoint units of the same folder.
+    The units are split over `num_shards` processes by their work (`split_units`), so processes finish
+    together. Units whose file exists are skipped, so a killed or pre-empted process resumes, and processes
+    given different shards (a job array, or the processes of a jax.distributed run) fill disjoint units of
+    the same folder.
     """
     stage = dedup_stage(root, cfg, seed, cluster_hash)
     stage.open()
@@ -635,13 +653,14 @@ def run_dedup(
     offsets = np.load(os.path.join(cdir, "offsets.npy"))
     sizes = np.diff(offsets)
     buckets = semdedup.bucket_sizes(max(int(sizes.max()), 1))  # the same for every process
-    lo, hi = shard_range(k, shard, num_shards)
     dim = int(np.load(os.path.join(root, "embed", "embeddings.npy"), mmap_mode="r").shape[1])
     # one plan over all clusters, the same in every process: a unit (and so every batch) has the same
-    # members however the clusters are split over processes; this process runs the units whose first
-    # cluster lies in its range and whose file is not there yet
+    # members however the clusters are split over processes; this process runs the units the size-balanced
+    # split gives it and whose file is not there yet
     plan = plan_units([c for c in range(k) if sizes[c] > 0], sizes, buckets, int(cfg.clusters_per_file), dim)
-    units = [u for u in plan if lo <= int(u[0]) < hi and not os.path.exists(unit_path(root, u))]
+    owner = split_units(plan, sizes, num_shards)
+    mine = [u for u, o in zip(plan, owner, strict=True) if o == shard]
+    units = [u for u in mine if not os.path.exists(unit_path(root, u))]
     if units:
         x = np.load(os.path.join(root, "embed", "embeddings.npy"), mmap_mode="r")
         ids = np.load(os.path.join(root, "embed", "ids.npy"))
@@ -662,7 +681,11 @@ def run_dedup(
     cover, files = covered_clusters(root, k)
     nonempty = sizes > 0
     return {
-        "clusters_in_range": int(hi - lo),
+        "clusters_assigned": int(sum(u.size for u in mine)),
+        "units_assigned": len(mine),
+        "work_assigned": round(
+            sum(unit_cost(u, sizes) for u in mine) / max(sum(unit_cost(u, sizes) for u in plan), 1), 4
+        ),
         "units_run": len(units),
         "clusters_done": int((cover[nonempty] > 0).sum()),
         "clusters_total": int(nonempty.sum()),
