@@ -5,6 +5,11 @@
 so h=1, t=0 is the halfspace {w·x ≥ b} (d* = 1: a line meets a hyperplane) and h=0, t=1 the ε-tube around the
 affine flat {A(x − c) = 0} of codimension m = rank(A) (Gordon: a random d-flat meets it iff d ≥ m). One function for
 every case, so the estimator compiles once per shape.
+
+`box_tube` places a tube inside the pixel box [0, 1]^D: its flat passes through the box's centre and the start
+points lie in the box at a given distance from it, so a search clipped to the box meets it as Gordon's theorem says
+(a halfspace, by contrast, is not a known answer inside the box: its boundary meets a clipped ray only where the box
+reaches it).
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ def tube(dim: int, m: int, num_starts: int, distance: float = 2.0, eps: float = 
     u = rng.normal(size=(num_starts, m))
     u *= distance / np.linalg.norm(u, axis=1, keepdims=True)
     return _params(dim, mmax, a=a, eps=eps), (x + u @ a[:m]).astype(np.float32)
+
+
+def box_tube(dim: int, m: int, num_starts: int, distance: float = 0.5, eps: float = 0.1, seed: int = 0,
+             spread: float = 0.2, mmax: int = 4):  # fmt: skip
+    """(params, start points in [0, 1]^D at `distance` from the flat through the centre) of an ε-tube of
+    codimension `m`; the start points also vary by up to ±`spread` along the flat."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(dim, mmax)))
+    a = q.T.copy()
+    a[m:] = 0.0
+    centre = np.full(dim, 0.5)
+    x = rng.uniform(-spread, spread, size=(num_starts, dim))
+    x -= (x @ a[:m].T) @ a[:m]
+    u = rng.normal(size=(num_starts, m))
+    u *= distance / np.linalg.norm(u, axis=1, keepdims=True)
+    x0 = np.clip(centre + x + u @ a[:m], 0.0, 1.0)
+    params = _params(dim, mmax, a=a, eps=eps)
+    return {**params, "c": jnp.asarray(centre, jnp.float32)}, x0.astype(np.float32)
 
 
 def _params(dim, mmax, a=None, w=None, b=0.0, h=0.0, t=1.0, eps=0.2):

@@ -123,10 +123,12 @@ def known_answers(path: str, known: dict) -> None:
     axes = np.atleast_1d(axes)
     for ax, (name, row) in zip(axes, known.items(), strict=True):
         for label, color in (("ours", plotting.palette(2)[0]), ("released", plotting.palette(2)[1])):
+            if label not in row:
+                continue
             ax.plot(row["dims"], row[label]["success_rate"], "o-", ms=3, color=color,
                     label=f"{label}: d*={row[label]['d_star']:.2f}")  # fmt: skip
         ax.axvline(row["truth"], color="k", ls=":", lw=1)
-        ax.set_title(f"{name} (truth {row['truth']})", fontsize=9)
+        ax.set_title(f"{name}, {row['where']} (truth {row['truth']})", fontsize=8)
         ax.set_xlabel("d")
         ax.legend(fontsize=6)
     axes[0].set_ylabel("success rate")

@@ -1,4 +1,4 @@
-"""Training: the width mask gives exactly the narrower MLP, and chunks resume bit for bit."""
+"""Training: the width mask gives exactly the narrower MLP, snapshots from step 0, equal epochs, resume."""
 
 import jax
 import jax.numpy as jnp
@@ -6,50 +6,83 @@ import numpy as np
 
 from manifolds import models, train
 
+N = 64
 
-def _data(n=64, d=12, c=3, seed=0):
+
+def _data(n=N, d=12, c=3, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d)).astype(np.float32)
     y = rng.integers(0, c, n).astype(np.int32)
     return x, y, rng.integers(0, c, n).astype(np.int32)
 
 
+def _hp(**kw):
+    hp = {"lr": 1e-2, "train_size": N, "stop_step": 1e9, "random_labels": 0.0, "width": 1e9, "weight_decay": 0.0}
+    return {k: jnp.float32(v) for k, v in {**hp, **kw}.items()}
+
+
+def _chunk(task, steps):
+    return jax.jit(lambda s, hp, data, start: train.chunk_run(task, steps, s, hp, data, start))
+
+
 def test_masked_wide_mlp_is_the_narrow_mlp_and_stays_masked():
-    task = train.Task("mlp", (32,), (12, 1, 1), 3, 16)
-    hp = {
-        "lr": jnp.float32(1e-2),
-        "train_size": jnp.float32(64),
-        "random_labels": jnp.float32(0),
-        "width": jnp.float32(5),
-    }
-    state = train.init_state(task, jax.random.key(0), hp)
-    state, _ = jax.jit(train.run_chunk(task, 50))(state, hp, _data(), 0)
+    task = train.Task("mlp", (32,), (12, 1, 1), 3, 16, N)
+    hp = _hp(width=5)
+    state = train.init_run(task, 20, jax.random.key(0), hp)
+    state, _ = _chunk(task, 20)(state, hp, _data(), 0)
     p = state["params"]
     assert np.all(np.asarray(p[0]["w"])[:, 5:] == 0) and np.all(np.asarray(p[1]["w"])[5:] == 0)
     narrow = [{"w": p[0]["w"][:, :5], "b": p[0]["b"][:5]}, {"w": p[1]["w"][:5], "b": p[1]["b"]}]
     x = jnp.asarray(_data(seed=1)[0])
     np.testing.assert_allclose(models.mlp_apply(p, x), models.mlp_apply(narrow, x), rtol=1e-5, atol=1e-6)
     # the output layer starts with the narrow net's fan-in scale 1/sqrt(5)
-    s0 = train.init_state(task, jax.random.key(0), hp)["params"][1]["w"][:5]
+    s0 = train.init_run(task, 20, jax.random.key(0), hp)["params"][1]["w"][:5]
     assert 0.3 < float(jnp.max(jnp.abs(s0))) * np.sqrt(5) <= 1.0 + 1e-6
 
 
-def test_chunks_resume_bit_for_bit_and_random_labels_differ():
-    task = train.Task("mlp", (16,), (12, 1, 1), 3, 8, num_chunks=2, snapshots=True)
-    hp = {
-        "lr": jnp.float32(1e-2),
-        "train_size": jnp.float32(64),
-        "random_labels": jnp.float32(0),
-        "width": jnp.float32(1e9),
-    }
-    chunk = jax.jit(train.run_chunk(task, 20))
-    s0 = train.init_state(task, jax.random.key(1), hp)
-    a, _ = chunk(s0, hp, _data(), 0)
-    a, _ = chunk(a, hp, _data(), 20)
-    b, _ = jax.jit(train.run_chunk(task, 40))(s0, hp, _data(), 0)
-    for u, v in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"]), strict=True):
-        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
-    # snapshot slot 0 holds the parameters after the first chunk, slot 1 the final ones
-    np.testing.assert_array_equal(np.asarray(a["snaps"][0]["w"][1]), np.asarray(a["params"][0]["w"]))
-    r, _ = chunk(s0, {**hp, "random_labels": jnp.float32(1)}, _data(), 0)
-    assert not np.allclose(np.asarray(r["params"][0]["w"]), np.asarray(chunk(s0, hp, _data(), 0)[0]["params"][0]["w"]))
+def test_snapshots_from_the_initialisation_and_chunks_resume():
+    task = train.Task("mlp", (16,), (12, 1, 1), 3, 8, N, snap_steps=(0, 3, 20))
+    hp = _hp()
+    s0 = train.init_run(task, 20, jax.random.key(1), hp)
+    chunk20 = _chunk(task, 20)
+    a, _ = chunk20(s0, hp, _data(), 0)
+    a, _ = chunk20(a, hp, _data(), 20)
+    one, by_step = _chunk(task, 1), {}
+    b = s0
+    for t in range(40):  # the same 40 steps one chunk at a time
+        b, _ = one(b, hp, _data(), t)
+        by_step[t + 1] = np.asarray(b["params"][0]["w"])
+    np.testing.assert_allclose(np.asarray(a["params"][0]["w"]), by_step[40], rtol=1e-6, atol=1e-7)
+    # slot 0: the initialisation; slot 1: after 3 steps; slot 2: after 20 steps (the first chunk's end)
+    snaps = np.asarray(a["snaps"][0]["w"])
+    np.testing.assert_array_equal(snaps[0], np.asarray(s0["params"][0]["w"]))
+    np.testing.assert_allclose(snaps[1], by_step[3], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(snaps[2], by_step[20], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(snaps[1], snaps[0]) and not np.allclose(snaps[2], snaps[1])
+
+
+def test_stop_step_freezes_the_parameters_and_random_labels_differ():
+    task = train.Task("mlp", (16,), (12, 1, 1), 3, 8, N)
+    s0 = train.init_run(task, 30, jax.random.key(2), _hp())
+    stopped, _ = _chunk(task, 30)(s0, _hp(stop_step=10), _data(), 0)
+    ten, _ = _chunk(task, 10)(s0, _hp(), _data(), 0)
+    np.testing.assert_allclose(np.asarray(stopped["params"][0]["w"]), np.asarray(ten["params"][0]["w"]), atol=1e-7)
+    r, _ = _chunk(task, 10)(s0, _hp(random_labels=1.0), _data(), 0)
+    assert not np.allclose(np.asarray(r["params"][0]["w"]), np.asarray(ten["params"][0]["w"]))
+
+
+def test_each_seed_trains_on_its_own_subset():
+    task = train.Task("mlp", (16,), (12, 1, 1), 3, 8, N)
+    orders = [np.asarray(train.init_run(task, 1, jax.random.key(s), _hp())["order"]) for s in (0, 1)]
+    assert sorted(orders[0].tolist()) == list(range(N))
+    assert set(orders[0][:16]) != set(orders[1][:16])
+
+
+def test_weight_decay_penalises_conv_kernels_only():
+    task = train.Task("cnn", (2,), (4, 4, 1), 3, 8, N)
+    params = task.init(jax.random.key(0))
+    x, y = jnp.zeros((2, 16)), jnp.zeros((2,), jnp.int32)
+    base = float(train._loss(task, params, x, y, 0.0)[0])
+    with_wd = float(train._loss(task, params, x, y, 0.1)[0])
+    kernel = params[0]["w"]
+    np.testing.assert_allclose(with_wd - base, 0.5 * 0.1 * float(jnp.sum(kernel**2)), rtol=1e-5)
