@@ -94,16 +94,29 @@ def direction_error(toy: dict, path: str) -> str:
 
 
 def sparsity(s: dict, path: str) -> str:
-    """The rate-λ_max parameters' size relative to the rest (scale-free along characteristic curves) over time."""
-    fig, ax = plotting.figure(width=4.4, height=3.3)
+    """The rate-λ_max parameters' size relative to the rest over training, and against the rest's scale (slope -1)."""
+    fig, axes = plotting.figure(1, 2, width=9.0, height=3.4)
     steps = np.asarray(s["step"])
+    color = plotting.palette(1)[0]
     for r in s["ratio_per_seed"]:
-        ax.loglog(steps, r, color="0.7", lw=1)
-    ax.loglog(steps, s["ratio"], color=plotting.palette(1)[0], label="mean over seeds")
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"‖{'/'.join(s['parameters'])}‖ / ‖θ$_{{λ={s['rest_rate']:g}}}$‖$^{{1/{s['rest_rate']:g}}}$")
-    ax.set_title("sparsity: the unnecessary output bias is discarded")
-    ax.legend()
+        axes[0].loglog(steps, r, color="0.7", lw=1)
+    axes[0].loglog(steps, s["ratio"], color=color, label="mean over seeds")
+    axes[0].set_xlabel("step")
+    label = f"‖{'/'.join(s['parameters'])}‖ / ‖θ$_{{λ={s['rest_rate']:g}}}$‖$^{{1/{s['rest_rate']:g}}}$"
+    axes[0].set_ylabel(label)
+    axes[0].set_title("the unnecessary output bias is discarded")
+    axes[0].legend()
+    for i, (sc, r) in enumerate(zip(s["scale_rest_per_seed"], s["ratio_per_seed"], strict=True)):
+        axes[1].loglog(sc, r, "o-", ms=2, lw=1, label=f"seed {i}: slope {s['slope_per_seed'][i]:.2f}")
+    sc = np.asarray(s["scale_rest_per_seed"][0])
+    ref = np.asarray(s["ratio_per_seed"][0])[-1] * (sc / sc[-1]) ** -1.0
+    axes[1].loglog(sc, ref, "k--", lw=1, label="slope -1 (theory)")
+    axes[1].axvline(
+        np.asarray(s["scale_rest_per_seed"])[:, s["step"].index(s["fit_from_step"])].mean(), color="0.6", ls=":", lw=0.8
+    )
+    axes[1].set_xlabel(f"‖θ$_{{λ={s['rest_rate']:g}}}$‖$^{{1/{s['rest_rate']:g}}}$")
+    axes[1].set_title("decay exponent against the scale")
+    axes[1].legend(fontsize=7)
     for a in np.atleast_1d(fig.axes):
         _no_minor_labels(a)
     return plotting.save(fig, path)
@@ -137,26 +150,31 @@ def robustness(robust: dict, trained: dict, x: np.ndarray, y: np.ndarray, path: 
 
 
 def neural_collapse(ncres: dict, path: str) -> str:
-    """NC1, NC2 (cosine deviation, norm CV), NC3 and ‖b‖/‖W‖ over training, and margin / ETF margin."""
-    fig, axes = plotting.figure(1, 3, width=12, height=3.4)
-    names = ("nc1", "nc2_cos_max_dev", "nc2_norm_cv", "nc3", "bias_ratio")
-    colors = plotting.palette(len(names))
-    for ax, (label, r) in zip(
-        axes[:2], (("unconstrained features", ncres), ("BatchNorm MLP", ncres["mlp"])), strict=True
-    ):
+    """NC1, NC2 cosine deviation and margin / γ_ETF over training, per seed: unconstrained features, the BatchNorm
+    MLP on digits, and the control without normalisation (dashed)."""
+    fig, axes = plotting.figure(1, 3, width=13, height=3.6)
+    models = (("unconstrained features", ncres, "-"), ("BatchNorm MLP", ncres["mlp"], "-"))
+    models += (("control: no BatchNorm", ncres["control"], "--"),)
+    colors = plotting.palette(3)
+    for color, (label, r, ls) in zip(colors, models, strict=True):
         ot = r["over_time"]
-        for c, n in zip(colors, names, strict=True):
-            ax.loglog(ot["step"], np.abs(ot[n]), color=c, label=n)
-        ax.set_title(f"{label} (K={r['K']}, d={r['d']})")
+        steps = np.asarray(ot["step"])
+        axes[0].loglog(steps, np.abs(ot["nc1"]), ls, color=color, label=label)
+        axes[1].loglog(steps, np.abs(ot["nc2_cos_max_dev"]), ls, color=color, label=label)
+        if label != "control: no BatchNorm":  # its margin is not normalised by the BatchNorm moments: no γ_ETF
+            for i, m in enumerate(ot["margin_over_etf_per_seed"]):
+                axes[2].semilogx(steps, m, ls, color=color, lw=1, label=label if i == 0 else None)
+    axes[0].axhline(1e-2, color="k", lw=0.8, ls=":")
+    axes[1].axhline(0.05, color="k", lw=0.8, ls=":")
+    axes[2].axhline(1.0, color="k", lw=1)
+    axes[2].axhspan(0.98, 1.0, color="0.9")
+    axes[0].set_ylabel("NC1 = tr(Σ_W Σ_B⁺)/K (mean over seeds)")
+    axes[1].set_ylabel("NC2: max |cos + 1/(K-1)| (mean over seeds)")
+    axes[2].set_ylabel("normalised margin / γ_ETF (per seed)")
+    for ax in axes:
         ax.set_xlabel("step")
     axes[0].legend(fontsize=7)
-    for label, r, ls in (("unconstrained features", ncres, "-"), ("BatchNorm MLP", ncres["mlp"], "--")):
-        ot = r["over_time"]
-        axes[2].semilogx(ot["step"], np.asarray(ot["margin"]) / r["etf_margin"], ls, label=label)
-    axes[2].axhline(1.0, color="k", lw=1)
-    axes[2].set_ylabel("normalised margin / γ_ETF")
-    axes[2].set_xlabel("step")
-    axes[2].legend()
+    axes[2].legend(fontsize=7)
     for a in np.atleast_1d(fig.axes):
         _no_minor_labels(a)
     return plotting.save(fig, path)
@@ -182,22 +200,40 @@ def cover(c: dict, path: str) -> str:
 
 
 def teacher_student(t: dict, path: str) -> str:
-    """Generalisation error vs α = P/N of Hebb and max-margin students: simulation and theory."""
-    from margin.perceptron import hebb_error, max_margin_error
+    """Generalisation error vs α = P/N of the Hebb, max-margin, Gibbs and Bayes students: simulation (± s.e.) and
+    the replica-symmetric theory."""
+    from margin.teacher_student import THEORY
 
-    fig, ax = plotting.figure(width=4.6, height=3.4)
+    fig, ax = plotting.figure(width=5.2, height=3.8)
     a = np.asarray(t["alpha"])
-    fine = np.geomspace(a.min() * 0.8, a.max() * 1.2, 40)
-    colors = plotting.palette(2)
-    ax.plot(fine, hebb_error(fine), color=colors[0], lw=1, label="Hebb theory")
-    ax.plot(fine, max_margin_error(fine), color=colors[1], lw=1, label="max-margin theory")
-    ax.errorbar(a, t["hebb"], yerr=t["hebb_std"], fmt="o", ms=4, color=colors[0], label=f"Hebb, N={t['N']}")
-    ax.errorbar(a, t["max_margin"], yerr=t["max_margin_std"], fmt="s", ms=4, color=colors[1], label="max-margin")
+    fine = np.geomspace(a.min() * 0.8, a.max() * 1.2, 30)
+    colors = plotting.palette(4)
+    for color, (name, theory), marker in zip(colors, THEORY.items(), "osD^", strict=True):
+        ax.plot(fine, theory(fine), color=color, lw=1)
+        ax.errorbar(a, t[name], yerr=t[f"{name}_se"], fmt=marker, ms=4, color=color, capsize=2, label=name)
     ax.set_xscale("log")
     ax.set_xlabel("α = P / N")
     ax.set_ylabel("generalisation error ε")
-    ax.set_title("teacher-student perceptron")
+    ax.set_title(f"teacher-student perceptron, N = {t['N']} (lines: theory)")
     ax.legend(fontsize=7)
-    for a in np.atleast_1d(fig.axes):
-        _no_minor_labels(a)
+    for ax_ in np.atleast_1d(fig.axes):
+        _no_minor_labels(ax_)
+    return plotting.save(fig, path)
+
+
+def committee(c: dict, path: str) -> str:
+    """ε_g(α) of online SGD in the soft committee machine (per seed, thin) against the order-parameter ODEs."""
+    fig, ax = plotting.figure(width=5.2, height=3.6)
+    a = np.asarray(c["alpha"])
+    colors = plotting.palette(2)
+    for i, (s, o) in enumerate(zip(c["eps_sim_per_seed"], c["eps_ode_per_seed"], strict=True)):
+        ax.semilogy(a, s, "o", ms=2, color=colors[0], alpha=0.5, label="online SGD (per seed)" if i == 0 else None)
+        ax.semilogy(
+            a, o, "-", lw=0.8, color=colors[1], alpha=0.7, label="ODE from each seed's start" if i == 0 else None
+        )
+    ax.errorbar(a, c["eps_sim"], yerr=c["eps_sim_se"], fmt="s", ms=3, color="k", capsize=2, label="SGD mean ± s.e.")
+    ax.set_xlabel("α = examples / N")
+    ax.set_ylabel("generalisation error ε_g")
+    ax.set_title(f"soft committee K = M = {c['K']}, N = {c['N']}, η = {c['lr']:g}")
+    ax.legend(fontsize=7)
     return plotting.save(fig, path)

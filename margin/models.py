@@ -168,14 +168,35 @@ def apply_stack(params: Params, layers: Sequence, x: jax.Array, *, return_featur
     return (out, features) if return_features else out
 
 
-def stack_fn(layers: Sequence, squeeze: bool = False):
-    """f(params, x) for the stack; `squeeze` drops a trailing output axis of size 1 (binary classifiers)."""
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """f(params, x) of a stack of layers, hashable (a static argument of compiled training code); `squeeze` drops
+    a trailing output axis of size 1 (binary classifiers)."""
 
-    def f(params, x):
-        out = apply_stack(params, layers, x)
-        return out[:, 0] if squeeze else out
+    layers: tuple
+    squeeze: bool = False
 
-    return f
+    def __call__(self, params: Params, x: jax.Array) -> jax.Array:
+        out = apply_stack(params, self.layers, x)
+        return out[:, 0] if self.squeeze else out
+
+
+def stack_fn(layers: Sequence, squeeze: bool = False) -> Stack:
+    """f(params, x) for the stack (a hashable `Stack`)."""
+    return Stack(tuple(layers), squeeze)
+
+
+@dataclasses.dataclass(frozen=True)
+class StackInit:
+    """init(key) -> params of a stack (`init_stack`), hashable."""
+
+    layers: tuple
+    in_dim: int
+    scale: float = 1.0
+    bias_scale: float = 0.0
+
+    def __call__(self, key: jax.Array) -> Params:
+        return init_stack(key, self.layers, self.in_dim, self.scale, self.bias_scale)
 
 
 def residual_net(hidden: int, bias: bool = True) -> tuple:
@@ -205,4 +226,14 @@ def bn_mlp(hidden: Sequence[int], dim: int, num_classes: int) -> tuple:
     for i, h in enumerate(hidden):
         layers += [Dense(f"hidden{i}", h, False), BatchNorm(), ReLU()]
     layers += [Dense("features", dim, False), BatchNorm(), Dense("classifier", num_classes, True)]
+    return tuple(layers)
+
+
+def plain_mlp(hidden: Sequence[int], dim: int, num_classes: int) -> tuple:
+    """`bn_mlp` without its normalisations or the classifier bias: a homogeneous ReLU net (Λ = I/L), the control
+    whose features nothing constrains to the BatchNorm moments."""
+    layers: list = []
+    for i, h in enumerate(hidden):
+        layers += [Dense(f"hidden{i}", h, False), ReLU()]
+    layers += [Dense("features", dim, False), ReLU(), Dense("classifier", num_classes, False)]
     return tuple(layers)

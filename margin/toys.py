@@ -11,7 +11,7 @@ biases, not by a line), with a held-out test set, for the networks of (b)/(c).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -39,23 +39,32 @@ def toy_data(seed: int, n: int, noise: float = 0.1) -> tuple[np.ndarray, np.ndar
     return y[:, None] * z, y
 
 
-def toy_init(name: str, scale: float = 0.1) -> Callable[[jax.Array], dict]:
-    """init(key) for one run of a toy. u, v start positive and equal up to noise: uv stays >= 0 under gradient
-    flow (u² - v² is conserved), the sign the program's solution has on `toy_data` (a sign-locked factor)."""
-    if name == "linear":
-        return lambda key: {"w": scale * jax.random.normal(key, (2,), jnp.float32)}
-    if name == "toy_quasi_homogeneous":
+@dataclasses.dataclass(frozen=True)
+class ToyInit:
+    """init(key) for one run of a toy (hashable). u, v start positive and equal up to noise: uv stays >= 0 under
+    gradient flow (u² - v² is conserved), the sign the program's solution has on `toy_data` (a sign-locked factor)."""
 
-        def init(key):
+    name: str
+    scale: float = 0.1
+
+    def __call__(self, key: jax.Array) -> dict:
+        if self.name == "linear":
+            return {"w": self.scale * jax.random.normal(key, (2,), jnp.float32)}
+        if self.name == "toy_quasi_homogeneous":
             k1, k2 = jax.random.split(key)
             return {
-                "w": scale * jax.random.normal(k1, (), jnp.float32),
-                "u": scale * (1.0 + 0.5 * jax.random.uniform(k2, (), jnp.float32)),
-                "v": jnp.asarray(scale, jnp.float32),
+                "w": self.scale * jax.random.normal(k1, (), jnp.float32),
+                "u": self.scale * (1.0 + 0.5 * jax.random.uniform(k2, (), jnp.float32)),
+                "v": jnp.asarray(self.scale, jnp.float32),
             }
+        raise KeyError(self.name)
 
-        return init
-    raise KeyError(name)
+
+def toy_init(name: str, scale: float = 0.1) -> ToyInit:
+    """init(key) for one run of the toy `name` ('linear' or 'toy_quasi_homogeneous')."""
+    if name not in ("linear", "toy_quasi_homogeneous"):
+        raise KeyError(name)
+    return ToyInit(name, float(scale))
 
 
 def xor_data(seed: int, n: int, radius: float = 2.0, noise: float = 0.35) -> tuple[np.ndarray, np.ndarray]:

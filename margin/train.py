@@ -12,22 +12,21 @@ dt' = dt / L. Two step rules, both time changes of the same gradient flow:
     gradients do not shrink), so a constant rate eventually oscillates there; this rule does not.
 Logged per step: log L, min margin, γ = min margin / ‖θ‖_Λ^{1/λ_max} and the smoothed margin -log L / ‖θ‖_Λ^{1/λ_max}
 (the quantity the theorem says gradient flow increases); the number of post-separation steps at which each did not
-decrease is counted on device. A chunk is `common.checkpoint.guarded_scan` over steps; runs (seeds) are vmapped by
-the caller through `common.sweep`.
+decrease is counted on device. A chunk is `common.checkpoint.guarded_scan` over steps; the runs (seeds) are trained
+by `common.train_loop` (vmapped, checkpointed, resumable), with the problem described by a hashable `Spec`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common import checkpoint, metrics, sweep
+from common import checkpoint, metrics, train_loop
 from margin import quasi_homogeneous as qh
 
 LOSSES = ("exp", "logistic", "cross_entropy")
@@ -67,22 +66,45 @@ def log_loss(outputs: jax.Array, y: jax.Array, loss: str) -> jax.Array:
     raise ValueError(f"multiclass outputs take loss 'exp' or 'cross_entropy', got {loss!r}")
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Spec:
-    """A training problem: model f(params, x), its rates Λ, loss, step rule, learning rate, logging interval.
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    """A pytree of scalars (a rate vector Λ) in hashable form: its treedef and leaves."""
 
-    `chunk_metrics(params, data) -> dict` (optional) is evaluated on device at the end of every chunk (e.g. the
-    distance to the program's solution, neural-collapse metrics); `data` is the dict passed to the chunk.
+    treedef: Any
+    leaves: tuple
+
+    @classmethod
+    def of(cls, tree: Any) -> Frozen:
+        leaves, treedef = jax.tree.flatten(tree)
+        return cls(treedef, tuple(float(np.asarray(x)) for x in leaves))
+
+    def tree(self) -> Any:
+        return jax.tree.unflatten(self.treedef, list(self.leaves))
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A training problem, hashable (it keys the compile cache): model f(params, x), init(key) -> params, rates Λ
+    (`Frozen`), loss, step rule, learning rate, logging interval, and an optional `probe(params, data) -> dict`
+    evaluated on device at the end of every chunk (the distance to the program's solution, neural-collapse metrics).
+
+    f, init and probe must be hashable by value (module-level functions or frozen dataclasses), never fresh lambdas.
     """
 
     f: Callable
-    rates: Any
+    init: Callable
+    rates: Frozen
     loss: str = "exp"
     step: str = "loss"
     lr: float = 0.1
     log_every: int = 10
     max_lr: float = 100.0  # cap of the "sharpness" rule's step (the curvature vanishes with a single support vector)
-    chunk_metrics: Callable | None = None
+    probe: Hashable | None = None
+
+
+def make_spec(f: Callable, init: Callable, rates: Any, **kw) -> Spec:
+    """A Spec with the rate pytree `rates` frozen."""
+    return Spec(f=f, init=init, rates=Frozen.of(rates), **kw)
 
 
 def _tree_norm(tree: Any) -> jax.Array:
@@ -92,12 +114,13 @@ def _tree_norm(tree: Any) -> jax.Array:
 _LOGGED = ("log_loss", "min_margin", "gamma", "smoothed_gamma")
 
 
-def init_state(spec: Spec, params: Any, data: dict, num_steps: int, chunk_steps: int) -> dict:
+def init_run(spec: Spec, num_steps: int, chunk_steps: int, key: jax.Array, hp: dict) -> dict:
     """The state of one run: parameters, the previous step's margins (monotonicity counts) and the whole history.
 
-    The history (every `log_every`-th step's metrics, and the chunk-end metrics) lives in the state so that a run
-    resumed from a checkpoint still returns all of it.
+    The history (every `log_every`-th step's metrics) lives in the state so that a resumed run still returns all of it.
     """
+    del chunk_steps, hp
+    params = spec.init(key)
     f32 = jnp.float32
     state = {
         "params": params,
@@ -111,15 +134,13 @@ def init_state(spec: Spec, params: Any, data: dict, num_steps: int, chunk_steps:
         state["probe"] = jax.tree.map(
             lambda p: jnp.ones_like(p) / jnp.sqrt(p.size * len(jax.tree.leaves(params))), params
         )
-    if spec.chunk_metrics is not None:
-        shapes = jax.eval_shape(spec.chunk_metrics, params, data)
-        state["end"] = jax.tree.map(lambda s: jnp.full((num_steps // chunk_steps, *s.shape), jnp.nan, s.dtype), shapes)
     return state
 
 
 def make_step(spec: Spec) -> Callable:
     """One gradient step on log L for the data dict {'x', 'y'}; returns (state, per-step metrics)."""
-    top = qh.rate_max(spec.rates)
+    rates = spec.rates.tree()
+    top = qh.rate_max(rates)
 
     def step(state, data):
         params = state["params"]
@@ -131,7 +152,7 @@ def make_step(spec: Spec) -> Callable:
         grad_fn = jax.value_and_grad(objective, has_aux=True)
         (ll, out), g = grad_fn(params)
         m = qh.margins(out, data["y"])
-        scale = qh.seminorm(params, spec.rates) ** (1.0 / top)
+        scale = qh.seminorm(params, rates) ** (1.0 / top)
         gamma = jnp.min(m) / scale
         smoothed = -ll / scale
         separated = jnp.min(m) > 0
@@ -172,99 +193,66 @@ def make_step(spec: Spec) -> Callable:
     return step
 
 
-def make_chunk(spec: Spec, chunk_steps: int) -> Callable:
-    """chunk(state, data, start_step) -> (state, metrics): `chunk_steps` guarded steps, history rows every `log_every`.
+def chunk_run(spec: Spec, num_steps: int, chunk_steps: int, state: dict, hp: dict, data: dict, start_step):
+    """`chunk_steps` guarded steps of one run on the shared `data` {'x', 'y'}; history rows every `log_every` steps.
 
     The logged row of step t holds the metrics computed at the parameters before update t (t = k·log_every - 1).
+    Returns the state and the chunk's metrics: the last logged row and the probe's values at the chunk's end.
     """
-    if chunk_steps % spec.log_every:
-        raise ValueError(f"log_every={spec.log_every} must divide chunk_steps={chunk_steps}")
+    del num_steps, hp
     step = make_step(spec)
     rows = chunk_steps // spec.log_every
-
-    def chunk(state, data, start_step):
-        # γ is ±inf while ‖θ‖_Λ = 0 (e.g. a zero output bias at init): only the loss and margins must be finite
-        state, outs, bad = checkpoint.guarded_scan(
-            lambda s, _: step(s, data), state, start_step, chunk_steps, watch=lambda o: (o["log_loss"], o["min_margin"])
-        )
-        logged = jnp.stack([outs[k].reshape(rows, spec.log_every)[:, -1] for k in _LOGGED], axis=1)
-        state = dict(state)
-        state["log"] = jax.lax.dynamic_update_slice(state["log"], logged, (start_step // spec.log_every, 0))
-        out = {checkpoint.NONFINITE: bad, "log_loss": logged[-1, 0], "gamma": logged[-1, 2]}
-        if spec.chunk_metrics is not None:
-            end = spec.chunk_metrics(state["params"], data)
-            idx = start_step // chunk_steps
-            state["end"] = jax.tree.map(
-                lambda h, e: jax.lax.dynamic_update_slice(h, e[None], (idx,) + (0,) * e.ndim), state["end"], end
-            )
-        return state, out
-
-    return chunk
+    # γ is ±inf while ‖θ‖_Λ = 0 (e.g. a zero output bias at init): only the loss and margins must be finite
+    state, outs, bad = checkpoint.guarded_scan(
+        lambda s, _: step(s, data), state, start_step, chunk_steps, watch=lambda o: (o["log_loss"], o["min_margin"])
+    )
+    logged = jnp.stack([outs[k].reshape(rows, spec.log_every)[:, -1] for k in _LOGGED], axis=1)
+    state = dict(state)
+    state["log"] = jax.lax.dynamic_update_slice(state["log"], logged, (start_step // spec.log_every, 0))
+    out = {checkpoint.NONFINITE: bad, **{k: logged[-1, i] for i, k in enumerate(_LOGGED)}}
+    if spec.probe is not None:
+        out.update(spec.probe(state["params"], data))
+    return state, out
 
 
 def train(
     spec: Spec,
-    params0: Any,
     data: dict,
     *,
+    name: str,
+    keys: jax.Array,
     num_steps: int,
     chunk_steps: int,
-    num_runs: int | None = None,
-    ckpt_dir: str | None = None,
+    workdir: str | None = None,
     writer: metrics.MetricWriter | None = None,
-    desc: str = "train",
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Trains every run of `params0` (leading runs axis) on the shared `data`, one vmapped chunk per call.
-
-    `num_runs` is the number of real runs (a vmapped init's outputs carry the sweep's padding; default: the leading
-    axis of `params0`). The returned state keeps the padding (device arrays); the history is trimmed to num_runs.
-    Checkpoints under `ckpt_dir` through common.checkpoint.run_chunked (a killed run resumes there). Returns the
-    final state and the history: `step` [T] (the update index of each logged row), per-run [R, T] arrays log_loss,
-    min_margin, gamma, smoothed_gamma, `chunk_step` [C] with the chunk-end metrics `end` [R, C, ...], and
-    `counts` [R, 3] (post-separation steps; of which γ, smoothed γ did not decrease).
+) -> tuple[train_loop.Result, dict[str, Any]]:
+    """Trains one run per key on the shared `data` through `common.train_loop` (checkpoints under
+    <workdir>/checkpoints/<name>, metric rows run="<name>/<r>"). Returns the driver's result and the history:
+    `step` [T] (the update index of each logged row), per-run [R, T] arrays log_loss, min_margin, gamma,
+    smoothed_gamma, `chunk_step` [C] with the probe's values `end` [R, C, ...], and `counts` [R, 3]
+    (post-separation steps; of which γ, smoothed γ did not decrease).
     """
-    if num_steps % chunk_steps:
-        raise ValueError(f"chunk_steps={chunk_steps} must divide num_steps={num_steps}")
-    state0 = sweep.vmapped(lambda p, d: init_state(spec, p, d, num_steps, chunk_steps), in_axes=(0, None))(
-        params0, data
-    )
-    if num_runs is None:
-        num_runs = int(jax.tree.leaves(params0)[0].shape[0])
-    chunk = sweep.vmapped(make_chunk(spec, chunk_steps), in_axes=(0, None, None))
-
-    def chunk_fn(state, start_step):
-        return chunk(state, data, np.int32(start_step))
-
-    def on_chunk(step, m):
-        small = sweep.to_numpy(m, num_runs)
-        if writer is not None:
-            for r in range(num_runs):
-                writer.write(
-                    step, run=f"{desc}/{r}", log_loss=float(small["log_loss"][r]), gamma=float(small["gamma"][r])
-                )
-
-    # run_chunked stops at the first non-finite loss or margin the chunk reports under checkpoint.NONFINITE.
-    state = checkpoint.run_chunked(
-        chunk_fn,
-        state0,
+    if num_steps % chunk_steps or chunk_steps % spec.log_every:
+        raise ValueError(f"log_every={spec.log_every} | chunk_steps={chunk_steps} | num_steps={num_steps} must hold")
+    res = train_loop.train(
+        name=name,
+        init=init_run,
+        chunk=chunk_run,
+        static=(spec, num_steps, chunk_steps),
+        keys=keys,
+        hparams={},
+        shared=data,
         num_steps=num_steps,
         chunk_steps=chunk_steps,
-        checkpoint_dir=ckpt_dir,
-        on_chunk=on_chunk,
-        metric_writer=writer,
-        metric_run_prefix=f"{desc}/",
-        desc=desc,
+        workdir=workdir,
+        writer=writer,
+        labels=[{"seed": r} for r in range(int(keys.shape[0]))],
     )
-    hist = sweep.to_numpy({k: state[k] for k in ("log", "counts", "end") if k in state}, num_runs)
-    out: dict[str, Any] = {k: hist["log"][:, :, i] for i, k in enumerate(_LOGGED)}
-    out["step"] = spec.log_every * (1 + np.arange(hist["log"].shape[1])) - 1
-    out["chunk_step"] = chunk_steps * (1 + np.arange(num_steps // chunk_steps))
-    if "end" in hist:
-        out["end"] = hist["end"]
-    out["counts"] = hist["counts"]
-    return state, out
-
-
-def checkpoint_dir(workdir: str | None, name: str) -> str | None:
-    """workdir/checkpoints/<name>, or None without a workdir."""
-    return os.path.join(workdir, "checkpoints", name) if workdir else None
+    log = res.state["log"]
+    out: dict[str, Any] = {k: log[:, :, i] for i, k in enumerate(_LOGGED)}
+    out["step"] = spec.log_every * (1 + np.arange(log.shape[1])) - 1
+    out["chunk_step"] = res.history["step"]
+    skip = {"step", *_LOGGED}
+    out["end"] = {k: np.swapaxes(v, 0, 1) for k, v in res.history.items() if k not in skip}
+    out["counts"] = res.state["counts"]
+    return res, out
