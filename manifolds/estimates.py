@@ -110,6 +110,7 @@ class Estimator:
             "bracket": res.d_star_bracket,
             "effective_dimension": res.effective_dimension,
             "d_star_success": res.d_star_success["d_star"],
+            "d_star_probability": res.d_star_probability["d_star"],
             "d_star_grid": res.d_star_grid,
             "converged": res.converged,
             "moved": conv.get("moved", math.nan),
@@ -120,9 +121,9 @@ class Estimator:
         self.records[name] = rec
         self.curves[name] = res
         self.writer.write(0, run=f"estimate/{name}", **{k: v for k, v in rec.items() if k != "bracket"})
-        logging.info("d* %-28s %.2f ± %.2f (grid %.0f) converged=%s moved=%+.2f saturated=%.2f", name, res.d_star,
-                     _finite(res.d_star_error), res.d_star_grid, res.converged, _finite(rec["moved"]),
-                     res.saturated_fraction)  # fmt: skip
+        logging.info("d* %-28s %.2f ± %.2f (grid %.0f, probability fit %.2f) converged=%s moved=%+.2f saturated=%.2f",
+                     name, res.d_star, _finite(res.d_star_error), res.d_star_grid, res.d_star_probability["d_star"],
+                     res.converged, _finite(rec["moved"]), res.saturated_fraction)  # fmt: skip
         return rec
 
     def mean_over(self, prefix: str, log_prob, params, classes) -> dict:

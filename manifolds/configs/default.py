@@ -71,7 +71,7 @@ def _base() -> ml_collections.ConfigDict:
     c.estimator.tolerance = 0.0  # 0: converged when d* moves by at most its bootstrap error; > 0: relative
     c.estimator.basis = "gaussian"
     c.estimator.bounds = (0.0, 1.0)  # the pixel range: the search stays on the data; None: unconstrained
-    c.estimator.fit_to = "probability"
+    c.estimator.fit_to = "success"  # the class region (argmax), crossing 0.5; "probability": the released fit
     c.estimator.num_boot = 200
     c.estimator.max_per_call = 0  # 0: from the free memory
     c.estimator.filter_starts = True  # start points: test images whose label and prediction are not the target
@@ -101,6 +101,7 @@ def _released(c: ml_collections.ConfigDict) -> None:
     c.estimator.lr = 5e-2
     c.estimator.optimizer = "released"
     c.estimator.starts = "train_fresh"
+    c.estimator.fit_to = "probability"
     c.ensemble.mode = "mixture"
 
 
