@@ -1,7 +1,6 @@
-"""Denoisers and covariance estimators for Y = S + noise, and the command-line denoiser.
+"""Denoisers and covariance estimators for Y = S + noise (the command line is spectra/cli.py).
 
-    spectra-denoise --input=Y.npy --output=S_hat.npy [--noise-std=SIGMA|estimate|median] [--method=rie]
-    python -m spectra.denoise ...   (the same flags; see USAGE)
+    spectra-denoise --input Y.npy --output S_hat.npy [--noise-std SIGMA|estimate|median] [--method rie]
 
 Noise model: every entry of the noise has standard deviation `noise_std` (sigma, in the user's
 units). Internally Y is converted to float64, divided by a power of two near max|Y| (exact, so no
@@ -10,12 +9,12 @@ normalised to Yn = Y / (sigma sqrt(M)), so that the noise has the package conven
 singular values fill [1 - sqrt(c), 1 + sqrt(c)]). Estimates come back in the user's units,
 orientation and float dtype (native byte order).
 
-Unknown sigma: noise_std="estimate" fits the extensive spike model's spectrum (b, s) and the scale
-to the quantiles of the data's singular values (`fit_noise_std`): unbiased on ESM signals of any
-rank (measured at N = 1000, M = 2000: within 1.4%), 1.48x too high on singular values spread evenly
-on (0, 3] (no pure-noise directions at all). noise_std=None or "median" is Gavish & Donoho's (2014)
-rule sigma = y_med / sqrt(M mu_c), consistent for low-rank signals only (x1.39 for the ESM with
-b = 0.5, s = 1.5; x1.92 for the spread spectrum). The CLI uses "estimate" unless told otherwise.
+Unknown sigma: noise_std="estimate" (the default, `DEFAULT_NOISE`, for the library and the command
+line alike) fits the extensive spike model's spectrum (b, s) and the scale to the quantiles of the data's singular
+values (`fit_noise_std`): unbiased on ESM signals of any rank (measured at N = 1000, M = 2000: within 1.4%), 1.48x
+too high on singular values spread evenly on (0, 3] (no pure-noise directions at all). noise_std="median" (or None)
+is Gavish & Donoho's (2014) rule sigma = y_med / sqrt(M mu_c), consistent for low-rank signals only (x1.39 for the
+ESM with b = 0.5, s = 1.5; x1.92 for the spread spectrum).
 
 Estimators (all keep the data singular vectors and change the singular values; y = singular
 values of Yn):
@@ -33,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import sys
 
 import jax
@@ -41,7 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import integrate, optimize
 
-from common import metrics
 from spectra import theory
 
 # Smoothing widths eps = SMOOTHING / sqrt(N) (denoiser) and COV_SMOOTHING / sqrt(N) (covariance) in
@@ -119,6 +116,7 @@ def _pow2_scale(a: np.ndarray) -> float:
 
 ESTIMATE = "estimate"  # noise_std value: fit the noise level (fit_noise_std)
 MEDIAN = "median"  # noise_std value: Gavish-Donoho median rule (biased by extensive signals)
+DEFAULT_NOISE = ESTIMATE  # the noise rule of every estimator here and of the command line when none is given
 
 
 def _check_sigma(noise_std) -> float | str | None:
@@ -471,13 +469,13 @@ def _right_covariance_values(y: np.ndarray, c: float, smoothing: float) -> tuple
     return vals, max(float(null), 0.0)
 
 
-def rie_denoise(y: np.ndarray, noise_std=None, *, smoothing: float = SMOOTHING) -> np.ndarray:
+def rie_denoise(y: np.ndarray, noise_std=DEFAULT_NOISE, *, smoothing: float = SMOOTHING) -> np.ndarray:
     """Optimal rotationally invariant estimate of S from Y = S + noise (paper's rectangular RIE).
 
     Keeps the singular vectors of Y and replaces each singular value by xi(y) (see `rie_shrinkage`),
     computed from the spectrum of Y alone. noise_std: per-entry noise standard deviation in Y's
-    units; "estimate" fits it to the spectrum (`fit_noise_std`); None or "median" uses the median
-    rule (biased upwards for extensive signals). Same shape and dtype as Y (native byte order).
+    units; "estimate" (default) fits it to the spectrum (`fit_noise_std`); "median" (or None) uses the
+    median rule (biased upwards for extensive signals). Same shape and dtype as Y (native byte order).
     """
     p = _Problem(y, noise_std)
     xi, _, _ = rie_shrinkage(p.y, p.c, smoothing)
@@ -492,7 +490,7 @@ def _rie_covariance(p: _Problem, smoothing: float) -> np.ndarray:
     return p.covariance(vals, null)
 
 
-def rie_covariance(y: np.ndarray, noise_std=None, *, smoothing: float = COV_SMOOTHING) -> np.ndarray:
+def rie_covariance(y: np.ndarray, noise_std=DEFAULT_NOISE, *, smoothing: float = COV_SMOOTHING) -> np.ndarray:
     """Optimal rotationally invariant estimate of S S^T (N x N, N = rows of Y) from Y = S + noise.
 
     N <= M: eigenvectors of Y Y^T with eigenvalues c(lambda) = Im[A (1 - B m)] / Im m (not xi^2;
@@ -504,12 +502,12 @@ def rie_covariance(y: np.ndarray, noise_std=None, *, smoothing: float = COV_SMOO
     return _rie_covariance(_Problem(y, noise_std), smoothing)
 
 
-def gd_hard_threshold(y: np.ndarray, noise_std: float | None = None) -> np.ndarray:
+def gd_hard_threshold(y: np.ndarray, noise_std: float | str | None = DEFAULT_NOISE) -> np.ndarray:
     """Gavish-Donoho (2014) optimal hard threshold: keep the singular values above the threshold,
     unchanged.
 
-    sigma known: threshold lambda*(c) sigma sqrt(M); unknown: omega(c) times the median singular
-    value.
+    sigma known or estimated (a number, "estimate" (default) or "median"): threshold lambda*(c) sigma
+    sqrt(M); None: Gavish-Donoho's sigma-unknown rule, omega(c) times the median singular value.
     """
     p = _Problem(y, noise_std, need_sigma=noise_std is not None)
     return p.rebuild(np.where(_hard_keep(p, noise_std is None), p.y, 0.0))
@@ -532,8 +530,8 @@ def gd_shrink_values(y: np.ndarray, c: float) -> np.ndarray:
     return np.where(above, np.sqrt(np.maximum((ys**2 - c - 1) ** 2 - 4 * c, 0.0)) / ys, 0.0)
 
 
-def gd_shrink(y: np.ndarray, noise_std: float | None = None) -> np.ndarray:
-    """Gavish-Donoho Frobenius-optimal singular value shrinkage (sigma estimated when None)."""
+def gd_shrink(y: np.ndarray, noise_std: float | str | None = DEFAULT_NOISE) -> np.ndarray:
+    """Gavish-Donoho Frobenius-optimal singular value shrinkage (noise_std as in `rie_denoise`)."""
     p = _Problem(y, noise_std)
     return p.rebuild(gd_shrink_values(p.y, p.c))
 
@@ -591,9 +589,9 @@ def oracle_covariance(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     return p.covariance(vals, null)
 
 
-def estimate_noise_std(y: np.ndarray, method: str = MEDIAN) -> float:
-    """Per-entry noise standard deviation of Y: "median" (Gavish-Donoho; biased upwards by
-    extensive signals) or "estimate" (`fit_noise_std`, fitted to the whole spectrum)."""
+def estimate_noise_std(y: np.ndarray, method: str = DEFAULT_NOISE) -> float:
+    """Per-entry noise standard deviation of Y: "estimate" (default; `fit_noise_std`, fitted to the
+    whole spectrum) or "median" (Gavish-Donoho; biased upwards by extensive signals)."""
     if method not in (MEDIAN, ESTIMATE):
         raise ValueError(f"method must be {MEDIAN!r} or {ESTIMATE!r}, got {method!r}")
     return float(_Problem(y, method).noise_std)
@@ -680,237 +678,7 @@ def compare_estimators(
     return den, covs, info
 
 
-# ------------------------------------------------------------------------------------------------
-# Command line.
+if __name__ == "__main__":  # `python -m spectra.denoise` is the command line (spectra/cli.py)
+    from spectra import cli
 
-USAGE = """usage: spectra-denoise --input=Y --output=OUT.npy [options]
-       (or: python -m spectra.denoise ...)
-
-  --input=PATH        the data matrix: .npy, .npz (with --array=NAME unless it holds one array),
-                      .csv (comma-separated) or .txt/.tsv/.dat (whitespace); any float or integer dtype
-  --output=PATH       where the estimate is written (.npy, the input's float dtype), atomically
-  --noise-std=V       per-entry noise standard deviation: a number, 'estimate' (default: fitted to
-                      the whole spectrum, unbiased on extensive signals) or 'median' (Gavish-Donoho)
-  --method=M          rie (default, optimal rotationally invariant) | gd (Gavish-Donoho shrinkage)
-                      | hard (Gavish-Donoho hard threshold) | svd (truncated SVD at --rank)
-  --rank=K            rank for --method=svd (default: the hard-threshold rank estimate)
-  --covariance        write the estimate of S S^T (rows x rows) instead of S
-  --smoothing=X       RIE kernel width X / sqrt(N) (default 1.5; 0.5 with --covariance)
-  --array=NAME        the array to read from an .npz input
-  --json[=PATH]       also write the estimated singular values, rank estimate and sigma as JSON
-                      (default path: OUTPUT with .json)
-"""
-
-METHODS = ("rie", "gd", "hard", "svd")
-_FLAGS = ("input", "output", "noise-std", "method", "rank", "covariance", "smoothing", "array", "json")
-_BOOL = ("covariance", "json")
-
-
-class _Usage(Exception):
-    pass
-
-
-def _parse(argv: list[str]) -> dict:
-    opts: dict = {k: None for k in _FLAGS}
-    opts["method"] = "rie"
-    opts["noise-std"] = ESTIMATE
-    opts["covariance"] = False
-    for arg in argv:
-        if arg in ("-h", "--help"):
-            raise _Usage("")
-        if not arg.startswith("--"):
-            raise _Usage(f"unexpected argument {arg!r} (use --name=value)")
-        key, eq, value = arg[2:].partition("=")
-        key = key.replace("_", "-")
-        if key not in _FLAGS:
-            raise _Usage(f"unknown flag --{key}")
-        if not eq:
-            if key not in _BOOL:
-                raise _Usage(f"--{key} needs a value (--{key}=...)")
-            value = True
-        elif key == "covariance":
-            low = value.lower()
-            if low not in ("true", "false", "1", "0"):
-                raise _Usage(f"--covariance: expected true or false, got {value!r}")
-            value = low in ("true", "1")
-        elif not value:
-            raise _Usage(f"--{key}: empty value")
-        opts[key] = value
-    for key in ("input", "output"):
-        if not opts[key]:
-            raise _Usage(f"--{key} is required")
-    if opts["method"] not in METHODS:
-        raise _Usage(f"--method: must be one of {', '.join(METHODS)}, got {opts['method']!r}")
-    ns = opts["noise-std"]
-    if ns not in (ESTIMATE, MEDIAN):
-        try:
-            sigma = float(ns)
-        except ValueError:
-            raise _Usage(f"--noise-std: expected a number, 'estimate' or 'median', got {ns!r}") from None
-        if not (math.isfinite(sigma) and sigma > 0):
-            raise _Usage(f"--noise-std: must be a finite number > 0, got {ns}")
-        opts["noise-std"] = sigma
-    if opts["rank"] is not None:
-        if opts["method"] != "svd":
-            raise _Usage("--rank applies only to --method=svd")
-        try:
-            opts["rank"] = int(opts["rank"])
-        except ValueError:
-            raise _Usage(f"--rank: expected an integer, got {opts['rank']!r}") from None
-        if opts["rank"] < 0:
-            raise _Usage(f"--rank: must be >= 0, got {opts['rank']}")
-    if opts["smoothing"] is not None:
-        if opts["method"] != "rie":
-            raise _Usage("--smoothing applies only to --method=rie")
-        try:
-            sm = float(opts["smoothing"])
-        except ValueError:
-            raise _Usage(f"--smoothing: expected a number, got {opts['smoothing']!r}") from None
-        if not (math.isfinite(sm) and sm > 0):
-            raise _Usage(f"--smoothing: must be a finite number > 0, got {opts['smoothing']}")
-        opts["smoothing"] = sm
-    if opts["json"] is True:
-        opts["json"] = os.path.splitext(opts["output"])[0] + ".json"
-    return opts
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-def load_matrix(path: str, array: str | None = None) -> np.ndarray:
-    """Reads a user's matrix without pickle: .npy, .npz (named array, or its only one), .csv, or
-    whitespace-separated .txt/.tsv/.dat. Raises ValueError (one line) when it cannot."""
-    import warnings
-
-    ext = os.path.splitext(path)[1].lower()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # loadtxt warns on empty files: reported below instead
-            if ext in (".csv", ".txt", ".tsv", ".dat"):
-                if array is not None:
-                    raise ValueError("--array applies only to .npz inputs")
-                delim = "," if ext == ".csv" else None
-                y = np.loadtxt(path, delimiter=delim, dtype=np.float64, ndmin=2, comments="#")
-            elif ext == ".npz":
-                with np.load(path, allow_pickle=False) as z:
-                    names = list(z.files)
-                    if array is None:
-                        if len(names) != 1:
-                            raise ValueError(f"holds arrays {names}: choose one with --array=NAME")
-                        array = names[0]
-                    if array not in names:
-                        raise ValueError(f"no array {array!r} (it holds {names})")
-                    y = z[array]
-            else:
-                if array is not None:
-                    raise ValueError("--array applies only to .npz inputs")
-                y = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError("no such file") from None
-    except (OSError, ValueError, EOFError, KeyError) as e:
-        raise ValueError(f"cannot read a matrix ({_first_line(e)})") from None
-    if not isinstance(y, np.ndarray):
-        raise ValueError("not a single array")
-    if y.size == 0:
-        raise ValueError(f"empty array (shape {y.shape})")
-    return y
-
-
-def _estimate(opts: dict, y: np.ndarray) -> tuple[np.ndarray, dict]:
-    """The estimate the flags ask for, and what the JSON side file reports."""
-    p = _Problem(y, opts["noise-std"])
-    method, cov = opts["method"], opts["covariance"]
-    smoothing = opts["smoothing"] or (COV_SMOOTHING if cov else SMOOTHING)
-    rank_estimate = int(np.sum(_hard_keep(p, False)))
-    if method == "rie":
-        values = rie_shrinkage(p.y, p.c, smoothing if not cov else SMOOTHING)[0]
-    elif method == "gd":
-        values = gd_shrink_values(p.y, p.c)
-    elif method == "hard":
-        values = np.where(_hard_keep(p, False), p.y, 0.0)
-    else:
-        rank = rank_estimate if opts["rank"] is None else opts["rank"]
-        if rank > p.n:
-            raise ValueError(f"--rank={rank} exceeds min(N, M) = {p.n}")
-        keep = np.zeros(p.n, dtype=bool)
-        keep[p.n - rank :] = rank > 0
-        values = np.where(keep, p.y, 0.0)
-    if cov:
-        out = _rie_covariance(p, smoothing) if method == "rie" else p.covariance(values**2)
-    else:
-        out = p.rebuild(values)
-    info = {
-        "input": opts["input"],
-        "output": opts["output"],
-        "shape": list(np.shape(y)),
-        "method": method,
-        "covariance": bool(cov),
-        "noise_std": p.noise_std,
-        "noise_std_source": p.sigma_source,
-        "smoothing": smoothing if method == "rie" else None,
-        "rank_estimate": rank_estimate,
-        "singular_values": np.sort(values * p.scale * p.unit)[::-1],
-    }
-    return out, info
-
-
-_SOURCES = {
-    "given": "given by --noise-std",
-    "estimate": "estimated: ESM fit to the whole spectrum",
-    "median": "estimated: median singular value (Gavish-Donoho; biased upwards by extensive signals)",
-}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: estimate S (or S S^T) from the matrix in --input and write it to --output (.npy),
-    atomically; exit 2 with one line naming the file or flag on bad input (nothing written)."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        opts = _parse(argv)
-    except _Usage as e:
-        print(f"error: {e}\n{USAGE}" if str(e) else USAGE, file=sys.stderr, end="" if not str(e) else "\n")
-        return 2 if str(e) else 0
-    for flag in ("output", "json"):
-        path = opts[flag]
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            print(f"error: --{flag}={path}: directory does not exist", file=sys.stderr)
-            return 2
-    try:
-        y = load_matrix(opts["input"], opts["array"])
-        out, info = _estimate(opts, y)
-    except ValueError as e:
-        print(f"error: --input={opts['input']}: {_first_line(e)}", file=sys.stderr)
-        return 2
-    if not np.all(np.isfinite(out)):  # never expected: the input is rescaled; refuse rather than write NaN
-        print(f"error: --input={opts['input']}: the estimate is not finite (please report)", file=sys.stderr)
-        return 2
-    try:
-        metrics.atomic_save_npy(opts["output"], out)
-    except OSError as e:
-        print(f"error: --output={opts['output']}: {_first_line(e)}", file=sys.stderr)
-        return 2
-    if opts["json"]:
-        try:
-            metrics.atomic_write_json(opts["json"], info)
-        except OSError as e:
-            os.unlink(opts["output"])
-            print(f"error: --json={opts['json']}: {_first_line(e)}", file=sys.stderr)
-            return 2
-    what = "S S^T" if opts["covariance"] else "S"
-    print(f"noise std {info['noise_std']:.6g} ({_SOURCES[info['noise_std_source']]})")
-    print(
-        f"wrote {opts['output']} ({what}, {opts['method']}, {out.shape[0]} x {out.shape[1]}, {out.dtype}); "
-        f"rank estimate {info['rank_estimate']}" + (f"; {opts['json']}" if opts["json"] else "")
-    )
-    return 0
-
-
-def console_main() -> None:
-    """Entry point of the `spectra-denoise` console script (same flags as python -m spectra.denoise)."""
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.main())

@@ -2,7 +2,8 @@
 
 Good inputs (float16, big-endian float64, entries near 1e158 and 1e-170, .csv, .txt, .npz) must give
 the same estimate as the float64 matrix at unit scale, rescaled; bad ones (NaN, 1-D, 3-D, pickled,
-empty, garbage) one line on stderr, exit 2, nothing written. Outputs get the umask's mode.
+empty, garbage, a directory) and bad flags one line on stderr naming the flag, exit 2, nothing written.
+Outputs get the umask's mode; `--flag value` and `--flag=value` both work.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from spectra import denoise
+from spectra import cli, denoise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIGMA = float(1 / np.sqrt(80))
@@ -33,7 +34,7 @@ def matrix():
 
 def _run(tmp_path, inp, *flags, name="s.npy"):
     out = tmp_path / name
-    code = denoise.main([f"--input={inp}", f"--output={out}", *flags])
+    code = cli.main([f"--input={inp}", f"--output={out}", *flags])
     return code, out
 
 
@@ -180,9 +181,9 @@ def test_cli_rejects_bad_inputs_with_one_line(tmp_path, capsys):
     out = tmp_path / "s.npy"
     for name, needle in _bad_files(tmp_path).items():
         needle = needles.get(needle, needle)
-        assert denoise.main([f"--input={tmp_path / name}", f"--output={out}"]) == 2, name
+        assert cli.main([f"--input={tmp_path / name}", f"--output={out}"]) == 2, name
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("error:") and name in err, (name, err)
+        assert err.count("\n") == 1 and err.startswith("spectra-denoise: error: ") and name in err, (name, err)
         assert needle in err, (name, err)
         assert not out.exists(), name
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
@@ -203,17 +204,17 @@ def test_cli_rejects_bad_flags(tmp_path, matrix, capsys):
         ["--bogus=1"],
         ["--array=Y"],  # not an .npz
     ):
-        assert denoise.main([f"--input={inp}", f"--output={out}", *args]) == 2, args
+        assert cli.main([f"--input={inp}", f"--output={out}", *args]) == 2, args
         err = capsys.readouterr().err
-        assert err.startswith("error:"), args
+        assert err.startswith("spectra-denoise: error: "), args
     for args in ([f"--input={inp}"], [f"--input={inp}", f"--output={tmp_path / 'no_dir' / 's.npy'}"]):
-        assert denoise.main(args) == 2
-        assert capsys.readouterr().err.startswith("error:")
+        assert cli.main(args) == 2
+        assert capsys.readouterr().err.startswith("spectra-denoise: error: ")
     assert not out.exists()
 
 
 def _commands():
-    cmds = [[sys.executable, "-m", "spectra.denoise"]]
+    cmds = [[sys.executable, "-m", "spectra.cli"]]
     script = os.path.join(os.path.dirname(sys.executable), "spectra-denoise")
     script = script if os.path.exists(script) else shutil.which("spectra-denoise")
     if script:  # the console script (installed by pip install -e .): a second fresh process, so slow
