@@ -16,8 +16,8 @@ and displacement-only cells (object-vector-like: the same map relative to the ob
 code is an arbitrary rotation of those and cells mix.
 
 Entangled task: with one fixed world x and d are the same variable and no measurement can tell the two cell types
-apart, so the entangled variant here keeps many worlds but ties the object to the world's layout (o_w = o + a jitter
-of at most `jitter` cells per axis): d and x are then strongly but not perfectly correlated, and the prediction is
+apart, so the entangled variant here keeps many worlds but ties the object to one place: o_w = (0, 0) + a uniform
+offset in {0, ..., jitter} per axis: d and x are then strongly but not perfectly correlated, and the prediction is
 that cells mix.
 
 Separation score: for each active neuron, I_x = I(n; x_1) + I(n; x_2) and I_d = I(n; d_1) + I(n; d_2) (histogram
@@ -28,15 +28,14 @@ is of one type; 0: every cell carries as much about position as about the object
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import checkpoint
+from common import checkpoint, nn
 from disentangle import losses, metrics, models
 
 MOVES = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], np.int32)
@@ -45,12 +44,12 @@ HPARAMS = ("lr", "beta_nonneg", "beta_activity", "beta_weight", "relu", "jitter"
 
 @dataclasses.dataclass(frozen=True)
 class CellConfig:
-    """Static shape: world side L, number of worlds, neurons, object placement span for the entangled task."""
+    """Static shape: world side L, number of worlds, neurons, and the steps per compiled chunk."""
 
     side: int = 5
     num_worlds: int = 32
     num_neurons: int = 24
-    num_steps: int = 3000
+    chunk_steps: int = 1000
 
 
 def _positions(side: int) -> np.ndarray:
@@ -92,7 +91,7 @@ def _neighbour_index(side: int) -> np.ndarray:
     return out
 
 
-def init_state(key: jax.Array, hp: Mapping[str, jax.Array], cfg: CellConfig) -> dict:
+def init_state(cfg: CellConfig, key: jax.Array, hp: Mapping[str, jax.Array]) -> dict:
     """Codes z [W, L^2, N], transitions T [4, N, N], c [4, N], read-out R [N, 8], r [8]; Adam state; key data."""
     k = jax.random.split(jax.random.fold_in(key, 0), 3)
     n, m = cfg.num_neurons, cfg.side * cfg.side
@@ -103,8 +102,7 @@ def init_state(key: jax.Array, hp: Mapping[str, jax.Array], cfg: CellConfig) -> 
         "R": jax.random.normal(k[2], (n, 8)) / jnp.sqrt(n),
         "r": jnp.zeros((8,)),
     }
-    opt = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3).init(params)
-    opt.hyperparams["learning_rate"] = jnp.asarray(hp["lr"], jnp.float32)
+    opt = nn.set_lr(nn.per_run_lr(optax.adam).init(params), hp["lr"])
     return {"params": params, "opt": opt, "key": jax.random.key_data(key)}
 
 
@@ -124,49 +122,43 @@ def loss_fn(params: dict, targets: jax.Array, hp: Mapping[str, jax.Array], nbr: 
     return losses.constrained_loss(path + readout, [flat], [params["T"], params["R"]], hp)
 
 
-@functools.cache
-def make_chunk(cfg: CellConfig, chunk_steps: int) -> Callable:
-    """`chunk(state, hp, start_step) -> (state, metrics)`: full-batch Adam steps in a guarded scan."""
-    tx = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+def _targets(cfg: CellConfig, key_data: jax.Array, hp) -> tuple[jax.Array, jax.Array, jax.Array]:
+    x, d = world_factors(key_data, cfg, hp["jitter"])
+    return x, d, jnp.concatenate([_features(x, cfg.side), _features(d, cfg.side)], -1)
+
+
+def chunk(cfg: CellConfig, state: dict, hp, shared, start_step) -> tuple[dict, dict]:
+    """`cfg.chunk_steps` full-batch Adam steps in a guarded scan (the driver's chunk function for one run)."""
+    del shared
+    tx = nn.per_run_lr(optax.adam)
     nbr = jnp.asarray(_neighbour_index(cfg.side))
+    _, _, targets = _targets(cfg, state["key"], hp)
 
-    def chunk(state, hp, start_step):
-        x, d = world_factors(state["key"], cfg, hp["jitter"])
-        targets = jnp.concatenate([_features(x, cfg.side), _features(d, cfg.side)], -1)
+    def step(carry, t):
+        params, opt = carry
+        (loss, terms), g = jax.value_and_grad(loss_fn, has_aux=True)(params, targets, hp, nbr)
+        updates, opt = tx.update(g, opt, params)
+        return (optax.apply_updates(params, updates), opt), {"loss": loss, "functional": terms["functional"]}
 
-        def step(carry, t):
-            params, opt = carry
-            (loss, terms), g = jax.value_and_grad(loss_fn, has_aux=True)(params, targets, hp, nbr)
-            updates, opt = tx.update(g, opt, params)
-            return (optax.apply_updates(params, updates), opt), {"loss": loss, "functional": terms["functional"]}
-
-        (params, opt), outs, bad = checkpoint.guarded_scan(
-            step, (state["params"], state["opt"]), start_step, chunk_steps
-        )
-        new = {"params": params, "opt": opt, "key": state["key"]}
-        return new, {"loss": jnp.mean(outs["loss"]), "functional": outs["functional"][-1], checkpoint.NONFINITE: bad}
-
-    return chunk
+    (params, opt), outs, bad = checkpoint.guarded_scan(
+        step, (state["params"], state["opt"]), start_step, cfg.chunk_steps
+    )
+    new = {"params": params, "opt": opt, "key": state["key"]}
+    return new, {"loss": jnp.mean(outs["loss"]), "functional": outs["functional"][-1], checkpoint.NONFINITE: bad}
 
 
-def make_eval(cfg: CellConfig) -> Callable:
-    """`evaluate(state, hp) -> {'code' [W*L^2, N], 'x' [W*L^2, 2], 'd' [W*L^2, 2], 'functional'}`."""
-    nbr = jnp.asarray(_neighbour_index(cfg.side))
-
-    def evaluate(state, hp):
-        x, d = world_factors(state["key"], cfg, hp["jitter"])
-        targets = jnp.concatenate([_features(x, cfg.side), _features(d, cfg.side)], -1)
-        _, terms = loss_fn(state["params"], targets, hp, nbr)
-        z = codes(state["params"], hp)
-        n = z.shape[-1]
-        return {
-            "code": z.reshape(-1, n),
-            "x": x.reshape(-1, 2),
-            "d": d.reshape(-1, 2),
-            "functional": terms["functional"],
-        }
-
-    return evaluate
+def evaluate(cfg: CellConfig, state: dict, hp, shared) -> dict:
+    """{'code' [W*L^2, N], 'x' [W*L^2, 2], 'd' [W*L^2, 2], 'functional'} of one trained run."""
+    del shared
+    x, d, targets = _targets(cfg, state["key"], hp)
+    _, terms = loss_fn(state["params"], targets, hp, jnp.asarray(_neighbour_index(cfg.side)))
+    z = codes(state["params"], hp)
+    return {
+        "code": z.reshape(-1, z.shape[-1]),
+        "x": x.reshape(-1, 2),
+        "d": d.reshape(-1, 2),
+        "functional": terms["functional"],
+    }
 
 
 def separation_score(code: np.ndarray, x: np.ndarray, d: np.ndarray, num_bins: int = 10) -> dict:

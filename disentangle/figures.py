@@ -63,14 +63,28 @@ def ablation_bars(ablation: dict[str, dict], path: str, title: str) -> str:
     return plotting.save(fig, path)
 
 
-def correlated(rhos, mir_mean, mir_std, path: str) -> str:
-    """MIR of the constrained autoencoder against the factor correlation rho."""
-    fig, ax = plotting.figure(width=4.4, height=3.2)
-    ax.errorbar(rhos, mir_mean, yerr=mir_std, marker="o", capsize=3, color=plotting.palette(1)[0])
-    ax.set_xlabel("factor correlation rho")
+def correlated(corr: dict[float, dict], entangling: dict | None, path: str) -> str:
+    """MIR of the constrained autoencoder against the factor correlation rho (full support), scored on its own
+    correlated factors and on independent factors; the corner-cut support as separate points."""
+    fig, ax = plotting.figure(width=5.0, height=3.4)
+    col = plotting.palette(3)
+    rhos = list(corr)
+    for key, label, c in (("mir", "scored on its training factors", col[0]),
+                          ("mir_on_independent", "same encoder, independent factors", col[1])):  # fmt: skip
+        ax.errorbar(rhos, [corr[r][key] for r in rhos], yerr=[corr[r][key + "_std"] for r in rhos], marker="o",
+                    capsize=3, color=c, label=label)  # fmt: skip
+    if entangling is not None:
+        x = max(rhos) + 0.08 if rhos else 0.0
+        for key, c, m in (("mir", col[0], "s"), ("mir_on_independent", col[1], "D")):
+            ax.errorbar([x], [entangling[key]], yerr=[entangling[key + "_std"]], marker=m, capsize=3, color=c,
+                        ls="none")  # fmt: skip
+        ax.annotate(f"corners cut\n({entangling['corner']:g})", (x, entangling["mir_on_independent"]),
+                    textcoords="offset points", xytext=(-20, -28), fontsize=8)  # fmt: skip
+    ax.set_xlabel("factor correlation rho (full support)")
     ax.set_ylabel("MIR")
     ax.set_ylim(0, 1.05)
-    ax.set_title("Correlated factors entangle the code")
+    ax.set_title("Correlation confounds the metric; cut corners entangle")
+    ax.legend(fontsize=7, loc="lower left")
     return plotting.save(fig, path)
 
 
@@ -92,11 +106,13 @@ def cells(per_variant: dict[str, dict], path: str) -> str:
     return plotting.save(fig, path)
 
 
-def vae_mig(vae: dict[str, float], vae_std: dict[str, float], path: str) -> str:
-    """MIG of each VAE variant on the sprites set, mean +- std over seeds."""
-    names = list(vae)
-    fig, ax = plotting.figure(width=3.8, height=3.2)
-    ax.bar(names, [vae[n] for n in names], yerr=[vae_std[n] for n in names], capsize=3, color=plotting.palette(1)[0])
+def vae_mig(summary: dict[str, dict], path: str) -> str:
+    """MIG of each VAE variant, mean +- std over seeds."""
+    names = list(summary)
+    fig, ax = plotting.figure(width=4.6, height=3.2)
+    ax.bar(names, [summary[n]["mig"] for n in names], yerr=[summary[n]["mig_std"] for n in names], capsize=3,
+           color=plotting.palette(1)[0])  # fmt: skip
     ax.set_ylabel("MIG")
-    ax.set_title("beta-VAE on sprites")
+    ax.tick_params(axis="x", labelrotation=15)
+    ax.set_title("VAE variants")
     return plotting.save(fig, path)

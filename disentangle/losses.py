@@ -21,6 +21,11 @@ def nonneg_penalty(a: jax.Array) -> jax.Array:
     return jnp.mean(jnp.sum(jnp.maximum(-a, 0.0), axis=-1))
 
 
+def l1_penalty(a: jax.Array) -> jax.Array:
+    """E_batch sum_i |a_i|: the sparsity penalty of the L1 control (the paper's App. A.6), not part of Eq. 2."""
+    return jnp.mean(jnp.sum(jnp.abs(a), axis=-1))
+
+
 def activity_energy(a: jax.Array) -> jax.Array:
     """E_batch ||a||^2 = E_batch sum_i a_i^2: the activity energy (Eq. 2)."""
     return jnp.mean(jnp.sum(jnp.square(a), axis=-1))
@@ -42,10 +47,11 @@ def constrained_loss(
     weights: Sequence[jax.Array],
     hp: Mapping[str, jax.Array],
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Eq. 2: functional + beta_nonneg * nonneg + beta_activity * activity + beta_weight * weight energy.
+    """Eq. 2: functional + beta_nonneg * nonneg + beta_activity * activity + beta_weight * weight energy, plus
+    beta_l1 * the L1 activity penalty (0 except in the L1 control).
 
-    `hp` holds the (traced) coefficients `beta_nonneg`, `beta_activity`, `beta_weight`; returns (total, terms) with
-    the unweighted terms under 'functional', 'nonneg', 'activity', 'weight'.
+    `hp` holds the (traced) coefficients `beta_nonneg`, `beta_activity`, `beta_weight`, `beta_l1` (absent: 0); returns
+    (total, terms) with the unweighted terms under 'functional', 'nonneg', 'activity', 'weight', 'l1'.
     """
     zero = jnp.zeros((), jnp.float32)
     terms = {
@@ -53,11 +59,13 @@ def constrained_loss(
         "nonneg": sum((nonneg_penalty(a) for a in activities), zero),
         "activity": sum((activity_energy(a) for a in activities), zero),
         "weight": weight_energy(weights),
+        "l1": sum((l1_penalty(a) for a in activities), zero),
     }
     total = (
         functional
         + hp["beta_nonneg"] * terms["nonneg"]
         + hp["beta_activity"] * terms["activity"]
         + hp["beta_weight"] * terms["weight"]
+        + hp.get("beta_l1", 0.0) * terms["l1"]
     )
     return total, terms

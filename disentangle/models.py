@@ -25,6 +25,8 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 
+from common import nn
+
 KINDS = ("supervised", "linear_ae", "deep_ae", "vae")
 
 
@@ -39,18 +41,14 @@ class ModelConfig:
     hidden: tuple[int, ...] = ()
 
 
-def _dense(key: jax.Array, n_in: int, n_out: int, scale: float = 1.0) -> dict:
-    w = jax.random.normal(key, (n_in, n_out), jnp.float32) * (scale / jnp.sqrt(n_in))
-    return {"w": w, "b": jnp.zeros((n_out,), jnp.float32)}
-
-
 def _mlp(key: jax.Array, sizes: list[int]) -> list[dict]:
     keys = jax.random.split(key, len(sizes) - 1)
-    return [_dense(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]
+    return [nn.dense_init(k, a, b, kernel="w", bias="b") for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]
 
 
-def init_params(key: jax.Array, cfg: ModelConfig) -> dict:
-    """Gaussian init with variance 1/fan_in, zero biases."""
+def init_params(key: jax.Array, cfg: ModelConfig, mu_bias: jax.Array | float = 0.0) -> dict:
+    """PyTorch's default dense init (common.nn.dense_init) for every layer. For the VAE, `mu_bias` is added to the
+    initial bias of the posterior-mean outputs (a positive start keeps ReLU / nonnegative latents alive)."""
     k_enc, k_dec = jax.random.split(key)
     h = list(cfg.hidden)
     if cfg.kind == "supervised":
@@ -66,10 +64,10 @@ def init_params(key: jax.Array, cfg: ModelConfig) -> dict:
             "dec": _mlp(k_dec, [cfg.code_dim, *reversed(h), cfg.output_dim]),
         }
     if cfg.kind == "vae":
-        return {
-            "enc": _mlp(k_enc, [cfg.input_dim, *h, 2 * cfg.code_dim]),
-            "dec": _mlp(k_dec, [cfg.code_dim, *reversed(h), cfg.output_dim]),
-        }
+        enc = _mlp(k_enc, [cfg.input_dim, *h, 2 * cfg.code_dim])
+        shift = jnp.concatenate([jnp.full((cfg.code_dim,), mu_bias, jnp.float32), jnp.zeros((cfg.code_dim,))])
+        enc[-1] = {"w": enc[-1]["w"], "b": enc[-1]["b"] + shift}
+        return {"enc": enc, "dec": _mlp(k_dec, [cfg.code_dim, *reversed(h), cfg.output_dim])}
     raise ValueError(f"unknown model kind {cfg.kind!r}; expected one of {KINDS}")
 
 

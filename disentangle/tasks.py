@@ -24,19 +24,40 @@ import numpy as np
 from disentangle import models
 
 
-def sample_factors(key: jax.Array, n: int, num_factors: int, rho: jax.Array | float = 0.0) -> jax.Array:
-    """[n, num_factors] factors, each exactly U[0, 1], with pairwise correlation rho (0: independent).
+def sample_factors(
+    key: jax.Array, n: int, num_factors: int, rho: jax.Array | float = 0.0, corner: jax.Array | float = 0.0
+) -> jax.Array:
+    """[n, num_factors] factors in [0, 1]: independent U[0, 1] by default; correlated with pairwise correlation rho
+    on the full box; or correlated on a support with two corners cut off each pair of factors (`corner` > 0).
 
-    Each factor copies a shared uniform draw s with probability sqrt(rho) and is an independent uniform otherwise,
-    so two factors coincide with probability rho: corr(e_i, e_j) = rho (Pearson and Spearman) while every marginal,
-    and so every range, stays U[0, 1].
+    rho: each factor copies a shared uniform draw s with probability sqrt(rho) and is an independent uniform
+    otherwise, so two factors coincide with probability rho: corr(e_i, e_j) = rho while every marginal stays U[0, 1]
+    and the joint support stays the whole box (every combination of values, the corners included, still occurs).
+
+    corner in (0, 1): factors (0, 1), (2, 3), ... are drawn uniformly on the unit square without its two
+    off-diagonal corners {|u - v| > 1 - corner}, the band |u - v| <= w = 1 - corner (an odd last factor stays
+    U[0, 1]): the factors are correlated and, unlike the rho case, the extreme combinations (u high with v low) never
+    occur, the entangling condition of the paper's theory. Exact sampling: the offset d = u - v has density
+    proportional to 1 - |d| on [-w, w] (the length of the square's diagonal line at offset d), drawn by inverting its
+    distribution function; u is then uniform on that line.
     """
-    k_s, k_u, k_c = jax.random.split(key, 3)
+    k_s, k_u, k_c, k_d, k_sign, k_pos = jax.random.split(key, 6)
     p = jnp.sqrt(jnp.clip(jnp.asarray(rho, jnp.float32), 0.0, 1.0))
     shared = jax.random.uniform(k_s, (n, 1))
     own = jax.random.uniform(k_u, (n, num_factors))
     copy = jax.random.uniform(k_c, (n, num_factors)) < p
-    return jnp.where(copy, shared, own)
+    e = jnp.where(copy, shared, own)
+    pairs = num_factors // 2
+    if pairs == 0:
+        return e
+    w = 1.0 - jnp.clip(jnp.asarray(corner, jnp.float32), 0.0, 1.0)
+    q = jax.random.uniform(k_d, (n, pairs))
+    t = 1.0 - jnp.sqrt(1.0 - 2.0 * q * (w - w * w / 2.0))  # |d|: density proportional to 1 - t on [0, w]
+    d = jnp.where(jax.random.bernoulli(k_sign, 0.5, (n, pairs)), t, -t)
+    u = jnp.maximum(d, 0.0) + jax.random.uniform(k_pos, (n, pairs)) * (1.0 - jnp.abs(d))
+    band = jnp.stack([u, u - d], axis=-1).reshape(n, 2 * pairs)
+    band = jnp.concatenate([band, e[:, 2 * pairs :]], axis=1)
+    return jnp.where(jnp.asarray(corner) > 0, band, e)
 
 
 def make_task(key: jax.Array, cfg: models.ModelConfig, num_factors: int, cubic: bool = False) -> dict:
@@ -134,9 +155,10 @@ _TFDS_FACTORS = {
 def tfds_factor_images(
     name: str, image_size: int, max_images: int, data_dir: str | None = None, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """dSprites or Shapes3D from a prepared tfds directory (no download): a random subset of `max_images` images,
-    greyscaled and area-resized to image_size x image_size, flattened to [N, image_size^2] in [0, 1], with every
-    ground-truth factor label [N, F]. Raises FactorDataUnavailable when tensorflow-datasets or the set is missing.
+    """dSprites or Shapes3D from a prepared tfds directory: a random subset of `max_images` images, greyscaled and
+    area-resized to image_size x image_size, flattened to [N, image_size^2] in [0, 1], with every ground-truth factor
+    label [N, F]. Never downloads (`download=False`, and the set must be prepared first); raises
+    FactorDataUnavailable when tensorflow-datasets or the prepared set is missing.
     """
     try:
         import tensorflow_datasets as tfds
@@ -144,13 +166,14 @@ def tfds_factor_images(
         raise FactorDataUnavailable(
             f"vae.dataset={name!r} needs tensorflow-datasets (pip install -e '.[data]'); use 'sprites' offline"
         ) from None
+    data_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or None
     try:
-        source = tfds.data_source(name, split="train", data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"))
-    except Exception as e:  # noqa: BLE001 - not prepared on disk, or no array_record support
-        msg = " ".join(str(e).split())[:160]
-        raise FactorDataUnavailable(
-            f"tfds set {name!r} is not prepared on disk ({msg}); use vae.dataset='sprites'"
-        ) from None
+        prepared = tfds.builder(name, data_dir=data_dir).is_prepared()
+    except (ModuleNotFoundError, OSError, AssertionError, KeyError) as e:  # builder needs TensorFlow, unreadable dir
+        raise FactorDataUnavailable(f"tfds set {name!r} cannot be opened offline ({type(e).__name__})") from None
+    if not prepared:
+        raise FactorDataUnavailable(f"tfds set {name!r} is not prepared in {data_dir or 'the tfds default directory'}")
+    source = tfds.data_source(name, split="train", data_dir=data_dir, download=False)
     n = len(source)
     idx = np.sort(np.random.default_rng(seed).choice(n, size=min(max_images, n), replace=False))
     keys = _TFDS_FACTORS[name]

@@ -24,15 +24,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The paper-scale config; `arg`: None/'dsprites' or 'shapes3d' (the VAE's data set)."""
     c = default.get_config()
     c.eval.num_samples = 100_000
-    c.ablation.tasks = ("linear_ae", "deep_ae", "supervised")
+    c.ablation.tasks = ("linear_ae", "deep_ae", "supervised", "supervised_cubic")
     c.ablation.num_seeds = 5
     ae = dict(batch_size=64, lr=1e-4, beta_nonneg=0.5, beta_activity=5e-3, beta_weight=1e-3, num_steps=200_000,
               chunk_steps=10_000)  # fmt: skip
     c.linear_ae.update(ae)
     c.deep_ae.update(ae)
     c.deep_ae.hidden = (500, 300, 100)
-    c.supervised.update(code_dim=188, batch_size=128, lr=3e-3, beta_nonneg=2.0, beta_activity=1e-3, beta_weight=1e-4,
-                        num_steps=100_000, chunk_steps=10_000)  # fmt: skip
+    sup = dict(code_dim=188, batch_size=128, lr=3e-3, beta_nonneg=2.0, beta_activity=1e-3, beta_weight=1e-4,
+               num_steps=100_000, chunk_steps=10_000)  # fmt: skip
+    c.supervised.update(sup)
+    c.supervised_cubic.update(sup)
     c.correlated.rhos = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9)
     c.vae.dataset = "dsprites"
     c.vae.image_size = 64

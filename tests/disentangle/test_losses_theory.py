@@ -16,10 +16,12 @@ def test_loss_terms_match_hand_computed_values():
     assert float(losses.weight_energy(w)) == pytest.approx(30.25)
     pred, target = jnp.array([[1.0, 2.0], [0.0, 0.0]]), jnp.array([[0.0, 0.0], [0.0, 3.0]])
     assert float(losses.squared_error(pred, target)) == pytest.approx((1 + 4 + 9) / 2)
-    hp = {"beta_nonneg": 2.0, "beta_activity": 0.1, "beta_weight": 0.01}
+    assert float(losses.l1_penalty(a)) == pytest.approx((1 + 2 + 3 + 4) / 2)
+    hp = {"beta_nonneg": 2.0, "beta_activity": 0.1, "beta_weight": 0.01, "beta_l1": 0.5}
     total, terms = losses.constrained_loss(jnp.float32(1.0), [a, a], w, hp)
     assert float(terms["nonneg"]) == pytest.approx(5.0) and float(terms["activity"]) == pytest.approx(30.0)
-    assert float(total) == pytest.approx(1.0 + 2.0 * 5.0 + 0.1 * 30.0 + 0.01 * 30.25, rel=1e-6)
+    assert float(terms["l1"]) == pytest.approx(10.0)
+    assert float(total) == pytest.approx(1.0 + 2.0 * 5.0 + 0.1 * 30.0 + 0.01 * 30.25 + 0.5 * 10.0, rel=1e-6)
 
 
 def test_weight_energy_sees_weights_not_biases():
@@ -83,6 +85,29 @@ def test_correlated_factors_keep_uniform_marginals(rho):
     np.testing.assert_allclose(e.var(0), 1 / 12, rtol=0.03)
     c = np.corrcoef(e.T)[np.triu_indices(4, 1)]
     np.testing.assert_allclose(c, rho, atol=0.02)
+
+
+@pytest.mark.parametrize("corner", [0.5, 0.8])
+def test_corner_cut_support_is_the_uniform_band(corner):
+    e = np.asarray(tasks.sample_factors(jax.random.key(4), 200_000, 5, 0.0, corner))
+    assert e.min() >= 0 and e.max() <= 1
+    w = 1 - corner
+    area = 1 - corner**2  # the square without its two off-diagonal corner triangles
+    for a, b in ((0, 1), (2, 3)):
+        d = e[:, a] - e[:, b]
+        assert np.abs(d).max() <= w + 1e-6  # the corners are gone ...
+        assert np.abs(d).max() > w - 0.01 and e[:, a].min() < 0.01 and e[:, a].max() > 0.99  # ... the band is not
+        # uniform on the band: P(u < 1/4, v < 1/4) = area of that box inside the band / the band's area
+        box = 1 / 16 - (max(0.0, 0.25 - w) ** 2)  # the box minus its two corners beyond the band
+        assert np.mean((e[:, a] < 0.25) & (e[:, b] < 0.25)) == pytest.approx(box / area, abs=0.003)
+        # marginals stay U[0, 1] (the band is symmetric), correlation 1 - w^2 (1 + ... ) measured against numpy
+        np.testing.assert_allclose(e[:, a].mean(), 0.5, atol=0.005)
+    np.testing.assert_allclose(e[:, 4].mean(), 0.5, atol=0.01)  # the odd factor stays U[0, 1]
+    assert abs(np.corrcoef(e[:, 1], e[:, 2])[0, 1]) < 0.01  # pairs are independent of each other
+    # the same band by rejection sampling in numpy: the same correlation
+    r = np.random.default_rng(0).uniform(size=(400_000, 2))
+    r = r[np.abs(r[:, 0] - r[:, 1]) <= w]
+    assert np.corrcoef(e[:, 0], e[:, 1])[0, 1] == pytest.approx(np.corrcoef(r.T)[0, 1], abs=0.01)
 
 
 def test_sprites_factors_are_complete_and_move_the_sprite():
