@@ -111,20 +111,27 @@ def _rows(x, a: int, b: int) -> np.ndarray:
 
 
 def _lloyd_host(x, c_kxd: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray, float]:
+    from dedup.semdedup import host_imap
+
     k, d = c_kxd.shape
     c = np.ascontiguousarray(c_kxd, np.float32)
-    sums = np.zeros((k, d), np.float64)
-    counts = np.zeros(k, np.int64)
-    obj = 0.0
-    for a in range(0, x.shape[0], batch_size):
-        xb = _rows(x, a, min(a + batch_size, x.shape[0]))
+    n = x.shape[0]
+
+    def batch(a: int):
+        xb = _rows(x, a, min(a + batch_size, n))
         lab, best = nearest_host(xb, c)
-        obj += float(best.sum(dtype=np.float64))
         # cluster sums as a sparse (k x rows) indicator times the rows: one pass over the batch (measured 4x
         # faster than np.add.reduceat over label-sorted rows, which was as slow as the distance product)
         m = scipy.sparse.csr_matrix((np.ones(lab.size, np.float32), (lab, np.arange(lab.size))), shape=(k, lab.size))
-        sums += m @ xb
-        counts += np.bincount(lab, minlength=k)
+        return m @ xb, np.bincount(lab, minlength=k), float(best.sum(dtype=np.float64))
+
+    sums = np.zeros((k, d), np.float64)
+    counts = np.zeros(k, np.int64)
+    obj = 0.0
+    for s, cnt, o in host_imap(batch, range(0, n, batch_size)):  # summed in batch order: deterministic
+        sums += s
+        counts += cnt
+        obj += o
     return sums, counts, obj
 
 
@@ -170,10 +177,15 @@ def assign(
     after each batch."""
     n = x.shape[0]
     if use_host_blas():
+        from dedup.semdedup import host_imap
+
         c = np.ascontiguousarray(centroids_kxd, np.float32)
-        for a in range(start, n, batch_size):
+        starts = range(start, n, batch_size)
+        for a, (lab, sim) in zip(
+            starts, host_imap(lambda a: nearest_host(_rows(x, a, min(a + batch_size, n)), c), starts), strict=True
+        ):
             b = min(a + batch_size, n)
-            labels_out[a:b], sims_out[a:b] = nearest_host(_rows(x, a, b), c)
+            labels_out[a:b], sims_out[a:b] = lab, sim
             if on_batch is not None:
                 on_batch(b)
         return

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
+from threadpoolctl import threadpool_limits
 
 NEG = -np.inf
 _MIN_BUCKET = 16
@@ -213,6 +216,46 @@ def paper_rule_numpy(e_nxd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return colmax.astype(np.float32), arg.astype(np.int32), nn.astype(np.float32)
 
 
+def host_workers() -> int:
+    """Threads for host BLAS work: the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def host_map(fn, items: Sequence) -> list:
+    """[fn(x) for x in items] on `host_workers()` threads, each with a single-threaded BLAS, results in order.
+
+    Many small products (a cluster's Gram matrix, a k-means batch) run faster side by side than one at a time
+    with every core inside each call: measured 1.1-8x on 2 shared cores (the multi-threaded BLAS waits on a
+    descheduled thread at every call under load). numpy's BLAS calls and reductions release the GIL."""
+    items = list(items)
+    w = min(host_workers(), len(items))
+    with threadpool_limits(1, user_api="blas"):
+        if w <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(w) as ex:
+            return list(ex.map(fn, items))
+
+
+def host_imap(fn, items: Sequence, window: int = 4):
+    """Yields fn(x) for x in items, in order, computed `host_workers()` at a time on threads with a
+    single-threaded BLAS (as `host_map`), at most window x workers ahead of the consumer (bounded memory)."""
+    items = list(items)
+    w = min(host_workers(), len(items))
+    with threadpool_limits(1, user_api="blas"):
+        if w <= 1:
+            for x in items:
+                yield fn(x)
+            return
+        with ThreadPoolExecutor(w) as ex:
+            ahead = window * w
+            futs = [ex.submit(fn, x) for x in items[:ahead]]
+            for i in range(len(items)):
+                if i + ahead < len(items):
+                    futs.append(ex.submit(fn, items[i + ahead]))
+                yield futs[i].result()
+                futs[i] = None
+
+
 ENGINES = ("auto", "host", "compiled")
 
 
@@ -287,19 +330,14 @@ def dedup_clusters(
     for ci, c in enumerate(clusters):
         groups.setdefault(pick_bucket(max(int(c.shape[0]), 1), sizes), []).append(ci)
     num_e = len(eps)
+    on_host: list[int] = []  # clusters for the host engine, run together at the end
     for n_pad in sorted(groups):
         members = groups[n_pad]
         bsz = batch_size_for(n_pad, d, budget_floats, max_batch)
         for start in range(0, len(members), bsz):
             chunk = members[start : start + bsz]
             if rule == "paper" and (engine == "host" or len(chunk) < bsz):
-                thr = np.asarray([1.0 - float(x) for x in eps], np.float32)
-                for ci in chunk:
-                    colmax, colarg, nn = paper_rule_numpy(clusters[ci])
-                    rem = colmax[:, None] > thr[None, :]
-                    par = np.where(rem, colarg[:, None], -1).astype(np.int64)
-                    ps = np.where(rem, colmax[:, None], np.nan).astype(np.float32)
-                    out[ci] = {"removed": rem, "partner": par, "partner_sim": ps, "nn_sim": nn}
+                on_host += chunk
                 continue
             b = bsz if len(chunk) == bsz else tail_batch(len(chunk), bsz)
             e = np.zeros((b, n_pad, d), np.float32)
@@ -316,6 +354,14 @@ def dedup_clusters(
                 ps = np.where(rem, psim[k, :, :m].T, np.nan).astype(np.float32)
                 out[ci] = {"removed": rem, "partner": par, "partner_sim": ps, "nn_sim": nn[k, :m]}
                 assert rem.shape == (m, num_e)
+    thr = np.asarray([1.0 - float(x) for x in eps], np.float32)
+    for ci, (colmax, colarg, nn) in zip(
+        on_host, host_map(paper_rule_numpy, [clusters[i] for i in on_host]), strict=True
+    ):
+        rem = colmax[:, None] > thr[None, :]
+        par = np.where(rem, colarg[:, None], -1).astype(np.int64)
+        ps = np.where(rem, colmax[:, None], np.nan).astype(np.float32)
+        out[ci] = {"removed": rem, "partner": par, "partner_sim": ps, "nn_sim": nn}
     return out  # type: ignore[return-value]
 
 
