@@ -29,9 +29,9 @@ def _set_m_axis(ax, ms: list) -> np.ndarray:
     return xs
 
 
-def _with_band(ax, xs, mean, std, color, label, **kw):
+def _with_band(ax, xs, mean, std, color, label, ls="-", **kw):
     mean, std = np.asarray(mean, float), np.asarray(std, float)
-    ax.plot(xs, mean, "o-", color=color, label=label, ms=3.5, **kw)
+    ax.plot(xs, mean, marker="o", linestyle=ls, color=color, label=label, ms=3.5, **kw)
     ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
 
 
@@ -158,10 +158,6 @@ def threshold_vs_dim(by_dim: dict, path: str) -> str:
     ax.set_ylabel("log2 M*")
     ax.legend()
     return plotting.save(fig, path)
-
-
-def _m_value(label: str) -> float:
-    return math.inf if label == "inf" else float(label)
 
 
 @plotting.styled
