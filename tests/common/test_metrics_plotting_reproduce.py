@@ -242,8 +242,8 @@ def test_reproduce_uses_the_clis_workdir_names(tmp_path, monkeypatch):
         assert entry["log"] == str(tmp_path / "icl" / f"{name}.log")
 
 
-def _events(logdir):
-    """(tag, step, value) of every scalar in the TensorBoard event files under `logdir`, read as TFRecords."""
+def _read_events(logdir):
+    """Every Event in the TensorBoard event files under `logdir` (read as TFRecords: length, crc, data, crc)."""
     import struct
 
     from tensorboardX.proto import event_pb2
@@ -256,10 +256,22 @@ def _events(logdir):
         pos = 0
         while pos < len(data):
             (length,) = struct.unpack("<Q", data[pos : pos + 8])
-            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+            out.append(event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length]))
             pos += 12 + length + 4
-            out += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
     return out
+
+
+def _events(logdir):
+    """(tag, step, value) of every scalar under `logdir`."""
+    return [(v.tag, e.step, v.simple_value) for e in _read_events(logdir) for v in e.summary.value]
+
+
+def _session_starts(logdir):
+    """The steps of the SessionLog START events (TensorBoard hides the run's older events from that step on)."""
+    from tensorboardX.proto import event_pb2
+
+    start = event_pb2.SessionLog.START
+    return [e.step for e in _read_events(logdir) if e.HasField("session_log") and e.session_log.status == start]
 
 
 def test_metric_writer_writes_tensorboard_events_per_run(tmp_path, monkeypatch):
@@ -273,6 +285,14 @@ def test_metric_writer_writes_tensorboard_events_per_run(tmp_path, monkeypatch):
     events = _events(tmp_path / "tensorboard" / "grid" / "0")
     assert events == [("loss", 10, 2.0), ("loss", 20, 1.5)]  # scalars only; lists and strings stay in the JSONL
     assert _events(tmp_path / "tensorboard" / "grid" / "1") == [("loss", 10, 3.0)]
+    # A resume truncates the rows past step 10; TensorBoard is told to hide that run's events from step 11 on.
+    with metrics.MetricWriter(str(path)) as w:
+        w.truncate_after(10, run_prefix="grid/0")
+        w.write(20, run="grid/0", loss=1.25)
+        w.write(20, run="grid/1", loss=2.5)
+    starts = _session_starts(tmp_path / "tensorboard" / "grid" / "0")
+    assert starts == [11] and _session_starts(tmp_path / "tensorboard" / "grid" / "1") == []
+    assert ("loss", 20, 1.25) in _events(tmp_path / "tensorboard" / "grid" / "0")
     monkeypatch.setenv(metrics.TENSORBOARD_ENV, "off")
     with metrics.MetricWriter(str(tmp_path / "off" / "metrics.jsonl")) as w:
         w.write(1, loss=1.0)
