@@ -24,54 +24,20 @@ import scipy.linalg
 from absl import logging
 from threadpoolctl import threadpool_limits
 
-from common import app, metrics, plotting
-from common import validate as check
+from common import metrics, plotting
 from spectra import denoise, signals, theory
+from spectra.report import report  # noqa: F401  (the experiment contract of common.app)
+from spectra.validation import validate  # noqa: F401
 
 _FINITE_SIGNAL = "continuous"
+_ESM, _BBP = 0, 1  # purposes of the keys of (b): the ESM settings and the rank-one (BBP) simulations
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-    """Range checks for every field (raises app.ConfigError naming the field)."""
-
-    def need(ok: bool, key: str, msg: str) -> None:
-        if not ok:
-            raise app.ConfigError(key, msg)
-
-    check.integer(config, "n", "finite_n", "finite_rank", "denoise_n")
-    check.positive_int(
-        config, "num_seeds", "overlap_bins", "phase_grid_b", "phase_grid_s", "finite_seeds", "denoise_seeds"
-    )
-    check.non_negative_int(config, "blas_threads")  # 0 = library default
-    check.in_range(config, "n", 20)
-    for key in ("density_settings", "overlap_settings"):
-        settings = config[key]
-        need(len(settings) >= 1, key, "needs at least one (b, s, c) triple")
-        for t in settings:
-            need(len(t) == 3, key, f"entries must be (b, s, c), got {t}")
-            b, s, c = t
-            need(0 < b < 1, key, f"b must be in (0, 1), got {b}")
-            need(s > 0, key, f"s must be > 0, got {s}")
-            need(0 < c <= 1, key, f"c must be in (0, 1], got {c}")
-    # Grids: non-empty and strictly increasing (figures and tables are laid out along them).
-    check.sorted_grid(config, "bbp_thetas", positive=True)
-    check.sorted_grid(config, "finite_thetas", positive=True)
-    for key in ("phase_bs", "phase_sim_bs"):  # no simulated points is allowed: the diagram is theory alone
-        check.sorted_grid(config, key, positive=True, allow_empty=key == "phase_sim_bs")
-        need(all(b < 1 for b in config[key]), key, f"every b must be in (0, 1), got {tuple(config[key])}")
-    need(config.overlap_bins >= 2, "overlap_bins", "must be >= 2")
-    check.probability(config, "phase_c", "denoise_c", open_low=True)
-    need(config.phase_grid_b >= 2, "phase_grid_b", "must be >= 2")
-    need(config.phase_grid_s >= 2, "phase_grid_s", "must be >= 2")
-    check.positive(config, "phase_s_max", "phase_sim_offset", "denoise_continuous_smax", "smoothing", "cov_smoothing")
-    need(config.finite_n >= 10, "finite_n", "must be >= 10")
-    need(1 <= config.finite_rank <= config.finite_n, "finite_rank", "must be in [1, finite_n]")
-    need(config.denoise_n >= 10, "denoise_n", "must be >= 10")
-    need(
-        all(len(t) == 2 and 0 < t[0] <= 1 and t[1] > 0 for t in config.denoise_esm),
-        "denoise_esm",
-        "entries must be (b, s) with 0 < b <= 1, s > 0",
-    )
+def _key(key: jax.Array, *path: int) -> jax.Array:
+    """The key of setting path[0], seed path[1], ...: one fold_in per level (no arithmetic on indices)."""
+    for p in path:
+        key = jax.random.fold_in(key, p)
+    return key
 
 
 def _sample(key: jax.Array, n: int, m: int, sv: np.ndarray):
@@ -114,7 +80,7 @@ def _density_experiment(config, key, workdir, mw):
         sv = signals.esm_singular_values(n, b, s)
         ys = []
         for r in range(config.num_seeds):
-            _, y = _sample(jax.random.fold_in(key, 100 * i + r), n, m, sv)
+            _, y = _sample(_key(key, i, r), n, m, sv)
             ys.append(signals.singular_values(y))
         ys = np.concatenate(ys)
         grid, p, cdf, sup = _theory_cdf(t, w, c)
@@ -139,63 +105,45 @@ def _density_experiment(config, key, workdir, mw):
     return errors, integrals
 
 
-@plotting.styled
-def _overlap_experiment(config, key, workdir, mw):
-    """(b) fraction of data singular vectors in the signal subspace, theory vs simulation; BBP."""
-    errors = {}
-    curves = []
-    for i, (b, s, c) in enumerate(config.overlap_settings):
-        n = config.n
-        m = int(round(n / c))
-        t, w = theory.esm_spectrum(b, s)
-        sv = signals.esm_singular_values(n, b, s)
-        k = sv.size
-        ys, left, right = [], [], []
-        for r in range(config.num_seeds):
-            kk = jax.random.fold_in(key, 100 * i + r)
-            ku, kv, kx = jax.random.split(kk, 3)
-            a = np.asarray(signals.random_orthonormal(ku, n, k), dtype=np.float64)
-            bm = np.asarray(signals.random_orthonormal(kv, m, k), dtype=np.float64)
-            y = (a * sv[None, :]) @ bm.T + np.asarray(signals.noise(kx, n, m), dtype=np.float64)
-            lam, u = np.linalg.eigh(y @ y.T)
-            yv = np.sqrt(np.maximum(lam, 1e-300))
-            v = (y.T @ u) / yv[None, :]
-            ys.append(yv)
-            left.append(np.sum((a.T @ u) ** 2, axis=0))
-            right.append(np.sum((bm.T @ v) ** 2, axis=0))
-        ys, left, right = map(np.concatenate, (ys, left, right))
-        th_l, th_r = theory.overlaps(ys, t, w, c)
-        th_l, th_r = w[0] * th_l[:, 0], w[0] * th_r[:, 0]  # fraction in the signal subspace
-        order = np.argsort(ys)
-        bins = np.array_split(order, config.overlap_bins)  # equal-count bins
-        rows = []
-        for idx in bins:
-            rows.append(
-                [
-                    ys[idx].mean(),
-                    left[idx].mean(),
-                    right[idx].mean(),
-                    th_l[idx].mean(),
-                    th_r[idx].mean(),
-                ]
-            )
-        rows = np.array(rows)
-        err = float(np.max(np.abs(rows[:, 1:3] - rows[:, 3:5])))
-        errors[_name(b, s, c)] = err
-        mw.write(i, run=f"overlap/{_name(b, s, c)}", max_abs_error=err)
-        grid = np.linspace(ys.min() * 0.95, ys.max() * 1.02, 600)
-        gl, gr = theory.overlaps(grid, t, w, c)
-        curves.append((b, s, c, rows, grid, w[0] * gl[:, 0], w[0] * gr[:, 0]))
-    # Rank-one spikes (finite-rank limit) at c = 1/2.
-    c_bbp = 0.5
+def _esm_overlap_rows(config, key, b, s, c):
+    """Simulated overlaps of one ESM setting, binned by singular value: rows [bins, 5] of (y, left, right, theory
+    left, theory right), and the theory curves on a fine grid."""
+    n = config.n
+    m = int(round(n / c))
+    t, w = theory.esm_spectrum(b, s)
+    sv = signals.esm_singular_values(n, b, s)
+    k = sv.size
+    ys, left, right = [], [], []
+    for r in range(config.num_seeds):
+        ku, kv, kx = jax.random.split(_key(key, r), 3)
+        a = np.asarray(signals.random_orthonormal(ku, n, k), dtype=np.float64)
+        bm = np.asarray(signals.random_orthonormal(kv, m, k), dtype=np.float64)
+        y = (a * sv[None, :]) @ bm.T + np.asarray(signals.noise(kx, n, m), dtype=np.float64)
+        lam, u = np.linalg.eigh(y @ y.T)
+        yv = np.sqrt(np.maximum(lam, 1e-300))
+        v = (y.T @ u) / yv[None, :]
+        ys.append(yv)
+        left.append(np.sum((a.T @ u) ** 2, axis=0))
+        right.append(np.sum((bm.T @ v) ** 2, axis=0))
+    ys, left, right = map(np.concatenate, (ys, left, right))
+    th_l, th_r = theory.overlaps(ys, t, w, c)
+    th_l, th_r = w[0] * th_l[:, 0], w[0] * th_r[:, 0]  # fraction in the signal subspace
+    bins = np.array_split(np.argsort(ys), config.overlap_bins)  # equal-count bins
+    rows = np.array([[ys[x].mean(), left[x].mean(), right[x].mean(), th_l[x].mean(), th_r[x].mean()] for x in bins])
+    grid = np.linspace(ys.min() * 0.95, ys.max() * 1.02, 600)
+    gl, gr = theory.overlaps(grid, t, w, c)
+    return rows, (b, s, c, rows, grid, w[0] * gl[:, 0], w[0] * gr[:, 0])
+
+
+def _bbp_rows(config, key, c_bbp: float, mw) -> list:
+    """Rank-one spikes (the finite-rank limit): simulated (top, left, right) against the BBP prediction per θ."""
     n = config.n
     m = int(round(n / c_bbp))
-    bbp_rows = []
+    out = []
     for j, theta in enumerate(config.bbp_thetas):
         sims = []
         for r in range(config.num_seeds):
-            kk = jax.random.fold_in(key, 10_000 + 100 * j + r)
-            ku, kv, kx = jax.random.split(kk, 3)
+            ku, kv, kx = jax.random.split(_key(key, _BBP, j, r), 3)
             a = np.asarray(signals.random_orthonormal(ku, n, 1), dtype=np.float64)[:, 0]
             bv = np.asarray(signals.random_orthonormal(kv, m, 1), dtype=np.float64)[:, 0]
             y = theta * np.outer(a, bv) + np.asarray(signals.noise(kx, n, m), dtype=np.float64)
@@ -204,12 +152,13 @@ def _overlap_experiment(config, key, workdir, mw):
             v = y.T @ u[:, -1] / top
             sims.append([top, (a @ u[:, -1]) ** 2, (bv @ v) ** 2])
         sim = np.mean(sims, axis=0)
-        pred = np.array([float(x) for x in theory.bbp(theta, c_bbp)])
-        bbp_rows.append((theta, sim, pred))
+        out.append((theta, sim, np.array([float(x) for x in theory.bbp(theta, c_bbp)])))
         mw.write(j, run=f"bbp/theta={theta:g}", top=sim[0], left=sim[1], right=sim[2])
-    bbp_err = float(max(np.max(np.abs(sim[1:] - pred[1:])) for _, sim, pred in bbp_rows))
-    bbp_top_err = float(max(abs(sim[0] - pred[0]) for _, sim, pred in bbp_rows))
+    return out
 
+
+@plotting.styled
+def _overlap_figure(config, curves, bbp_rows, c_bbp, path):
     ncol = len(curves) + 1
     fig, axes = plotting.figure(1, ncol, width=3.8 * ncol, height=3.1)
     axes = np.atleast_1d(axes)
@@ -232,10 +181,26 @@ def _overlap_experiment(config, key, workdir, mw):
         ax.plot(theta, sim[1], "o", color=col[0], ms=4)
         ax.plot(theta, sim[2], "s", color=col[1], mfc="none", ms=4)
     ax.axvline(c_bbp**0.25, color="0.5", ls=":", lw=0.8)
-    ax.set_title(f"rank one, c={c_bbp:g}, N={n}")
+    ax.set_title(f"rank one, c={c_bbp:g}, N={config.n}")
     ax.set_xlabel("signal strength theta")
     ax.legend()
-    plotting.save(fig, os.path.join(workdir, "figures", "b_overlaps.png"))
+    plotting.save(fig, path)
+
+
+def _overlap_experiment(config, key, workdir, mw):
+    """(b) fraction of data singular vectors in the signal subspace, theory vs simulation; BBP."""
+    errors, curves = {}, []
+    for i, (b, s, c) in enumerate(config.overlap_settings):
+        rows, curve = _esm_overlap_rows(config, _key(key, _ESM, i), b, s, c)
+        err = float(np.max(np.abs(rows[:, 1:3] - rows[:, 3:5])))
+        errors[_name(b, s, c)] = err
+        mw.write(i, run=f"overlap/{_name(b, s, c)}", max_abs_error=err)
+        curves.append(curve)
+    c_bbp = 0.5
+    bbp_rows = _bbp_rows(config, key, c_bbp, mw)
+    bbp_err = float(max(np.max(np.abs(sim[1:] - pred[1:])) for _, sim, pred in bbp_rows))
+    bbp_top_err = float(max(abs(sim[0] - pred[0]) for _, sim, pred in bbp_rows))
+    _overlap_figure(config, curves, bbp_rows, c_bbp, os.path.join(workdir, "figures", "b_overlaps.png"))
     return errors, bbp_err, bbp_top_err
 
 
@@ -275,7 +240,7 @@ def _phase_simulation(config, key, c):
     for idx, ((b, s), th_count) in enumerate(zip(pts, counts, strict=True)):
         i, j = divmod(idx, 2)
         k = max(1, int(round(b * n)))
-        _, y = _sample(jax.random.fold_in(key, 10 * i + j), n, m, signals.esm_singular_values(n, b, s))
+        _, y = _sample(_key(key, i, j), n, m, signals.esm_singular_values(n, b, s))
         sv = signals.singular_values(y)
         spacing = np.median(-np.diff(sv[max(k - 30, 0) : k + 30]))
         ratio = float((sv[k - 1] - sv[k]) / spacing)
@@ -346,7 +311,7 @@ def _finite_rank_experiment(config, key, workdir, mw):
         tops = []
         gaps = []
         for r in range(config.finite_seeds):
-            _, y = _sample(jax.random.fold_in(key, 100 * j + r), n, n, np.full(k, theta, np.float32))
+            _, y = _sample(_key(key, j, r), n, n, np.full(k, theta, np.float32))
             sv = signals.singular_values(y)
             tops.append(sv[: k + 1])
             gaps.append(sv[k - 1] - sv[k])  # gap between the K-th and (K+1)-th singular values
@@ -416,7 +381,7 @@ def _denoise_experiment(config, key, workdir, mw):
     for i, (name, sv) in enumerate(signal_list):
         d_acc, c_acc, s_acc = [], [], []
         for r in range(config.denoise_seeds):
-            s_mat, y = _sample(jax.random.fold_in(key, 100 * i + r), n, m, sv)
+            s_mat, y = _sample(_key(key, i, r), n, m, sv)
             d, cv, inf = denoise.compare_estimators(
                 y,
                 s_mat,
@@ -556,69 +521,3 @@ def _run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         {k: results[k] for k in ("density_max_abs_quantile_error", "overlap_max_abs_error")},
     )
     return results
-
-
-def report(results: dict) -> list[dict]:
-    """Headline numbers for runs/REPORT.md."""
-    out = [
-        {
-            "name": "density: max |quantile theory - simulation|",
-            "value": results["density_max_abs_quantile_error"],
-            "paper": "theory matches simulation (Fig. density)",
-            "ok": results["density_max_abs_quantile_error"] < 0.03,
-        },
-        {
-            "name": "overlaps: max |theory - simulation|",
-            "value": results["overlap_max_abs_error"],
-            "paper": "theory matches simulation (Fig. overlaps)",
-            "ok": results["overlap_max_abs_error"] < 0.06,
-        },
-    ]
-    den = results["denoise"]
-    sig = next(iter(den["rie"]))
-    for est, paper in (
-        ("gd_hard", "0.91"),
-        ("gd_shrink", "0.63"),
-        ("rie", "0.41"),
-        ("oracle", "0.41"),
-    ):
-        if est in den:
-            v = den[est][sig]
-            out.append(
-                {
-                    "name": f"squared rel. error {est} ({sig})",
-                    "value": v * v,
-                    "paper": f"{paper} (notes, b=0.5, s=1.5, N=1000, M=2000)",
-                    "ok": None,
-                }
-            )
-    gap = max(den["rie"][s] / den["oracle"][s] - 1 for s in den["rie"])
-    out.append(
-        {
-            "name": "RIE error / oracle error - 1 (worst signal)",
-            "value": gap,
-            "paper": "RIE ~ oracle",
-            "ok": gap < 0.03,
-        }
-    )
-    if "phase_simulation_count_agreement" in results:
-        v = results["phase_simulation_count_agreement"]
-        out.append(
-            {
-                "name": "phase diagram: simulated bulk counts equal to the theory's",
-                "value": v,
-                "paper": "phase diagram in (b, s)",
-                "ok": v == 1.0,
-            }
-        )
-    pd = results["phase_diagram"]
-    b_min = min(pd, key=float)
-    out.append(
-        {
-            "name": f"s_c(b={b_min}) - c^(1/4)",
-            "value": pd[b_min] - results["phase_bbp_threshold"],
-            "paper": "s_c -> c^(1/4) as b -> 0, ~ b^(1/3)",
-            "ok": None,
-        }
-    )
-    return out
