@@ -125,3 +125,19 @@ def test_resume_after_a_kill_at_any_point_is_byte_identical(tmp_path, monkeypatc
         c, h = kmeans.fit(x, 6, jax.random.key(5), state_path=path, **kw)
         assert c.tobytes() == ref_c.tobytes() and h == ref_h, kill_at
         assert len(os.listdir(tmp_path)) == kill_at + 1  # one state file per run, no temp files left
+
+
+def test_batched_kmeanspp_rounds_still_cover_separated_blobs():
+    """Above k = 255, k-means++ draws k // 128 centres per D² round. On 600 far-apart tight blobs (10 points each)
+    exact k-means++ seeds 99-100 % of the blobs; the batched rounds must stay within ~2 % of that, and far from a
+    uniform draw of 600 rows (which seeds 1 - (1 - 1/600)^600 ≈ 63 % of them)."""
+    assert [kmeans.pp_per_round(k) for k in (6, 255, 256, 600, 1000, 3162)] == [1, 1, 2, 4, 7, 24]
+    rng = np.random.default_rng(0)
+    k, per, d = 600, 10, 64
+    centers = _unit(rng.normal(size=(k, d)))
+    x = _unit(centers[np.repeat(np.arange(k), per)] + 0.02 * rng.normal(size=(k * per, d)) / np.sqrt(d))
+    c = kmeans.init_centroids(jax.random.key(1), x, k, "kmeans++")
+    assert c.shape == (k, d)
+    rows = {r.tobytes() for r in x}
+    assert all(r.tobytes() in rows for r in c)  # every centre is a data row
+    assert len(set((c @ centers.T).argmax(1).tolist())) / k >= 0.97
