@@ -88,6 +88,9 @@ def test_report_passes_the_paper_pattern_and_fails_its_opposite():
     ent = [k for k in bad if k.startswith("MIR on independent factors: corners cut")]
     assert corr and not bad[corr[0]] and ent and not bad[ent[0]]
     assert bad["VAE MIG on ?"] is False
+    # a corner-cut code only a little below the full-support one has not entangled
+    close = {r["name"]: r["ok"] for r in experiment.report(_results(ent=0.85))}
+    assert [ok for name, ok in close.items() if name.startswith("MIR on independent factors: corners cut")] == [False]
     # a VAE gain inside the seed spread is not judged
     assert {r["name"]: r["ok"] for r in experiment.report(_results(vae=0.12))}["VAE MIG on ?"] is None
 
@@ -101,7 +104,7 @@ def test_smoke_run_writes_every_documented_key_and_shows_the_effect(tmp_path):
     for v in res["ablation"].values():
         assert {"mir", "mir_std", "mig", "mig_std", "recon", "recon_std"} <= set(v)
     # the effect happens at smoke scale: all three constraints disentangle, no constraint does not
-    assert res["ablation"]["all"]["mir"] > 0.9 and res["ablation"]["all"]["mir"] > res["ablation"]["none"]["mir"] + 0.3
+    assert res["ablation"]["all"]["mir"] > 0.85 and res["ablation"]["all"]["mir"] > res["ablation"]["none"]["mir"] + 0.3
     assert set(res["correlated"]) == set(res["correlated_on_independent"]) == {"0.0", "0.9"}
     assert {"corner", "mir", "mir_on_independent"} <= set(res["entangling"])
     assert set(res["vae"]) == {"beta_vae", "nonneg_energy"} and set(res["cells"]) == {"unconstrained", "constrained"}

@@ -8,12 +8,12 @@ MUTANTS = [
     Mutant(
         file="disentangle/metrics.py",
         old="out[:, j] = np.digitize(x[:, j], edges[:-1]) - 1",
-        new="out[:, j] = np.minimum(np.digitize(x[:, j], edges[1:]), num_bins - 1)",
+        new="out[:, j] = np.digitize(x[:, j], edges[1:-1], right=True)",
         tests=(
             f"{_M}::test_mig_matches_disentanglement_lib_on_discrete_factors",
             f"{_M}::test_hand_computed_two_bin_case",
         ),
-        why="bin edges shifted by one (digitize against the upper edges): values on an edge land in the wrong bin",
+        why="right-closed bins: a value on an interior edge lands in the lower bin (np.histogram's are left-closed)",
     ),
     Mutant(
         file="disentangle/metrics.py",
@@ -42,7 +42,7 @@ MUTANTS = [
     Mutant(
         file="disentangle/metrics.py",
         old="    active = code_bins.min(axis=0) < code_bins.max(axis=0)  # a constant latent",
-        new="    active = codes.std(axis=0) > 0.05 * codes.std(axis=0).max()",
+        new="    active = codes.std(axis=0) > 0.05 * codes.std(axis=0).max()  # a constant latent",
         tests=(f"{_M}::test_mig_and_mir_do_not_change_when_one_latent_is_rescaled",),
         why="the scale-dependent dead-latent rule back as the default: a rescaled latent stops counting",
     ),
