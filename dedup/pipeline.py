@@ -425,23 +425,52 @@ def run_cluster(root: str, cfg, seed: int, embed_hash: str) -> dict:
 
 
 def write_ordered(stage: StageDir, x, order: np.ndarray, chunk: int = 65536) -> None:
-    """`ordered.npy`: the embeddings with their rows in cluster order (row order[i] at i), written by one
-    sequential pass over x (each input chunk scattered to its places), resumable by input chunk. The dedup
-    stage then reads each cluster as one contiguous slice instead of gathering its rows from all over the
-    file (at 10⁷ rows the embeddings no longer fit the page cache)."""
+    """`ordered.npy`: the embeddings with their rows in cluster order (row order[i] at i), so the dedup stage
+    reads each cluster as one contiguous range instead of gathering its rows from all over the file (at 10⁷
+    rows the embeddings no longer fit the page cache). Written front to back with plain writes (the input's
+    pages are mapped already by the assignment pass; a scattered write into a new memory map faulted every
+    page in and cost more than the whole rule at 10⁵ rows), to a temporary name renamed when complete: a
+    killed write is redone, and a file of the wrong size is rebuilt."""
     n, d = x.shape
-    pa = ResumableArrays(stage, "reorder", {"ordered": ((n, d), "float32")})
-    if pa.finals_exist():
-        return
-    where = np.empty(n, np.int64)
-    where[order] = np.arange(n, dtype=np.int64)
-    arrs, done = pa.open()
-    for a in range(done, n, chunk):
-        b = min(a + chunk, n)
-        arrs["ordered"][where[a:b]] = x[a:b]
-        if (a // chunk) % 16 == 15 or b == n:
-            pa.mark(arrs, b)
-    pa.complete(arrs)
+    final = stage.path("ordered.npy")
+    if os.path.exists(final):
+        try:
+            if np.load(final, mmap_mode="r").shape == (n, d):
+                return
+        except ValueError:
+            pass
+    tmp = stage.path("ordered.partial.npy")
+    with open(tmp, "wb") as f:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (n, d)}
+        np.lib.format.write_array_header_1_0(f, header)
+        for a in range(0, n, chunk):
+            f.write(np.ascontiguousarray(x[order[a : a + chunk]], np.float32).data)
+    os.replace(tmp, final)
+
+
+class RowReader:
+    """Reads row ranges of a 2-D float32 .npy with positioned reads (no memory map: no page faults, one copy)."""
+
+    def __init__(self, path: str):
+        m = np.load(path, mmap_mode="r")
+        assert m.dtype == np.float32 and m.ndim == 2 and m.flags.c_contiguous, path
+        self.shape, self.offset = m.shape, int(m.offset)
+        del m
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        d = self.shape[1]
+        out = np.empty((b - a, d), np.float32)
+        view, pos = memoryview(out).cast("B"), self.offset + a * d * 4
+        while view.nbytes:
+            got = os.preadv(self.fd, [view], pos)
+            if got <= 0:
+                raise OSError(f"short read at byte {pos}")
+            view, pos = view[got:], pos + got
+        return out
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 # ----------------------------------------------------------------------------------------- dedup
@@ -567,7 +596,8 @@ def dedup_unit(
 ) -> None:
     """Runs the per-cluster rule for the given clusters and writes their unit file atomically.
 
-    ordered: the embeddings in cluster order (`write_ordered`); each cluster is then one contiguous slice.
+    ordered: a `RowReader` of the embeddings in cluster order (`write_ordered`); each cluster is then one
+    contiguous read.
     Without it the unit's rows are gathered from x (sorted reads).
     tie_key (per row, for tie_break="lowest_id"): the rank of each row's id; default the row's id."""
     eps = [float(e) for e in cfg.eps]
@@ -580,7 +610,7 @@ def dedup_unit(
         p = keep_order(pos, sims, cfg.keep, seed, int(c), cfg.tie_break, tie_key)
         positions.append((int(c), p))
         if ordered is not None:
-            blocks.append(np.asarray(ordered[a:b])[np.searchsorted(pos, p)])
+            blocks.append(ordered.rows(a, b)[np.searchsorted(pos, p)])
     if ordered is None:
         allpos = np.concatenate([p for _, p in positions])
         srt = np.argsort(allpos, kind="stable")
@@ -667,7 +697,7 @@ def run_dedup(
         sims = np.load(os.path.join(cdir, "sims.npy"))
         order = np.load(os.path.join(cdir, "order.npy"))
         op = os.path.join(cdir, "ordered.npy")
-        ordered = np.load(op, mmap_mode="r") if os.path.exists(op) else None
+        ordered = RowReader(op) if os.path.exists(op) else None
         tie_key = None
         if cfg.tie_break == "lowest_id" and cfg.id_rank:
             tie_key = np.load(cfg.id_rank)[ids]  # rank of the user's id of each row
@@ -678,6 +708,8 @@ def run_dedup(
             if on_unit is not None:
                 on_unit(int(u[0]), int(u[-1]))
         prog.close()
+        if ordered is not None:
+            ordered.close()
     cover, files = covered_clusters(root, k)
     nonempty = sizes > 0
     return {

@@ -66,8 +66,8 @@ MUTANTS = [
     ),
     Mutant(
         file="dedup/pipeline.py",
-        old='arrs["ordered"][where[a:b]] = x[a:b]',
-        new='arrs["ordered"][a:b] = x[a:b]',
+        old="f.write(np.ascontiguousarray(x[order[a : a + chunk]], np.float32).data)",
+        new="f.write(np.ascontiguousarray(x[a : a + chunk], np.float32).data)",
         tests=(T + "test_pipeline.py::test_matches_exact_per_cluster_reference",),
         why="the cluster-ordered copy written in input order (rows read for the wrong clusters)",
     ),
