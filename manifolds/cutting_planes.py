@@ -435,7 +435,9 @@ def _estimate(dims, raw, t: Target, fit_to: str, num_boot: int, seed: int):
 
 def _convergence(pr: _Problem, raw, main, budget, check, n_check, fit_to, tolerance) -> tuple[bool, dict]:
     """Reruns the first `n_check` repeats with `check` (more steps); converged when d* on that subset moves by
-    at most the estimate's bootstrap error (or `tolerance` · d* when given or when no error is available)."""
+    at most the estimate's bootstrap error (or `tolerance` · d* when given or when no error is available). A d*
+    that is not finite at both budgets (never reached) counts as converged only if no success rate moved by more
+    than 0.1."""
     big = _sweep(pr, range(n_check), check)
     small = {k: v[:, :n_check] for k, v in raw.items()}
     m_small = _estimate(pr.dims, small, pr.target, fit_to, 0, 0)[0]["d_star"]
@@ -443,13 +445,12 @@ def _convergence(pr: _Problem, raw, main, budget, check, n_check, fit_to, tolera
     err = main["error"]
     rel = 0.15 if tolerance is None else tolerance  # relative, when no bootstrap error is available
     allowed = err if tolerance is None and math.isfinite(err) else rel * abs(m_small)
-    if math.isfinite(m_small) and math.isfinite(m_big):
-        moved = m_big - m_small
-        converged = bool(abs(moved) <= allowed)
-    else:
+    moved = m_big - m_small
+    converged = bool(abs(moved) <= allowed)
+    rate = {n: r["success"].reshape(len(pr.dims), -1).mean(axis=1) for n, r in (("s", small), ("b", big))}
+    if not (math.isfinite(m_small) and math.isfinite(m_big)):  # never reached at one budget or both
         moved = math.nan if m_small == m_big else m_big - m_small
-        converged = bool(m_small == m_big)
-    rate = {n: r["success"].reshape(len(pr.dims), -1).mean(axis=1).tolist() for n, r in (("s", small), ("b", big))}
+        converged = bool(m_small == m_big and np.max(np.abs(rate["b"] - rate["s"])) <= 0.1)
     return converged, {
         "budget": dataclasses.asdict(budget),
         "check_budget": dataclasses.asdict(check),
@@ -458,8 +459,8 @@ def _convergence(pr: _Problem, raw, main, budget, check, n_check, fit_to, tolera
         "d_star_subset_check": m_big,
         "moved": moved,
         "allowed": allowed,
-        "success_rate_subset": rate["s"],
-        "success_rate_subset_check": rate["b"],
+        "success_rate_subset": rate["s"].tolist(),
+        "success_rate_subset_check": rate["b"].tolist(),
     }
 
 
