@@ -54,7 +54,8 @@ class Result:
 def packages() -> list[str]:
     """The packages with a mutant list: every module tests/mutants/<pkg>.py."""
     here = Path(__file__).resolve().parent
-    return sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name not in _NOT_PACKAGES)
+    names = (m.name for m in pkgutil.iter_modules([str(here)]))
+    return sorted(n for n in names if n not in _NOT_PACKAGES and not n.startswith("test_"))
 
 
 def load(names: list[str]) -> list[tuple[str, Mutant]]:
