@@ -63,7 +63,7 @@ MUTANTS = [
         why="RIE covariance Im[A (1 + B m)] (sign of B m)",
     ),
     Mutant(
-        file="spectra/denoise.py",
+        file="spectra/noise.py",
         old="return math.sqrt(2 * (c + 1) + 8 * c / (c + 1 + math.sqrt(c * c + 14 * c + 1)))",
         new="return math.sqrt(2 * (c + 1) + 4 * c / (c + 1 + math.sqrt(c * c + 14 * c + 1)))",
         tests=(T + "test_denoise.py::test_gavish_donoho_constants",),
