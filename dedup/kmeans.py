@@ -68,6 +68,23 @@ def _kmeanspp(key: jax.Array, x_sxd: jax.Array, k: int, per_round: int = 1) -> j
     return cent[:k]
 
 
+def _kmeanspp_host(key: jax.Array, x_sxd: np.ndarray, k: int, per_round: int = 1) -> np.ndarray:
+    """`_kmeanspp` in numpy on the host BLAS (no compilation), with a numpy generator derived from the key."""
+    x = np.ascontiguousarray(x_sxd, np.float32)
+    s = x.shape[0]
+    rng = _rng(key, 2)
+    idx = [int(rng.integers(s))]
+    d2 = np.maximum(2.0 - 2.0 * (x @ x[idx[0]]), 0.0)
+    while len(idx) < k:
+        # D² sampling by inverse CDF, per_round draws before the distances are updated
+        cdf = np.cumsum(d2, dtype=np.float64)
+        new = np.minimum(np.searchsorted(cdf, rng.random(per_round) * cdf[-1], side="right"), s - 1)
+        idx += new.tolist()
+        sim = x @ x[new].T
+        np.minimum(d2, np.maximum(2.0 - 2.0 * sim.max(axis=1), 0.0), out=d2)
+    return x[np.asarray(idx[:k])]
+
+
 def init_centroids(key: jax.Array, x_sxd: np.ndarray, k: int, method: str = "kmeans++") -> np.ndarray:
     """Initial centroids from the (in-memory) rows x_sxd.
 
@@ -81,6 +98,8 @@ def init_centroids(key: jax.Array, x_sxd: np.ndarray, k: int, method: str = "kme
     if k > x_sxd.shape[0]:
         raise ValueError(f"k={k} exceeds the {x_sxd.shape[0]} points available for initialisation")
     if method == "kmeans++":
+        if use_host_blas():
+            return _kmeanspp_host(key, x_sxd, k, pp_per_round(k))
         return np.asarray(_kmeanspp(key, jnp.asarray(x_sxd, jnp.float32), k, pp_per_round(k)))
     if method == "random":
         idx = jax.random.choice(key, x_sxd.shape[0], (k,), replace=False)

@@ -13,6 +13,14 @@ def _unit(x):
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+@pytest.fixture(params=["host", "jit"])
+def engine(request, monkeypatch):
+    """Both implementations: the host BLAS (what a CPU backend runs) and the jitted one (accelerators)."""
+    if request.param == "jit":
+        monkeypatch.setattr(kmeans, "use_host_blas", lambda: False)
+    return request.param
+
+
 def _blobs(seed, k=6, per=50, d=16, spread=0.15):
     rng = np.random.default_rng(seed)
     centers = _unit(rng.normal(size=(k, d)))
@@ -22,7 +30,7 @@ def _blobs(seed, k=6, per=50, d=16, spread=0.15):
     return x[perm], lab[perm], centers
 
 
-def test_lloyd_iteration_matches_numpy_with_padded_batches():
+def test_lloyd_iteration_matches_numpy_with_padded_batches(engine):
     x, _, _ = _blobs(0)
     rng = np.random.default_rng(1)
     c = _unit(rng.normal(size=(6, 16)))
@@ -39,7 +47,7 @@ def test_lloyd_iteration_matches_numpy_with_padded_batches():
     np.testing.assert_allclose(np.linalg.norm(new, axis=1), 1.0, atol=1e-5)
 
 
-def test_assign_streams_into_output_arrays():
+def test_assign_streams_into_output_arrays(engine):
     x, _, centers = _blobs(2)
     lab = np.full(x.shape[0], -1, np.int32)
     sim = np.zeros(x.shape[0], np.float32)
@@ -56,7 +64,7 @@ def test_assign_streams_into_output_arrays():
 
 
 @pytest.mark.parametrize("init", ["kmeans++", "random"])
-def test_init_picks_distinct_data_rows(init):
+def test_init_picks_distinct_data_rows(init, engine):
     x, _, _ = _blobs(3)
     c = kmeans.init_centroids(jax.random.key(0), x, 6, init)
     match = (np.abs(c[:, None, :] - x[None]).max(-1) < 1e-6).any(1)
@@ -66,7 +74,7 @@ def test_init_picks_distinct_data_rows(init):
         kmeans.init_centroids(jax.random.key(0), x[:3], 6, init)
 
 
-def test_kmeanspp_covers_separated_blobs():
+def test_kmeanspp_covers_separated_blobs(engine):
     """D² sampling puts one seed in each of 6 far-apart blobs (almost surely)."""
     x, lab, _ = _blobs(4, spread=0.05)
     hits = 0

@@ -59,8 +59,8 @@ MUTANTS = [
     ),
     Mutant(
         file="dedup/kmeans.py",
-        old="d2 = jnp.minimum(d2, jnp.maximum(2.0 - 2.0 * (x_sxd @ c_bxd.T).max(axis=1), 0.0))",
-        new="d2 = jnp.maximum(d2, jnp.maximum(2.0 - 2.0 * (x_sxd @ c_bxd.T).max(axis=1), 0.0))",
+        old="np.minimum(d2, np.maximum(2.0 - 2.0 * sim.max(axis=1), 0.0), out=d2)",
+        new="np.maximum(d2, np.maximum(2.0 - 2.0 * sim.max(axis=1), 0.0), out=d2)",
         tests=(T + "test_kmeans.py::test_kmeanspp_covers_separated_blobs",),
         why="k-means++: the distance to the farthest chosen centre instead of the nearest",
     ),
