@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from margin import models
+from margin import rates as rates_mod
 
 DEFAULT_ALPHAS = (-1.0, -0.3, 0.4, 1.2)
 
@@ -27,13 +28,42 @@ class NotQuasiHomogeneous(ValueError):
     """The declared Λ does not satisfy f(e^{αΛ}θ; x) = e^α f(θ; x); the message names the offending parameter."""
 
 
+def _paths(tree: Any) -> set[str]:
+    return {path_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def check_tree(params: Any, rates: Any) -> None:
+    """Raises ValueError (one line, naming `rates`) unless `rates` has the tree structure of `params`."""
+    if jax.tree.structure(params) == jax.tree.structure(rates):
+        return
+    p, r = _paths(params), _paths(rates)
+    missing, extra = sorted(p - r), sorted(r - p)
+    parts = ([f"missing {', '.join(missing[:4])}"] if missing else []) + (
+        [f"not parameters: {', '.join(extra[:4])}"] if extra else []
+    )
+    detail = "; ".join(parts) or f"{jax.tree.structure(rates)} vs {jax.tree.structure(params)}"
+    raise ValueError(f"rates: its tree does not match the parameters' ({detail})")
+
+
+def check_binary_labels(y: Any) -> None:
+    """Raises ValueError (one line, naming `y`) unless concrete binary labels are all -1 or +1."""
+    if isinstance(y, jax.core.Tracer):
+        return
+    values = np.unique(np.asarray(y))
+    if not np.all(np.isin(values, (-1.0, 1.0))):
+        shown = ", ".join(f"{v:g}" for v in values[:4])
+        raise ValueError(f"y: binary labels must be -1 or +1, got {shown} (map {{0, 1}} labels with 2 y - 1)")
+
+
 def leaf_rates(params: Any, rates: Any) -> Any:
     """`rates` broadcast to the shape of every leaf of `params` (float32)."""
+    check_tree(params, rates)
     return jax.tree.map(lambda p, r: jnp.broadcast_to(jnp.asarray(r, jnp.float32), jnp.shape(p)), params, rates)
 
 
 def scale(params: Any, rates: Any, alpha: float | jax.Array) -> Any:
     """e^{αΛ} θ: every parameter multiplied by exp(α λ_i)."""
+    check_tree(params, rates)
     return jax.tree.map(lambda p, r: p * jnp.exp(alpha * jnp.asarray(r, jnp.float32)), params, rates)
 
 
@@ -62,6 +92,7 @@ def seminorm(params: Any, rates: Any) -> jax.Array:
 def margins(outputs: jax.Array, y: jax.Array) -> jax.Array:
     """Per-example margins: y_i f_i for binary outputs [n] (y in {-1, +1}); f_{i,y} - max_{k≠y} f_{i,k} for [n, K]."""
     if outputs.ndim == 1:
+        check_binary_labels(y)
         return y * outputs
     true = jnp.take_along_axis(outputs, y[:, None], axis=1)[:, 0]
     others = jnp.where(jax.nn.one_hot(y, outputs.shape[1], dtype=bool), -jnp.inf, outputs)
@@ -130,7 +161,7 @@ def check_rates(
     rate makes r + δ g_j vanish; the message gives that leaf, its declared rate and the rate that would hold.
     Errors are relative to max |f(θ; x)| (scaled by e^α).
     """
-    jax.tree.map(lambda p, r: jnp.broadcast_to(jnp.asarray(r), jnp.shape(p)), params, rates)  # structure check
+    check_tree(params, rates)
     scaled_f = jax.jit(lambda p, x, a: f(scale(p, rates, a), x))
     base = np.asarray(scaled_f(params, x, 0.0), np.float64)
     ref = max(float(np.max(np.abs(base))), 1e-30)
@@ -164,6 +195,9 @@ def _diagnose(f, params, rates, x, worst, alpha) -> str:
     if not fits:
         return head + "; no parameter changes f at this point, so none can be named"
     fits.sort()
+    uniform = _uniform_fix(r, fx, declared)
+    if uniform:
+        return f"{head}: {uniform}"
     tol = max(1e-4, 1e-3 * float(np.linalg.norm(r)) / norm_f)
     good = [(name, delta) for left, name, delta in fits if left <= tol]
 
@@ -182,10 +216,45 @@ def _diagnose(f, params, rates, x, worst, alpha) -> str:
     )
 
 
+def _uniform_fix(r: np.ndarray, fx: np.ndarray, declared: dict) -> str | None:
+    """When Λ rescaled by one factor s satisfies Euler's identity (Σ λ_j g_j = f up to s), the fix it suggests.
+
+    Σ_j λ_j g_j = r + f, so s Λ holds when r + f ∝ f with s = 1/(that factor); a uniform Λ = c I then becomes I/L
+    with L = 1/(c s), the homogeneous order.
+    """
+    ff = float(fx @ fx)
+    if ff <= 0:
+        return None
+    k = float((r + fx) @ fx) / ff  # Σ λ_j g_j = k f
+    if abs(k) < 1e-9 or np.linalg.norm(r + fx - k * fx) > 1e-4 * np.sqrt(ff) or abs(k - 1) < 1e-6:
+        return None
+    values = np.unique(np.concatenate([np.ravel(v) for v in declared.values()]))
+    if values.size == 1 and values[0] > 0:
+        order = k / float(values[0])
+        return (
+            f"f is homogeneous of order {order:.4g}: use the uniform Λ = I/{order:.4g} (every rate {1 / order:.4g}), "
+            f"not {float(values[0]):g}"
+        )
+    return f"every declared rate divided by {k:.4g} would hold (the declared Λ is right up to its scale)"
+
+
 # --- rates of standard stacks ------------------------------------------------------------------------------------
 
 
-def infer_rates(layers: Sequence, *, normalize_output: bool = True) -> dict:
+def infer_rates(layers: Any, params: Any = None, x: Any = None, *, normalize_output: bool = True) -> Any:
+    """Λ of a model: `infer_rates(layers)` for a stack of `models` layers, `infer_rates(f, params, x)` for any model.
+
+    The second form traces f(params, x) (a Flax NNX or linen model's apply, convolutions, affine BatchNorm and
+    LayerNorm, pooling, residual blocks: `margin.rates`) and returns one rate per leaf of `params`.
+    """
+    if callable(layers) and not isinstance(layers, (tuple, list)):
+        if params is None or x is None:
+            raise ValueError("params: infer_rates(f, params, x) needs the parameters and a batch x to trace f")
+        return rates_mod.infer_rates_traced(layers, params, x)
+    return _infer_stack_rates(layers, normalize_output)
+
+
+def _infer_stack_rates(layers: Sequence, normalize_output: bool) -> dict:
     """Λ of a stack of `models` layers (Dense / ReLU / Residual / BatchNorm / LayerNorm) from its structure.
 
     Walking the stack with the scaling rate s of the current activations (inputs: 0): a Dense weight has rate 1,

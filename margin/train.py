@@ -232,6 +232,8 @@ def train(
     smoothed_gamma, `chunk_step` [C] with the probe's values `end` [R, C, ...], and `counts` [R, 3]
     (post-separation steps; of which γ, smoothed γ did not decrease).
     """
+    if not jnp.issubdtype(jnp.asarray(data["y"]).dtype, jnp.integer):
+        qh.check_binary_labels(data["y"])
     if num_steps % chunk_steps or chunk_steps % spec.log_every:
         raise ValueError(f"log_every={spec.log_every} | chunk_steps={chunk_steps} | num_steps={num_steps} must hold")
     res = train_loop.train(
