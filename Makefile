@@ -1,5 +1,7 @@
 # Every target creates .venv and installs the project into it on first use (Python >= 3.11 on PATH as python3).
 # The install uses the exact versions the tests passed with (constraints.txt); setup.cfg keeps lower bounds.
+# It is setuptools' default editable install; setup.cfg's `package_dir = =.` makes it a .pth file putting this checkout
+# on sys.path (the packages, tests/ and benchmarks/ import from it, new modules need no reinstall, no warning).
 PYTHON      ?= python3
 VENV        ?= .venv
 BIN         := $(VENV)/bin
@@ -18,8 +20,7 @@ endif
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@$(MAKE) --no-print-directory venv PYTHON='$(PYTHON)' VENV='$(VENV)'
 	$(BIN)/python -m pip install -q --upgrade -c $(CONSTRAINTS) pip
-	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) --build-constraint $(CONSTRAINTS) -e '.[test,dev]' \
-	    --config-settings editable_mode=compat
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) --build-constraint $(CONSTRAINTS) -e '.[test,dev]'
 	@touch $(STAMP)
 
 ## A working virtual environment in $(VENV): one left broken (no python, or no pip: a failed first attempt) is

@@ -51,3 +51,13 @@ def test_pre_commit_runs_the_pinned_ruff():
 def test_changelog_has_an_unreleased_section():
     text = _read("CHANGELOG.md")
     assert re.search(r"^## Unreleased$", text, re.M) and re.search(r"^## \d+\.\d+\.\d+$", text, re.M)
+
+
+def test_make_installs_with_a_supported_editable_mode():
+    """setuptools deprecated editable_mode=compat (a 12-line warning on every fresh install); the default mode with
+    `package_dir = =.` gives the same .pth on the checkout without any warning."""
+    makefile = _read("Makefile")
+    assert "editable_mode" not in makefile and "-e '.[test,dev]'" in makefile
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    assert [ln.strip() for ln in cfg["options"]["package_dir"].splitlines() if ln.strip()] == ["=."]
