@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from common import metrics, plotting
+from common import plotting
 
 
 def draw_all(workdir: str, nets: dict, sde: dict, tsr: dict, *, base_setting: str, base_wd: float, lr_high: float):
@@ -20,8 +20,10 @@ def draw_all(workdir: str, nets: dict, sde: dict, tsr: dict, *, base_setting: st
         fig3_merging(os.path.join(fig_dir, "fig3_merging.png"), sde["merging"])
     if nets.get("heatmap"):
         fig3_weight_heatmaps(os.path.join(fig_dir, "fig3_weight_heatmaps.png"), nets["heatmap"])
+    if nets.get("noise"):
+        fig4_noise_scale(os.path.join(fig_dir, "fig4_noise_scale.png"), nets["noise"])
     fig4_independent_fraction(os.path.join(fig_dir, "fig4_independent_fraction.png"), nets, base_setting, base_wd)
-    fig4_over_training(os.path.join(fig_dir, "fig4_independent_fraction_over_training.png"), nets, workdir)
+    fig4_over_training(os.path.join(fig_dir, "fig4_independent_fraction_over_training.png"), nets)
     fig5_teacher_student(os.path.join(fig_dir, "fig5_teacher_student.png"), tsr)
     if nets["large_lr"]:
         fig6_large_lr(os.path.join(fig_dir, "fig6_large_lr.png"), nets, lr_high)
@@ -82,63 +84,7 @@ def attractivity(path: str, sde: dict) -> None:
         "merging": "identical pair, 1-2-1 GELU, full-batch GD",
     }
     for ax, name in zip(axes, names, strict=True):
-        r = sde[name]
-        xs = r["values"]
-        if name == "quartic":
-            for dt, p, pred, color in zip(
-                r["dts"],
-                r["collapse_probability_by_dt"],
-                r["predicted_discrete"],
-                plotting.palette(len(r["dts"])),
-                strict=True,
-            ):
-                ax.plot(xs, p, marker="o", ms=3, color=color, label=f"measured, dt={dt:g}")
-                ax.axvline(pred, color=color, ls=":", lw=1, label=f"EM map, dt={dt:g}: {pred:.3f}")
-            ax.axvline(r["predicted"], color="k", ls="--", lw=1, label=f"SDE {r['predicted']:.3f}")
-            ax.plot(
-                xs,
-                r["finite_time"]["collapse_probability"][-1],
-                color="0.6",
-                lw=1,
-                label=f"finite time T={r['finite_time']['times'][-1]:g}",
-            )
-        else:
-            if "collapse_probability" in r:
-                ax.plot(xs, r["collapse_probability"], marker="o", ms=3, color="C0", label="measured")
-            if "collapse_probability_rest_frozen" in r:
-                ax.plot(
-                    xs,
-                    r["collapse_probability_rest_frozen"],
-                    marker="s",
-                    ms=3,
-                    color="C1",
-                    label="measured, rest frozen",
-                )
-            if "finite_time" in r:
-                ax.plot(
-                    xs, r["finite_time"]["collapse_probability"], color="0.6", lw=1, label="finite time, start inside"
-                )
-            ax.axvline(r["predicted"], color="k", ls="--", lw=1, label=f"curvature {r['predicted']:.3g}")
-            if "predicted_discrete" in r:
-                ax.axvline(
-                    r["predicted_discrete"],
-                    color="C0",
-                    ls=":",
-                    lw=1,
-                    label=f"EM map dt={r['dt']:g}: {r['predicted_discrete']:.3g}",
-                )
-            if "predicted_lyapunov" in r:
-                ax.axvline(
-                    r["predicted_lyapunov"], color="C1", ls=":", lw=1, label=f"Lyapunov {r['predicted_lyapunov']:.3g}"
-                )
-            if "predicted_lyapunov_moving" in r:
-                ax.axvline(
-                    r["predicted_lyapunov_moving"],
-                    color="C0",
-                    ls="-.",
-                    lw=1,
-                    label=f"Lyapunov, rest moving {r['predicted_lyapunov_moving']:.3g}",
-                )
+        (_quartic_panel if name == "quartic" else _set_panel)(ax, sde[name])
         ax.axhline(0.5, color="0.8", lw=0.8)
         ax.set_xlabel(r"$\zeta$" if name == "quartic" else r"learning rate $\eta$")
         ax.set_title(titles[name], fontsize=9)
@@ -146,6 +92,65 @@ def attractivity(path: str, sde: dict) -> None:
         ax.legend(fontsize=6)
     axes[0].set_ylabel("P(reach $r_{in}$ before $r_{out}$)")
     plotting.save(fig, path)
+
+
+def _quartic_panel(ax, r: dict) -> None:
+    """Measured P(collapse) per dt of the quartic well, the Euler-Maruyama thresholds and the SDE's."""
+    xs = r["values"]
+    for dt, p, pred, color in zip(
+        r["dts"],
+        r["collapse_probability_by_dt"],
+        r["predicted_discrete"],
+        plotting.palette(len(r["dts"])),
+        strict=True,
+    ):
+        ax.plot(xs, p, marker="o", ms=3, color=color, label=f"measured, dt={dt:g}")
+        ax.axvline(pred, color=color, ls=":", lw=1, label=f"EM map, dt={dt:g}: {pred:.3f}")
+    ax.axvline(r["predicted"], color="k", ls="--", lw=1, label=f"SDE {r['predicted']:.3f}")
+    ax.plot(
+        xs,
+        r["finite_time"]["collapse_probability"][-1],
+        color="0.6",
+        lw=1,
+        label=f"finite time T={r['finite_time']['times'][-1]:g}",
+    )
+
+
+def _set_panel(ax, r: dict) -> None:
+    """Measured P(collapse) of a toy (all trained / rest frozen / finite time) and its predicted thresholds."""
+    xs = r["values"]
+    if "collapse_probability" in r:
+        ax.plot(xs, r["collapse_probability"], marker="o", ms=3, color="C0", label="measured")
+    if "collapse_probability_rest_frozen" in r:
+        ax.plot(
+            xs,
+            r["collapse_probability_rest_frozen"],
+            marker="s",
+            ms=3,
+            color="C1",
+            label="measured, rest frozen",
+        )
+    if "finite_time" in r:
+        ax.plot(xs, r["finite_time"]["collapse_probability"], color="0.6", lw=1, label="finite time, start inside")
+    ax.axvline(r["predicted"], color="k", ls="--", lw=1, label=f"curvature {r['predicted']:.3g}")
+    if "predicted_discrete" in r:
+        ax.axvline(
+            r["predicted_discrete"],
+            color="C0",
+            ls=":",
+            lw=1,
+            label=f"EM map dt={r['dt']:g}: {r['predicted_discrete']:.3g}",
+        )
+    if "predicted_lyapunov" in r:
+        ax.axvline(r["predicted_lyapunov"], color="C1", ls=":", lw=1, label=f"Lyapunov {r['predicted_lyapunov']:.3g}")
+    if "predicted_lyapunov_moving" in r:
+        ax.axvline(
+            r["predicted_lyapunov_moving"],
+            color="C0",
+            ls="-.",
+            lw=1,
+            label=f"Lyapunov, rest moving {r['predicted_lyapunov_moving']:.3g}",
+        )
 
 
 @plotting.styled
@@ -267,13 +272,72 @@ def fig4_independent_fraction(path: str, nets: dict, base_setting: str, base_wd:
 
 
 @plotting.styled
-def fig4_over_training(path: str, nets: dict, workdir: str) -> None:
+def fig4_noise_scale(path: str, ns: dict) -> None:
+    """Fig. 4 as noise: the fraction of independent neurons per layer against the noise scale lr / B, for the lr
+    axis (fixed batch) and the batch axis (fixed lr); SGD (mean +- sd over seeds) beside its noise-free control,
+    full-batch GD on the same loss for as many steps, drawn at the same lr / B (the control of each lr)."""
+    layers = list(ns["layers"])
+    axes_spec = [
+        ("lr_axis", f"lr axis (batch {ns['lr_axis']['batch']})", "lr"),
+        ("batch_axis", f"batch axis (lr {ns['batch_axis']['lr']:g})", "batch"),
+    ]
+    fig, axes = plotting.figure(2, len(layers), width=4.0 * len(layers), height=6.4)
+    axes = np.asarray(axes).reshape(2, len(layers))
+    for i, (key, title, varied) in enumerate(axes_spec):
+        pts = ns[key]["points"]
+        x = np.array([p["noise_scale"] for p in pts])
+        for j, name in enumerate(layers):
+            ax = axes[i, j]
+            sgd = [np.asarray(p["sgd"], float)[:, j] for p in pts]
+            gd = [np.asarray(p["gd"], float)[:, j] for p in pts]
+            ax.errorbar(
+                x,
+                [v.mean() for v in sgd],
+                yerr=[_sd(v) for v in sgd],
+                marker="o",
+                ms=5,
+                capsize=3,
+                color="C0",
+                label=f"SGD ({len(sgd[0])} seeds)",
+            )
+            ax.errorbar(
+                x * 1.04,
+                [v.mean() for v in gd],
+                yerr=[_sd(v) for v in gd],
+                marker="s",
+                ms=5,
+                capsize=3,
+                mfc="none",
+                ls="--",
+                color="C3",
+                label=f"full-batch GD, same lr ({len(gd[0])} seeds)",
+            )
+            for p, xv in zip(pts, x, strict=True):
+                ax.annotate(f"{varied} {p[varied]:g}", (xv, 0.02), fontsize=6, ha="center", rotation=90)
+            ax.set_xscale("log")
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_title(f"{title}: {name}", fontsize=9)
+            ax.set_xlabel("noise scale lr / batch")
+        axes[i, 0].set_ylabel("fraction of independent neurons")
+        axes[i, 0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(
+        f"after {ns['num_steps']} steps (SGD and GD alike), weight decay {ns['weight_decay']:g}; error bars: seed sd",
+        fontsize=9,
+    )
+    plotting.save(fig, path)
+
+
+def _sd(v: np.ndarray) -> float:
+    return float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+@plotting.styled
+def fig4_over_training(path: str, nets: dict) -> None:
     """The independent fraction of every main-group setting at every checkpoint (mean over seeds)."""
-    arch = nets["arch"]
-    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-    rows = [r for r in rows if r.get("group") == "main" and "independent_fraction" in r]
+    hist = nets["main_history"]
+    steps = sorted(hist)
     names = list(nets["main_settings"])
-    layer_titles = nets["layer_names"][arch]
+    layer_titles = nets["layer_names"][nets["arch"]]
     ncols = min(len(layer_titles), 4)
     nrows = -(-len(layer_titles) // ncols)
     fig, axes = plotting.figure(nrows, ncols, width=4.0 * ncols, height=3.0 * nrows)
@@ -284,13 +348,9 @@ def fig4_over_training(path: str, nets: dict, workdir: str) -> None:
     colors = plotting.palette(len(names))
     for layer, ax in enumerate(axes):
         for color, name in zip(colors, names, strict=True):
-            idx = set(nets["main_settings"][name])
-            pts: dict[int, list[float]] = {}
-            for r in rows:
-                if int(r["run"].split("/")[1]) in idx:
-                    pts.setdefault(r["step"], []).append(r["independent_fraction"][layer])
-            steps = sorted(pts)
-            ax.plot(steps, [np.mean(pts[t]) for t in steps], marker="o", ms=3, color=color, label=name)
+            idx = nets["main_settings"][name]
+            ys = [hist[t]["parts"][idx, layer, 0].mean() for t in steps]
+            ax.plot(steps, ys, marker="o", ms=3, color=color, label=name)
         ax.set_title(f"layer {layer_titles[layer]}")
         ax.set_xlabel("step")
         ax.set_ylim(-0.05, 1.05)

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import nn
+
 Layers = list[dict[str, jax.Array]]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -35,16 +37,10 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 def init_mlp(key: jax.Array, sizes: Sequence[int]) -> Layers:
-    """He-uniform (PyTorch-default-like) initialisation of an MLP with layer widths ``sizes``."""
-    layers = []
+    """PyTorch-default (uniform in +-1/sqrt(fan_in), :func:`common.nn.dense_init`) MLP with layer widths ``sizes``."""
     keys = jax.random.split(key, len(sizes) - 1)
-    for k, (n_in, n_out) in zip(keys, zip(sizes[:-1], sizes[1:], strict=True), strict=True):
-        kw, kb = jax.random.split(k)
-        bound = 1.0 / jnp.sqrt(n_in)
-        w = jax.random.uniform(kw, (n_in, n_out), minval=-bound, maxval=bound)
-        b = jax.random.uniform(kb, (n_out,), minval=-bound, maxval=bound)
-        layers.append({"w": w, "b": b})
-    return layers
+    pairs = zip(sizes[:-1], sizes[1:], strict=True)
+    return [nn.dense_init(k, n_in, n_out, kernel="w", bias="b") for k, (n_in, n_out) in zip(keys, pairs, strict=True)]
 
 
 def init_cnn(key: jax.Array, in_channels: int, channels: Sequence[int], num_classes: int, *, kernel: int = 3) -> Layers:
@@ -53,28 +49,19 @@ def init_cnn(key: jax.Array, in_channels: int, channels: Sequence[int], num_clas
     keys = jax.random.split(key, len(channels) + 1)
     c_in = in_channels
     for k, c_out in zip(keys[:-1], channels, strict=True):
-        kw, kb = jax.random.split(k)
-        bound = 1.0 / jnp.sqrt(c_in * kernel * kernel)
-        w = jax.random.uniform(kw, (kernel, kernel, c_in, c_out), minval=-bound, maxval=bound)
-        b = jax.random.uniform(kb, (c_out,), minval=-bound, maxval=bound)
-        layers.append({"w": w, "b": b})
+        conv = nn.conv_init(k, kernel, kernel, c_in, c_out)
+        layers.append({"w": conv["kernel"], "b": conv["bias"]})
         c_in = c_out
-    kw, kb = jax.random.split(keys[-1])
-    bound = 1.0 / jnp.sqrt(c_in)
-    layers.append(
-        {
-            "w": jax.random.uniform(kw, (c_in, num_classes), minval=-bound, maxval=bound),
-            "b": jax.random.uniform(kb, (num_classes,), minval=-bound, maxval=bound),
-        }
-    )
-    return layers
+    return [*layers, nn.dense_init(keys[-1], c_in, num_classes, kernel="w", bias="b")]
 
 
 def conv2d_same(x: jax.Array, w: jax.Array) -> jax.Array:
     """Stride-1 SAME convolution ``[B, H, W, C] * [kh, kw, C, O] -> [B, H, W, O]`` as patches @ kernel.
 
     One matmul over the ``kh * kw`` shifted views (im2col): XLA's CPU convolution is far slower inside the
-    training scan for these small images. Equal to ``lax.conv_general_dilated`` with SAME padding (tested).
+    training scan for these small images. Equal to ``lax.conv_general_dilated`` with SAME padding (tested), also
+    for even kernels (padding ``(k - 1) // 2`` before, ``k // 2`` after), which :func:`common.nn.conv2d` (PyTorch's
+    symmetric padding, used by the ResNet) does not keep at the input size.
     """
     kh, kw, c, o = w.shape
     _, hh, ww, _ = x.shape
@@ -159,36 +146,10 @@ def layers_from_tree(tree: Any, paths: Sequence[tuple[Sequence[str], Sequence[st
 # have no bias (BatchNorm follows each), as in torchvision's resnet18 that the released code uses with a 3x3
 # stride-1 stem, no max pooling and GELU in place of ReLU.
 
-BN_EPS = 1e-5
-BN_MOMENTUM = 0.1  # PyTorch convention: running <- (1 - m) running + m batch
-
 
 def is_resnet(params: Any) -> bool:
     """True for a parameter tree in the ResNet form above."""
     return isinstance(params, dict) and "stages" in params
-
-
-def conv2d(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
-    """Convolution ``[B, H, W, C] * [kh, kw, C, O]`` with PyTorch's padding ``(k - 1) // 2`` and ``stride``.
-
-    im2col as in :func:`conv2d_same` (equal to it at stride 1); at stride 2 the output is ``ceil(H / 2)``.
-    """
-    kh, kw, c, o = w.shape
-    _, hh, ww, _ = x.shape
-    ph, pw = (kh - 1) // 2, (kw - 1) // 2
-    ho, wo = (hh + 2 * ph - kh) // stride + 1, (ww + 2 * pw - kw) // stride + 1
-    xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    views = [
-        xp[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride, :]
-        for i in range(kh)
-        for j in range(kw)
-    ]
-    patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
-    return patches @ w.reshape(kh * kw * c, o)
-
-
-def _bn(c: int) -> dict[str, jax.Array]:
-    return {"scale": jnp.ones((c,)), "bias": jnp.zeros((c,))}
 
 
 def init_resnet(
@@ -219,13 +180,16 @@ def init_resnet(
         flat[o : o + n].reshape(k) * np.sqrt(2.0 / (k[3] * k[0] * k[1]))
         for o, n, k in zip(offsets[:-1], sizes, kernels, strict=True)
     )
-    params: dict[str, Any] = {"stem": {"w": next(ws), "bn": _bn(widths[0])}, "stages": [[] for _ in widths]}
+    params: dict[str, Any] = {
+        "stem": {"w": next(ws), "bn": nn.batch_norm_init(widths[0])[0]},
+        "stages": [[] for _ in widths],
+    }
     for s, _, short in layout:
         c = widths[s]
-        block = {"conv1": next(ws), "bn1": _bn(c), "conv2": next(ws), "bn2": _bn(c)}
+        block = {"conv1": next(ws), "bn1": nn.batch_norm_init(c)[0], "conv2": next(ws), "bn2": nn.batch_norm_init(c)[0]}
         if short:
             block["short"] = next(ws)
-            block["short_bn"] = _bn(c)
+            block["short_bn"] = nn.batch_norm_init(c)[0]
         params["stages"][s].append(block)
     bound = 1.0 / np.sqrt(c_in)
     params["head"] = {
@@ -257,25 +221,6 @@ def init_resnet_stats(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def batch_norm(
-    h: jax.Array, bn: dict[str, jax.Array], stats: dict[str, jax.Array], train: bool
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """BatchNorm over (batch, height, width). Train: batch statistics (biased variance), running statistics
-    updated with momentum ``BN_MOMENTUM`` (unbiased variance, as PyTorch); eval: running statistics."""
-    if train:
-        mean = h.mean(axis=(0, 1, 2))
-        var = jnp.mean(jnp.square(h - mean), axis=(0, 1, 2))
-        n = h.shape[0] * h.shape[1] * h.shape[2]
-        unbiased = var * (n / max(n - 1, 1))
-        new = {
-            "mean": (1 - BN_MOMENTUM) * stats["mean"] + BN_MOMENTUM * jax.lax.stop_gradient(mean),
-            "var": (1 - BN_MOMENTUM) * stats["var"] + BN_MOMENTUM * jax.lax.stop_gradient(unbiased),
-        }
-    else:
-        mean, var, new = stats["mean"], stats["var"], stats
-    return (h - mean) * jax.lax.rsqrt(var + BN_EPS) * bn["scale"] + bn["bias"], new
-
-
 def apply_resnet(
     params: dict[str, Any], x: jax.Array, stats: dict[str, Any], *, train: bool, act: str = "gelu"
 ) -> tuple[jax.Array, dict[str, Any]]:
@@ -287,7 +232,7 @@ def apply_resnet(
     """
     sigma = activation(act)
     new: dict[str, Any] = {"stages": []}
-    h, new["stem"] = batch_norm(conv2d(x, params["stem"]["w"]), params["stem"]["bn"], stats["stem"], train)
+    h, new["stem"] = nn.batch_norm(nn.conv2d(x, params["stem"]["w"]), params["stem"]["bn"], stats["stem"], train)
     h = sigma(h)
     for s, stage in enumerate(params["stages"]):
         new_stage = []
@@ -295,11 +240,11 @@ def apply_resnet(
             st = stats["stages"][s][b]
             ns = {}
             stride = _stride(s, b)
-            z, ns["bn1"] = batch_norm(conv2d(h, blk["conv1"], stride), blk["bn1"], st["bn1"], train)
-            z, ns["bn2"] = batch_norm(conv2d(sigma(z), blk["conv2"]), blk["bn2"], st["bn2"], train)
+            z, ns["bn1"] = nn.batch_norm(nn.conv2d(h, blk["conv1"], stride), blk["bn1"], st["bn1"], train)
+            z, ns["bn2"] = nn.batch_norm(nn.conv2d(sigma(z), blk["conv2"]), blk["bn2"], st["bn2"], train)
             if "short" in blk:
-                short, ns["short_bn"] = batch_norm(
-                    conv2d(h, blk["short"], stride), blk["short_bn"], st["short_bn"], train
+                short, ns["short_bn"] = nn.batch_norm(
+                    nn.conv2d(h, blk["short"], stride), blk["short_bn"], st["short_bn"], train
                 )
             else:
                 short = h

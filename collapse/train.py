@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from collapse import models
-from common import checkpoint
+from common import checkpoint, nn
 
 HPARAMS = ("lr", "lr_late", "switch", "weight_decay", "label_noise")
 
@@ -158,22 +158,6 @@ def noisy_labels(key: jax.Array, labels: jax.Array, p: jax.Array, num_classes: i
     return jnp.where(flip, jax.random.randint(k2, labels.shape, 0, num_classes), labels)
 
 
-def augment(key: jax.Array, x: jax.Array, pad: int = 4) -> jax.Array:
-    """Random crop of each image ``[B, H, W, C]`` from its zero-padded copy (shift up to ``pad`` pixels) and
-    random horizontal flip with probability 1/2 (RandomCrop(32, padding=4) + RandomHorizontalFlip)."""
-    b, h, w, _ = x.shape
-    k_shift, k_flip = jax.random.split(key)
-    shifts = jax.random.randint(k_shift, (b, 2), 0, 2 * pad + 1)
-    flips = jax.random.bernoulli(k_flip, 0.5, (b,))
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-
-    def one(img, shift, flip):
-        crop = jax.lax.dynamic_slice(img, (shift[0], shift[1], 0), (h, w, img.shape[-1]))
-        return jnp.where(flip, crop[:, ::-1], crop)
-
-    return jax.vmap(one)(xp, shifts, flips)
-
-
 def init_state(task: Task, key: jax.Array, hp: dict[str, jax.Array]) -> dict[str, Any]:
     """Initial training state ``{"params", "opt", "key"}`` (key stored as raw key data for checkpoints), plus
     ``"stats"`` (BatchNorm running statistics) for a ResNet."""
@@ -214,7 +198,7 @@ def run_steps(
             xb = x_train[idx]
             yb = noisy_labels(k_label, y_train[idx], hp["label_noise"], task.num_classes)
             if task.augment:
-                xb = augment(jax.random.fold_in(k_batch, 1), xb)
+                xb = nn.augment(jax.random.fold_in(k_batch, 1), xb)
 
         def loss_fn(p):
             logits, new_stats = task.apply_train(p, stats, xb)

@@ -62,10 +62,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sweep = ml_collections.ConfigDict()
     c.sweep.base_lr = 0.05
     c.sweep.base_weight_decay = 5e-4
-    c.sweep.lrs = (0.02, 0.05, 0.1, 0.2)
+    c.sweep.lrs = (0.05,)  # more lrs: the noise sweep; lr 0.02 is the large-lr run without a high-lr phase
     c.sweep.label_noises = (0.1, 0.2)  # at base lr
     c.sweep.weight_decays = (0.0,)  # extra weight decays at base lr (0 = the no-collapse control)
-    c.sweep.batch_sizes = (8, 64)  # extra batch sizes at base lr (each its own compiled group)
+    c.sweep.batch_sizes = ()  # extra batch sizes at base lr (each its own compiled group); see c.noise
     c.sweep.batch_num_seeds = 1
 
     c.large_lr = ml_collections.ConfigDict()
@@ -76,13 +76,31 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.large_lr.durations = (0, 5000, 10000, 15000)
     c.large_lr.finetune_steps = 5000
 
+    # The noise-scale sweep (Fig. 4 as noise): SGD at the base weight decay along an lr axis at batch 8 and a batch
+    # axis at lr 0.1 (noise scale lr / batch), every point beside full-batch GD on the same loss at the same lr for
+    # the same number of steps. At a fixed lr the expected update of every batch size is the same (minibatches
+    # drawn with replacement are unbiased) and so is the weight decay's integral lr * wd * steps: the batch axis
+    # changes the gradient noise only. (Batch 8 at lr 0.2, or at lr 0.1 with weight decay 1e-4, does not train:
+    # test accuracy at chance; see collapse/README.md.)
+    c.noise = ml_collections.ConfigDict()
+    c.noise.enabled = True
+    c.noise.weight_decay = 5e-4
+    c.noise.num_steps = 5000  # SGD and GD alike; a multiple of train.chunk_steps
+    c.noise.num_seeds = 3
+    c.noise.gd_num_seeds = 1  # seed config.seed: the same initial network as the first SGD seed
+    c.noise.lrs = (0.025, 0.05, 0.1)
+    c.noise.lr_axis_batch = 8
+    c.noise.batch_sizes = (8, 16, 32, 64)
+    c.noise.batch_axis_lr = 0.1  # one of noise.lrs (its GD control is the lr axis' one)
+    c.noise.min_test_acc = 0.9  # a point counts only when its runs trained (a failed run also loses neurons)
+
     # The noise-free control: full-batch GD on the expected loss (label noise as soft targets) with every SGD
     # setting's lr schedule and weight decay, compared with SGD at the same step (a full-batch step costs ~45
     # minibatch steps on digits).
     c.gd = ml_collections.ConfigDict()
     c.gd.enabled = True
     c.gd.num_steps = 5000  # a multiple of train.chunk_steps, at most train.num_steps
-    c.gd.large_lr = True  # controls for the large-lr-early runs too
+    c.gd.large_lr = False  # controls for the large-lr-early runs too (5k full-batch steps each)
 
     c.cnn = ml_collections.ConfigDict()
     c.cnn.enabled = False  # default.py:cnn (its full-batch GD control costs ~4x the MLP's)
@@ -151,6 +169,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.large_lr.durations = (0, 100)
         c.large_lr.finetune_steps = 100
         c.gd.num_steps = 200
+        c.gd.large_lr = True
+        c.noise.weight_decay = 1e-3
+        c.noise.num_steps = 200
+        c.noise.num_seeds = 2
+        c.noise.lrs = (0.1, 0.4)
+        c.noise.batch_sizes = (8, 32)
+        c.noise.batch_axis_lr = 0.4
         c.cnn.enabled = True
         c.cnn.widths = (4, 8)
         c.cnn.lrs = (0.1,)
@@ -175,6 +200,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.sweep.batch_sizes = (8,)
         c.large_lr.durations = (0, 5000)
         c.gd.enabled = False  # full-batch BatchNorm ResNet steps: too slow for the CPU budget
+        c.noise.enabled = False  # it needs the full-batch control
         c.cnn.enabled = False
         if arg == "resnet_smoke":
             c.net.widths = (4, 8)

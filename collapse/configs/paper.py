@@ -71,6 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.large_lr.durations = (10000, 20000, 40000)
     c.large_lr.finetune_steps = 10000  # released FIG6: accuracy after a 10k-step fine-tune at lr 0.01
     c.gd.enabled = False  # a full-batch step over 50k CIFAR images per run does not fit this budget
+    c.noise.enabled = False  # the noise-scale sweep needs that control
     c.cnn.enabled = False  # the main network already is a CNN
     c.sde.num_seeds = 10000
     c.sde.times = (25.0, 50.0, 100.0, 200.0, 400.0)

@@ -1,5 +1,6 @@
 """Training loop (chunking, vmapping, label noise) and the experiment's config checks and smoke run."""
 
+import dataclasses
 import os
 
 import jax
@@ -7,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse import experiment, train
+from collapse import experiment, groups, simulations, summary, train
 from collapse.configs import default
 from common import app, sweep
 
@@ -67,7 +68,7 @@ def test_expected_cross_entropy_is_the_mean_over_label_noise_draws():
 def test_full_batch_control_keeps_the_label_noise_as_soft_targets():
     """_gd_row keeps the setting's label noise (the control runs GD on the same expected loss)."""
     row = {"seed": 0, "lr": 0.05, "lr_late": 0.05, "switch": 20001.0, "weight_decay": 5e-4, "label_noise": 0.2}
-    assert experiment._gd_row(row, 5000)["label_noise"] == 0.2
+    assert groups.gd_row(row, 5000)["label_noise"] == 0.2
     big = train.Task("mlp", (8,), 3, (2, 2, 1), batch_size=4, full_batch=True)
     xy = _data()
     outs = []
@@ -122,7 +123,8 @@ def test_default_and_paper_configs_validate():
 
 def test_settings_share_duplicate_runs():
     c = default.get_config()
-    rows, settings = experiment._settings(c)
+    c.sweep.lrs = (0.02, 0.05, 0.2)
+    rows, settings = groups.main_settings(c)
     # lr=0.02 with weight decay, no noise is also the large-lr run with no high-lr phase
     assert settings["large_lr=0"] == settings["lr=0.02"]
     assert len(rows) == len({tuple(sorted(r.items())) for r in rows})
@@ -146,9 +148,9 @@ def test_results_record_the_data_source(monkeypatch, tmp_path):
         "source": "sklearn:digits (fallback for tfds:x)",
     }
     monkeypatch.setattr(experiment, "trained_networks", lambda *a: nets)
-    monkeypatch.setattr(experiment, "attractivity", lambda *a: {"quartic": {}})
-    monkeypatch.setattr(experiment, "_quartic_illustration", lambda *a: {})
-    monkeypatch.setattr(experiment, "teacher_student", lambda *a: {})
+    monkeypatch.setattr(simulations, "attractivity", lambda *a: {"quartic": {}})
+    monkeypatch.setattr(simulations, "quartic_illustration", lambda *a: {})
+    monkeypatch.setattr(simulations, "teacher_student", lambda *a: {})
     monkeypatch.setattr(experiment.figures, "draw_all", lambda *a, **k: None)
     c = default.get_config("smoke")
     res = experiment.run(c, str(tmp_path))
@@ -219,8 +221,178 @@ def test_runs_in_slices_equal_one_call(tmp_path):
     for per_call in (0, 2):
         c.train.max_runs_per_call = per_call
         with metrics.MetricWriter(str(tmp_path / f"m{per_call}.jsonl")) as w:
-            out.append(experiment._train_group("g", task, rows, arrays, 40, c, str(tmp_path / f"w{per_call}"), w))
+            g = groups.Group("g", "mlp", rows, {}, 4, (6,), 40)
+            out.append(groups.train_group(g, task, arrays, c, str(tmp_path / f"w{per_call}"), w))
     for a, b in zip(jax.tree.leaves(out[0]["state"]), jax.tree.leaves(out[1]["state"]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(out[0]["parts"], out[1]["parts"])
     assert sorted(out[0]["history"]) == [20, 40]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the training step and the noise-free control
+
+
+def test_full_batch_step_is_gradient_descent_on_the_expected_loss_with_weight_decay():
+    """One full-batch step from a fresh state equals params - lr (grad of the expected cross-entropy over the whole
+    training set + wd params), computed here with jax.grad on the model directly (the momentum trace starts at 0)."""
+    task = train.Task("mlp", (8,), 3, (2, 2, 1), batch_size=4, full_batch=True)
+    x, y = _data()
+    hp = _hp(lr=0.3, weight_decay=0.01, label_noise=0.2, switch=100.0)
+    s0 = train.init_state(task, jax.random.key(3), hp)
+    s1, _ = train.run_steps(task, s0, hp, (x, y), jnp.asarray(0), 1)
+
+    def loss(p):
+        logits = task.apply(p, x)
+        soft = 0.8 * jax.nn.one_hot(y, 3) + 0.2 / 3
+        return -jnp.mean(jnp.sum(soft * jax.nn.log_softmax(logits), axis=-1))
+
+    g = jax.grad(loss)(s0["params"])
+    want = jax.tree.map(lambda p, d: p - 0.3 * (d + 0.01 * p), s0["params"], g)
+    for a, b in zip(jax.tree.leaves(s1["params"]), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_minibatch_update_is_unbiased_so_batch_size_changes_only_the_noise():
+    """The batch axis of the noise sweep rests on this: at a fixed lr, the expected first SGD update of every batch
+    size equals the full-batch update (minibatches drawn uniformly with replacement); its variance falls as 1/B."""
+    x, y = _data(n=24)
+    hp = _hp(lr=0.1, weight_decay=0.0, label_noise=0.0, switch=100.0)
+    full = train.Task("mlp", (8,), 3, (2, 2, 1), batch_size=4, full_batch=True)
+    s0 = train.init_state(full, jax.random.key(5), hp)
+    target, _ = train.run_steps(full, s0, hp, (x, y), jnp.asarray(0), 1)
+    target = np.asarray(target["params"][0]["w"] - s0["params"][0]["w"])
+    variances = []
+    for b in (2, 8):
+        task = dataclasses.replace(full, batch_size=b, full_batch=False)
+
+        def step(k, task=task):
+            st = dict(s0, key=jax.random.key_data(k))
+            out, _ = train.run_steps(task, st, hp, (x, y), jnp.asarray(0), 1)
+            return out["params"][0]["w"] - s0["params"][0]["w"]
+
+        d = np.asarray(jax.jit(jax.vmap(step))(jax.random.split(jax.random.key(6), 4000)))
+        se = d.std(axis=0) / np.sqrt(len(d))
+        assert np.all(np.abs(d.mean(axis=0) - target) < 5 * se + 1e-7)
+        variances.append(d.var(axis=0).sum())
+    assert variances[0] / variances[1] == pytest.approx(4.0, rel=0.15)  # variance ~ 1/B (with replacement)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the noise-scale sweep: groups, summary, report rule
+
+
+def test_noise_groups_cross_at_a_shared_point_and_pair_each_lr_with_its_control():
+    c = default.get_config()
+    c.noise.lrs, c.noise.batch_axis_lr, c.noise.lr_axis_batch, c.noise.batch_sizes = (0.05, 0.1, 0.2), 0.2, 8, (8, 16)
+    gs = groups.noise_groups(c)
+    sgd = {k: (g, idx) for g in gs if not g.full_batch for k, idx in g.settings.items()}
+    assert set(sgd) == {"lr=0.05 batch=8", "lr=0.1 batch=8", "lr=0.2 batch=8", "lr=0.2 batch=16"}
+    for name, (g, idx) in sgd.items():
+        assert g.batch_size == int(name.split("batch=")[1]) and g.num_steps == c.noise.num_steps
+        assert [g.rows[i]["seed"] for i in idx] == list(range(c.noise.num_seeds))
+        assert all(g.rows[i]["weight_decay"] == c.noise.weight_decay and g.rows[i]["label_noise"] == 0 for i in idx)
+        assert all(g.rows[i]["switch"] > c.noise.num_steps for i in idx)
+    (gd,) = [g for g in gs if g.full_batch]
+    assert gd.num_steps == c.noise.num_steps and set(gd.settings) == {"lr=0.05", "lr=0.1", "lr=0.2"}
+    for lr in (0.05, 0.1, 0.2):
+        (i,) = gd.settings[f"lr={lr:g}"]
+        g, idx = sgd[f"lr={lr:g} batch=8"]
+        assert gd.rows[i] == g.rows[idx[0]]  # the same run but for the noise: same seed (initial network) too
+
+
+def _point(sgd, gd, lr=0.1, batch=8, acc=0.95):
+    sgd, gd = np.asarray(sgd, float), np.asarray(gd, float)
+    return {"lr": lr, "batch": batch, "noise_scale": lr / batch, "sgd": sgd, "gd": gd, "sgd_test_acc": acc}
+
+
+def test_trend_rule_needs_a_drop_beyond_the_end_points_spread_and_no_rise_beyond_the_error_bars():
+    from collapse import report
+
+    # layer 0 falls 1.0 -> 0.8 -> 0.5 (sd 0.1 at the end), layer 1 is flat around 0.9
+    pts = [
+        _point([[1.0, 0.9], [1.0, 0.9], [1.0, 0.9]], [[1, 1]]),
+        _point([[0.8, 0.85], [0.8, 0.95], [0.8, 0.9]], [[1, 1]]),
+        _point([[0.4, 0.9], [0.5, 0.9], [0.6, 0.9]], [[1, 1]]),
+    ]
+    t = report.trend(pts)
+    np.testing.assert_allclose(t["drop"], [0.5, 0.0, 0.25], atol=1e-12)
+    np.testing.assert_allclose(t["spread"], [0.1, 0.0, 0.05], atol=1e-12)  # sample sd (ddof 1) of the end points
+    assert t["shown"].tolist() == [True, False, True]
+    # a middle point far above both ends breaks the monotone trend even though the ends are separated
+    pts[1] = _point([[1.3, 0.9]] * 3, [[1, 1]])
+    assert not report.trend(pts)["shown"][0]
+
+
+def test_control_gap_is_control_minus_sgd_against_the_summed_seed_spread():
+    from collapse import report
+
+    g = report.control_gap(_point([[0.5, 1.0], [0.6, 1.0], [0.7, 1.0]], [[1.0, 0.95], [1.0, 1.0]]))
+    np.testing.assert_allclose(g["gap"], [0.4, -0.025, 0.1875], atol=1e-12)
+    np.testing.assert_allclose(g["spread"][:2], [0.1, np.sqrt(0.00125)], atol=1e-12)
+    assert g["shown"].tolist() == [True, False, True]
+
+
+def test_noise_report_passes_a_shown_trend_and_names_the_layer_where_it_is_only_partly_shown():
+    from collapse import report
+
+    flat = [[0.9, 1.0]] * 3
+    lr_axis = [_point(flat, [[1, 1]], lr=0.05), _point([[1.0, 0.4], [1.0, 0.5], [1.0, 0.6]], [[1, 1]], lr=0.2)]
+    none = [[1.0, 1.0]] * 3
+    batch_axis = [_point(none, [[1, 1]], lr=0.2, batch=64), _point(none, [[1, 1]], lr=0.2, batch=8)]
+    ns = {
+        "weight_decay": 1e-4,
+        "num_steps": 100,
+        "min_test_acc": 0.9,
+        "layers": ["fc1", "fc2"],
+        "lr_axis": {"batch": 8, "points": lr_axis},
+        "batch_axis": {"lr": 0.2, "points": batch_axis},
+    }
+    rows = report.noise_rows(ns)
+    assert [r["ok"] for r in rows] == [True, True, False, False]
+    # fc1 does not follow (it even rises, 0.9 -> 1.0): the rows pass on the mean of layers and name fc1
+    assert "trend shown in fc2 (0.50 > 0.10); not in fc1 -0.10 vs spread 0.00" in rows[0]["value"]
+    assert "excess collapse shown in fc2 (0.50 > 0.10); not in fc1 +0.00 vs spread 0.00" in rows[1]["value"]
+    # the same numbers from a run that did not train (test accuracy at chance) do not pass
+    lr_axis[1]["sgd_test_acc"] = 0.1
+    assert [r["ok"] for r in report.noise_rows(ns)][:2] == [False, False]
+
+
+def test_noise_points_are_ordered_by_noise_scale_with_their_controls():
+    n = default.get_config().noise
+    layers = 2
+
+    def parts(v, r):
+        p = np.zeros((r, layers, 3))
+        p[:, :, 0] = v
+        return {"parts": p, "acc": np.ones(r)}
+
+    n.lrs, n.batch_axis_lr, n.lr_axis_batch, n.batch_sizes = (0.05, 0.1, 0.2), 0.2, 8, (8, 16, 32, 64)
+    sgd = {f"lr={lr:g} batch=8": parts(1 - lr, 3) for lr in n.lrs}
+    sgd.update({f"lr=0.2 batch={b}": parts(1 - 0.2, 3) for b in n.batch_sizes if b != 8})
+    gd = {f"lr={lr:g}": parts(1.0 - lr / 10, 1) for lr in n.lrs}
+    out = summary.noise_points(n, sgd, gd, ["fc1", "fc2"])
+    assert [p["noise_scale"] for p in out["batch_axis"]["points"]] == [0.2 / 64, 0.2 / 32, 0.2 / 16, 0.2 / 8]
+    assert [p["lr"] for p in out["lr_axis"]["points"]] == [0.05, 0.1, 0.2]
+    for p in out["lr_axis"]["points"]:
+        np.testing.assert_allclose(p["gd_mean"], 1.0 - p["lr"] / 10)
+    assert all(p["gd_mean"][0] == pytest.approx(0.98) for p in out["batch_axis"]["points"])
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("noise.batch_axis_lr", 0.3),  # not one of noise.lrs: no control
+        ("noise.lr_axis_batch", 4),  # not one of noise.batch_sizes
+        ("noise.num_steps", 150),  # not a multiple of train.chunk_steps (100)
+        ("noise.lrs", (0.4,)),  # one lr: no trend
+        ("noise.batch_sizes", (32, 8)),
+    ],
+)
+def test_noise_sweep_fields_are_checked_naming_the_field(field, value):
+    c = default.get_config("smoke")
+    section, key = field.split(".")
+    c[section][key] = value
+    with pytest.raises(app.ConfigError) as e:
+        experiment.validate(c)
+    assert field in str(e.value)
