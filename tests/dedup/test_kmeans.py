@@ -136,10 +136,10 @@ def test_resume_after_a_kill_at_any_point_is_byte_identical(tmp_path, monkeypatc
 
 
 def test_batched_kmeanspp_rounds_still_cover_separated_blobs():
-    """Above k = 255, k-means++ draws k // 128 centres per D² round. On 600 far-apart tight blobs (10 points each)
+    """From k = 512 on, k-means++ draws k // 128 centres per D² round. On 600 far-apart tight blobs (10 points each)
     exact k-means++ seeds 99-100 % of the blobs; the batched rounds must stay within ~2 % of that, and far from a
     uniform draw of 600 rows (which seeds 1 - (1 - 1/600)^600 ≈ 63 % of them)."""
-    assert [kmeans.pp_per_round(k) for k in (6, 255, 256, 600, 1000, 3162)] == [1, 1, 2, 4, 7, 24]
+    assert [kmeans.pp_per_round(k) for k in (6, 316, 511, 512, 600, 1000, 3162)] == [1, 1, 1, 4, 4, 7, 24]
     rng = np.random.default_rng(0)
     k, per, d = 600, 10, 64
     centers = _unit(rng.normal(size=(k, d)))
