@@ -8,10 +8,10 @@ grid is one ``jit(vmap(...))`` through :func:`common.sweep.vmapped`):
 * ``label_noise``: probability that a loaded example's label is replaced by a uniformly random class, redrawn
   every time the example is loaded (the paper's label-noise setting).
 
-SGD with momentum 0.9 through ``optax.inject_hyperparams``: the rate is an optax schedule of the optimizer's step
-count (:func:`lr_schedule`: the switch and the warmup), the weight decay a traced per-run value; both sit in the
-optimizer state and so in checkpoints. Minibatches are drawn uniformly with replacement using
-``fold_in(key, step)``, so a run is reproducible and resumable at any chunk boundary.
+SGD with momentum 0.9 through :func:`common.nn.per_run_lr` (``optax.inject_hyperparams``): before every update the
+rate is set to :func:`lr_schedule` of the optimizer's step count (the switch and the warmup), the weight decay is a
+traced per-run value; both sit in the optimizer state and so in checkpoints. Minibatches are drawn uniformly with
+replacement using ``fold_in(key, step)``, so a run is reproducible and resumable at any chunk boundary.
 
 ResNet runs also carry their BatchNorm running statistics in the state (``state["stats"]``): training normalises
 with each minibatch's own statistics (under ``vmap`` every run over its own minibatch) and updates the running
@@ -130,13 +130,14 @@ def lr_schedule(task: Task, hp: dict[str, jax.Array]) -> optax.Schedule:
 
 
 def make_optimizer(task: Task, hp: dict[str, jax.Array]) -> optax.GradientTransformation:
-    """SGD with momentum and coupled weight decay; the rate follows :func:`lr_schedule` of the optimizer's own step
-    count (saved in the state, so a resumed run continues the schedule), the decay is injected per run."""
+    """SGD with momentum and coupled weight decay, its rate held in the optimizer state (:func:`common.nn.per_run_lr`;
+    :func:`run_steps` sets it to :func:`lr_schedule` of the optimizer's own step count before every update, so a
+    resumed run continues the schedule), the decay injected per run."""
 
     def build(learning_rate, weight_decay):
         return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=task.momentum))
 
-    return optax.inject_hyperparams(build)(learning_rate=lr_schedule(task, hp), weight_decay=hp["weight_decay"])
+    return nn.per_run_lr(build, weight_decay=hp["weight_decay"])
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -185,6 +186,7 @@ def run_steps(
     x_train, y_train = data
     n = x_train.shape[0]
     opt = make_optimizer(task, hp)
+    schedule = lr_schedule(task, hp)
     key = jax.random.wrap_key_data(state["key"])
 
     def step(carry, i):
@@ -207,6 +209,7 @@ def run_steps(
             return cross_entropy(logits, yb), new_stats
 
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        opt_state = nn.set_lr(opt_state, schedule(opt_state.count))
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state, stats), loss
 
