@@ -112,6 +112,8 @@ def test_hand_computed_two_bin_case():
     f = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 5, dtype=float)
     codes = np.stack([f[:, 0], f[:, 0] + (f[:, 0] != f[:, 1])], axis=1)
     m = metrics.mutual_information(codes, f, num_bins=2)
+    # np.histogram's bins are left-closed, the last one closed: [0, 1) and [1, 2]
+    assert metrics.histogram_discretize(np.array([0.0, 1.0, 2.0, 0.5, 1.5]), 2)[:, 0].tolist() == [0, 1, 1, 0, 1]
     assert m.entropy == pytest.approx([np.log(2), np.log(2)])
     assert m.mi[0] == pytest.approx([np.log(2), 0.0], abs=1e-12)
     # code 1 takes values {0,1,2}: bins [0,1) -> 0 and [1,2] -> 1; (f0,f1) -> code bin: 00->0, 01->1, 10->1, 11->1
