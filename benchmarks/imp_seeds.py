@@ -1,9 +1,9 @@
 """Throughput of IMP seeds: 8 seeds of the default IMP run as one vmapped sweep vs the same runs one after another.
 
-    python benchmarks/imp_seeds.py [--levels 15] [--steps 500] [--seeds 8] [--cpu-devices N]
+    python benchmarks/imp_seeds.py [--levels 12] [--steps 600] [--seeds 8] [--cpu-devices N]
 
-The run is the package's pure `pruning.imp.train` (every level of IMP with rewinding in one compiled function:
-MLP 64-16-16-10 on 500 digits, batch 64, 20% per level, rewind step 25; the default config's IMP run). Vmapped:
+The run is the package's pure `pruning.imp.train` (every level of IMP with rewinding in one compiled function: the
+default config's IMP run, a CNN 8-16-16 on 500 digits, batch 32, 20% per level, rewind step 50). Vmapped:
 `common.sweep.vmapped` over the seeds, sharded over the CPU devices (one per core by default). Sequential: the same
 compiled run dispatched over all devices, run i on device i mod N, one per device at a time (seq-rr, the strongest
 sequential baseline), and every run on device 0 (seq). Compile time is excluded (each side warmed up once) and

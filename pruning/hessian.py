@@ -156,12 +156,32 @@ def full_spectrum(loss_fn: Callable[[Any], jax.Array], params: Any, **kw) -> np.
     return np.linalg.eigvalsh(hessian_matrix(loss_fn, params, **kw))
 
 
-def gaussian_width_sq(eigenvalues: np.ndarray, epsilon: float, distance: float | np.ndarray) -> np.ndarray:
+NONPOSITIVE = ("flat", "drop", "abs")
+
+
+def _check_epsilon(epsilon: float) -> None:
+    if not (np.isfinite(epsilon) and epsilon > 0):
+        raise ValueError(f"epsilon must be a finite number > 0, got {epsilon!r}")
+
+
+def gaussian_width_sq(
+    eigenvalues: np.ndarray, epsilon: float, distance: float | np.ndarray, *, nonpositive: str = "flat"
+) -> np.ndarray:
     """Squared Gaussian width of the epsilon-sublevel ellipsoid seen from `distance`: sum r_i^2 / (R^2 + r_i^2).
 
-    r_i^2 = 2 epsilon / lambda_i; eigenvalues <= 0 count as flat directions (each contributes 1).
+    r_i^2 = 2 epsilon / lambda_i. Eigenvalues <= 0, by `nonpositive`: "flat" (the quadratic model's reading: the
+    loss does not rise along them, the sublevel set is unbounded, r_i = inf and each contributes 1), "drop" (they
+    contribute 0: the set is taken as bounded along them by higher-order terms), "abs" (|lambda_i| as the
+    curvature).
     """
+    _check_epsilon(epsilon)
+    if nonpositive not in NONPOSITIVE:
+        raise ValueError(f"nonpositive must be one of {NONPOSITIVE}, got {nonpositive!r}")
     lam = np.asarray(eigenvalues, np.float64)
+    if nonpositive == "abs":
+        lam = np.abs(lam)
+    elif nonpositive == "drop":
+        lam = lam[lam > 0]
     r2 = np.where(lam > 0, 2.0 * float(epsilon) / np.where(lam > 0, lam, 1.0), np.inf)
     big_r2 = np.square(np.asarray(distance, np.float64))[..., None]
     terms = np.where(np.isinf(r2), 1.0, r2 / (big_r2 + np.where(np.isinf(r2), 0.0, r2)))
@@ -185,7 +205,13 @@ def pruned_distance(weights: np.ndarray, fractions: np.ndarray, kind: str) -> np
 
 
 def max_prune_fraction(
-    eigenvalues: np.ndarray, weights: np.ndarray, epsilon: float, kind: str, *, grid: int = 4001
+    eigenvalues: np.ndarray,
+    weights: np.ndarray,
+    epsilon: float,
+    kind: str,
+    *,
+    grid: int = 4001,
+    nonpositive: str = "flat",
 ) -> float:
     """The predicted largest fraction prunable in one iteration: the p* in [0, 1] where p D = w^2(R(p)).
 
@@ -196,7 +222,8 @@ def max_prune_fraction(
     if np.asarray(eigenvalues).size != d:
         raise ValueError(f"{np.asarray(eigenvalues).size} eigenvalues for {d} weights")
     p = np.linspace(0.0, 1.0, grid)
-    gap = gaussian_width_sq(eigenvalues, epsilon, pruned_distance(weights, p, kind)) - p * d  # decreasing
+    width = gaussian_width_sq(eigenvalues, epsilon, pruned_distance(weights, p, kind), nonpositive=nonpositive)
+    gap = width - p * d  # decreasing
     if gap[-1] >= 0:
         return 1.0
     j = int(np.argmax(gap < 0))

@@ -42,20 +42,24 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from common import checkpoint, metrics, sweep
-from pruning import lmc, masks, models
+from common import checkpoint, metrics, nn, sweep
+from pruning import lmc, masks
 
 ABLATIONS: dict[str, dict[str, float]] = {
-    # kind: 0 magnitude, 1 random; mode: 0 rewind to w_k, 1 random re-init, 2 keep final weights; one_shot: 0/1;
-    # rewind: 1 = rewind step k, 0 = step 0
+    # kind: 0 magnitude, 1 random (uniform over the remaining weights); mode: 0 rewind to w_k, 2 keep the final
+    # weights; one_shot: 0/1; rewind: 1 = rewind step k, 0 = step 0
     "imp": {"kind": 0, "mode": 0, "one_shot": 0, "rewind": 1},
     "no_rewind": {"kind": 0, "mode": 0, "one_shot": 0, "rewind": 0},
-    "random_pruning": {"kind": 1, "mode": 0, "one_shot": 0, "rewind": 1},
-    "random_reinit": {"kind": 0, "mode": 1, "one_shot": 0, "rewind": 1},
     "retrain_final": {"kind": 0, "mode": 2, "one_shot": 0, "rewind": 1},
     "one_shot": {"kind": 0, "mode": 0, "one_shot": 1, "rewind": 1},
+    "random_final": {"kind": 1, "mode": 2, "one_shot": 0, "rewind": 1},  # the flatness bound's random pruning
 }
-COMPANIONS = ("twin", "perturbed")  # follow an imp run's masks and rewind point (stability, robustness)
+# Companions follow an imp run (its "parent"): each level they take the parent's new mask and rewind point w_k.
+# twin: other SGD noise (stability); perturbed: w_k plus noise (robustness); random_pruning: the parent's mask
+# shuffled within each layer (open_lth's random-pruning control: same layer densities); random_reinit: the parent's
+# mask on a fresh initialisation, trained from step k (open_lth's re-initialisation control).
+COMPANIONS = ("twin", "perturbed", "random_pruning", "random_reinit")
+CONTROLS = ("random_pruning", "random_reinit")  # companions reported as ablations
 
 HIST_KEYS = (
     "density",
@@ -68,15 +72,16 @@ HIST_KEYS = (
     "parent_barrier_loss",
     "parent_barrier_error",
     "rewind_distance",
+    "rank_overlap",
 )
-HPARAMS = ("lr", "weight_decay", "fraction", "rewind_step", "kind", "mode", "one_shot", "stream", "perturb")
+HPARAMS = ("lr", "weight_decay", "fraction", "rewind_step", "kind", "mode", "one_shot", "stream", "perturb", "shuffle")
 
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
     """Static description of an IMP sweep (shapes, step counts, schedule)."""
 
-    model: Any  # models.MLP or models.ResNet
+    model: Any  # models.MLP / CNN / ResNet, or a user's Flax model through pruning.adapters
     batch_size: int
     steps: int  # SGD steps per level
     num_levels: int  # levels including the dense level 0
@@ -89,9 +94,11 @@ class Setup:
     barrier_points: int = 11
     snapshot_levels: tuple[int, ...] = ()  # levels whose solution and mask are kept in the state
     eval_batch: int = 2000
+    optimizer: Callable[..., optax.GradientTransformation] = optax.sgd  # any optax optimizer taking learning_rate
+    optimizer_kwargs: tuple[tuple[str, Any], ...] = ()  # its other arguments (sgd: momentum defaults to `momentum`)
 
     def rates(self, params: Any) -> Any:
-        return masks.prune_rates(params, output_rate=self.output_rate, is_output=models.is_output)
+        return masks.prune_rates(params, output_rate=self.output_rate)
 
     def lr_at(self, base: jax.Array, t: jax.Array) -> jax.Array:
         factor = jnp.float32(1.0)
@@ -103,18 +110,13 @@ class Setup:
 
 
 def optimizer(setup: Setup, weight_decay: jax.Array) -> optax.GradientTransformation:
-    """masked(SGD with momentum and coupled weight decay, PyTorch convention); the rate is set every step."""
-    inner = optax.chain(
-        optax.add_decayed_weights(weight_decay),
-        optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=setup.momentum),
-    )
+    """masked(coupled weight decay, then `setup.optimizer`: SGD with momentum by default, PyTorch's convention); the
+    learning rate lives in the optimiser state (`common.nn.per_run_lr`) and is set every step."""
+    kwargs = dict(setup.optimizer_kwargs)
+    if setup.optimizer is optax.sgd:
+        kwargs.setdefault("momentum", setup.momentum)
+    inner = optax.chain(optax.add_decayed_weights(weight_decay), nn.per_run_lr(setup.optimizer, **kwargs))
     return masks.masked(inner)
-
-
-def _with_lr(opt_state: masks.MaskedState, lr: jax.Array) -> masks.MaskedState:
-    decay, inj = opt_state.inner_state
-    inj = inj._replace(hyperparams={**inj.hyperparams, "learning_rate": jnp.asarray(lr, jnp.float32)})
-    return opt_state._replace(inner_state=(decay, inj))
 
 
 def _keys(state_key: jax.Array) -> dict[str, jax.Array]:
@@ -183,7 +185,7 @@ def train_chunk(
 ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
     """Advances one run by `num_steps` SGD steps from step `t0` of level `level` (one guarded `lax.scan`).
 
-    In levels >= 1 a run rewound to step k (every mode but re-init) holds still for the steps before k. At step k
+    In levels >= 1 every run holds still for the steps before its rewind step k (0 without rewinding). At step k
     of level 0 the parameters (and BatchNorm statistics) are saved as the rewind point w_k.
     """
     x_train, y_train = jnp.asarray(data[0]), jnp.asarray(data[1])
@@ -191,7 +193,7 @@ def train_chunk(
     keys = _keys(state["key"])
     tx = optimizer(setup, hp["weight_decay"])
     rs = hp["rewind_step"].astype(jnp.int32)
-    start = jnp.where((level == 0) | (hp["mode"] == 1), 0, rs)
+    start = jnp.where(level == 0, 0, rs)
 
     def step(st, t):
         params, stats, opt = st["params"], st["stats"], st["opt"]
@@ -204,14 +206,14 @@ def train_chunk(
         idx = jax.random.randint(k_idx, (setup.batch_size,), 0, n)
         xb, yb = x_train[idx], y_train[idx]
         if setup.augment:
-            xb = models.augment(k_aug, xb)
+            xb = nn.augment(k_aug, xb)
 
         def loss_fn(p):
             logits, new_stats = setup.model.apply(p, stats, xb, True)
             return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), new_stats
 
         (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        opt = _with_lr(opt, setup.lr_at(hp["lr"], t))
+        opt = nn.set_lr(opt, setup.lr_at(hp["lr"], t))
         updates, new_opt = tx.update(grads, opt, params)
         active = t >= start
         keep = lambda a, b: jax.tree.map(lambda u, v: jnp.where(active, u, v), a, b)  # noqa: E731
@@ -244,12 +246,14 @@ def prune_step(setup: Setup, state: dict[str, Any], hp: dict[str, jax.Array], le
 
 def rewind_step(setup: Setup, state: dict[str, Any], hp: dict[str, jax.Array], level: jax.Array) -> dict[str, Any]:
     """Installs `state["new_masks"]`, sets the survivors to the run's starting point and resets the optimiser."""
-    new = state.pop("new_masks")
     state = dict(state)
+    new = state.pop("new_masks")
     params = state["params"]
     rates = setup.rates(params)
     old = masks.get_masks(state["opt"])
     keys = _keys(state["key"])
+    shuffled = masks.shuffle_within_layers(jax.random.fold_in(keys["prune"], level), new, rates)
+    new = jax.tree.map(lambda a, b: jnp.where(hp["shuffle"] > 0, b, a), new, shuffled)
     fresh, fresh_stats = setup.model.init(jax.random.fold_in(keys["reinit"], level))
     mode = hp["mode"]
 
@@ -289,6 +293,13 @@ def finish_level(
     te_loss, te_err = _loss_and_error(setup, params, stats, x_te, y_te)
     bar = barriers(setup, params, state["w_prev"], stats, data)
     bar = jnp.where(level > 0, bar, jnp.nan)
+    # new small weights: of the weights the next level prunes (smallest |w| of this solution), the share that were
+    # also among the same number of smallest survivors at the rewind point (chance: the fraction itself)
+    nxt = masks.magnitude_prune(params, m, hp["fraction"], rates)
+    at_k = masks.magnitude_prune(masks.apply_masks(state["w_rewind"], m), m, hp["fraction"], rates)
+    both = jax.tree.map(lambda a, b, c: a & ~b & ~c, m, nxt, at_k)
+    n_next = masks.count(m, rates) - masks.count(nxt, rates)
+    overlap = masks.count(both, rates) / jnp.maximum(n_next, 1)
     h = dict(state["hist"])
     for name, value in (
         ("density", masks.density(m, rates)),
@@ -298,6 +309,7 @@ def finish_level(
         ("test_error", te_err),
         ("barrier_loss", bar[0]),
         ("barrier_error", bar[1]),
+        ("rank_overlap", jnp.where(n_next > 0, overlap, jnp.nan)),
     ):
         h[name] = h[name].at[level].set(value)
     state = {**state, "hist": h}
@@ -365,10 +377,11 @@ def hparams(runs: Sequence[Run]) -> dict[str, np.ndarray]:
                 "fraction": r.fraction,
                 "rewind_step": r.rewind_step if spec["rewind"] else 0,
                 "kind": spec["kind"],
-                "mode": spec["mode"],
+                "mode": 1 if r.name == "random_reinit" else spec["mode"],
                 "one_shot": spec["one_shot"],
                 "stream": COMPANIONS.index(r.name) + 1 if r.name in COMPANIONS else 0,
                 "perturb": 1.0 if r.name == "perturbed" else 0.0,
+                "shuffle": 1.0 if r.name == "random_pruning" else 0.0,
             }
         )
     return {k: np.array([row[k] for row in rows], np.float32) for k in HPARAMS}
@@ -385,25 +398,20 @@ def _copy_from_parents(state: dict[str, Any], parents: np.ndarray) -> dict[str, 
     return {**state, **picked}
 
 
-_COMPILED: dict[tuple[Setup, int], tuple] = {}
+def _train_chunk(setup: Setup, chunk_steps: int, state, hp, data, level, t0):
+    return train_chunk(setup, state, hp, data, level, t0, chunk_steps)
 
 
 def _compiled(s: Setup, chunk_steps: int) -> tuple:
-    """The vmapped pieces for one (setup, chunk) pair, built once so that sweeps of the same setup share them."""
-    key = (s, chunk_steps)
-    if key not in _COMPILED:
-        _COMPILED[key] = (
-            sweep.vmapped(lambda k, h: init_state(s, k, h)),
-            sweep.vmapped(
-                lambda st, h, d, lv, t0: train_chunk(s, st, h, d, lv, t0, chunk_steps),
-                in_axes=(0, 0, None, None, None),
-            ),
-            sweep.vmapped(lambda st, h, lv: prune_step(s, st, h, lv), in_axes=(0, 0, None)),
-            sweep.vmapped(lambda st, h, lv: rewind_step(s, st, h, lv), in_axes=(0, 0, None)),
-            sweep.vmapped(lambda st, h, d, lv: finish_level(s, st, h, d, lv), in_axes=(0, 0, None, None)),
-            sweep.vmapped(lambda st, pp, d, lv: parent_barrier(s, st, pp, d, lv), in_axes=(0, 0, None, None)),
-        )
-    return _COMPILED[key]
+    """The vmapped pieces for one (setup, chunk) pair (`sweep.vmapped` caches them on the function and static args)."""
+    return (
+        sweep.vmapped(init_state, static=(s,)),
+        sweep.vmapped(_train_chunk, in_axes=(0, 0, None, None, None), static=(s, chunk_steps)),
+        sweep.vmapped(prune_step, in_axes=(0, 0, None), static=(s,)),
+        sweep.vmapped(rewind_step, in_axes=(0, 0, None), static=(s,)),
+        sweep.vmapped(finish_level, in_axes=(0, 0, None, None), static=(s,)),
+        sweep.vmapped(parent_barrier, in_axes=(0, 0, None, None), static=(s,)),
+    )
 
 
 class Sweep:
@@ -414,8 +422,10 @@ class Sweep:
             raise ValueError(f"chunk_steps={chunk_steps} must divide steps={setup.steps}")
         self.setup, self.runs, self.chunk = setup, list(runs), int(chunk_steps)
         self.hp = hparams(runs)
-        self.parents = np.array([r.parent for r in runs], np.int32)
-        self.has_parents = bool(np.any(self.parents != np.arange(len(runs))))
+        parents = np.array([r.parent for r in runs], np.int32)
+        self.has_parents = bool(np.any(parents != np.arange(len(runs))))
+        # padded runs (to a multiple of the devices) are their own parents
+        self.parents = np.concatenate([parents, np.arange(len(runs), sweep.padded_size(len(runs)), dtype=np.int32)])
         (self._init, self._train, self._prune, self._rewind, self._finish, self._parent_bar) = _compiled(
             setup, self.chunk
         )
@@ -473,21 +483,22 @@ class Sweep:
         total = n_levels * self.setup.steps
         fn = self.chunk_fn(data, first_level)
         latest: dict[str, Any] = {}
+        n = len(self.runs)
 
         def chunk_fn(st, step):
             st, out = fn(st, step)
-            latest["state"] = st
+            latest["hist"] = st["hist"]  # run_chunked's on_chunk sees only the metrics
             return st, out
 
         def on_chunk(step, out):
             # run_chunked has already stopped at a non-finite loss (reported under checkpoint.NONFINITE).
-            loss = np.asarray(out["train_loss"])
             if writer is None:
                 return
+            loss = sweep.to_numpy(out["train_loss"], n)
             level = first_level + (step - 1) // self.setup.steps
             hist = None
             if step % self.setup.steps == 0:
-                hist = {k: np.asarray(v[:, level]) for k, v in latest["state"]["hist"].items()}
+                hist = {k: v[:, level] for k, v in sweep.to_numpy(latest["hist"], n).items()}
             for r, run in enumerate(self.runs):
                 row = {"level": level, "name": run.name, "seed": run.seed, "train_loss": float(loss[r])}
                 if hist is not None:
@@ -532,9 +543,9 @@ def make_runs(
     return runs
 
 
-def history(state: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The per-level history of every run on the host: name -> [runs, levels]."""
-    return {k: np.asarray(sweep.to_numpy(v)) for k, v in state["hist"].items()}
+def history(state: dict[str, Any], n_runs: int | None = None) -> dict[str, np.ndarray]:
+    """The per-level history of the first `n_runs` runs (all when None) on the host: name -> [runs, levels]."""
+    return {k: np.asarray(v) for k, v in sweep.to_numpy(state["hist"], n_runs).items()}
 
 
 def train(setup: Setup, key: jax.Array, hp: dict[str, jax.Array], data: tuple[jax.Array, ...]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ decay) produced. All functions are pure and jit/vmap-compatible; fractions may b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -28,14 +29,49 @@ import optax
 # which leaves are pruned
 
 _KERNEL_NAMES = ("kernel", "w", "weight")
+_VARIABLE_TAIL = "value"  # Flax NNX: a leaf's path ends in .value (the Variable's payload)
+
+
+def _entry(k) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def _names(path) -> list[str]:
+    """The path's entries as strings, without the trailing `.value` of a Flax NNX variable."""
+    names = [_entry(k) for k in path]
+    if len(names) > 1 and names[-1] == _VARIABLE_TAIL and isinstance(path[-1], jax.tree_util.GetAttrKey):
+        names = names[:-1]
+    return names
 
 
 def _leaf_name(path) -> str:
-    last = path[-1] if path else None
-    for attr in ("key", "name", "idx"):
-        if hasattr(last, attr):
-            return str(getattr(last, attr))
-    return str(last)
+    names = _names(path)
+    return names[-1] if names else ""
+
+
+def structural_order(path) -> tuple:
+    """A sort key that orders layers as they are built: numbers inside names compare as numbers (linen's Dense_9
+    comes before Dense_10; list indices 2 before 10), the rest as text."""
+    key = []
+    for name in _names(path):
+        for part in re.split(r"(\d+)", name):
+            if part:
+                key.append((0, int(part), "") if part.isdigit() else (1, 0, part))
+        key.append((2, 0, ""))  # entry separator: "a" / "b" sorts before "a_1"
+    return tuple(key)
+
+
+def check_fraction(fraction: Any, name: str = "fraction") -> None:
+    """Raises ValueError naming `name` when a concrete fraction is not a finite number in [0, 1] (traced fractions
+    are left alone: jit/vmap callers validate their inputs before tracing)."""
+    if isinstance(fraction, jax.core.Tracer):
+        return
+    arr = np.asarray(fraction, np.float64)
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > 1):
+        raise ValueError(f"{name} must be a finite number in [0, 1], got {fraction!r}")
 
 
 def is_kernel(path, leaf) -> bool:
@@ -47,7 +83,7 @@ def is_kernel(path, leaf) -> bool:
 
 
 def _under_head(path) -> bool:
-    return any(getattr(k, "key", None) == "head" for k in path)
+    return "head" in _names(path)
 
 
 def prune_rates(
@@ -60,11 +96,16 @@ def prune_rates(
     """A pytree of python floats, one per leaf: the rate at which that leaf is pruned.
 
     0 = never pruned; 1 = pruned in the global pool (magnitudes compared across every rate-1 leaf); any other value r
-    = pruned on its own (layer-wise) at r times the fraction. The output layer is the last leaf chosen by `include`
-    (in `jax.tree` order): `output_rate=1` treats it like every other kernel, `output_rate=0` never prunes it
-    (open_lth's `pruning_layers_to_ignore`), `output_rate=0.5` prunes it at half the rate (the lottery-ticket
-    paper's LeNet convention), leaving it partly unpruned.
+    = pruned on its own (layer-wise) at r times the fraction. Works on plain pytrees, Flax linen variables and Flax
+    NNX state (whose paths end in `.value`). The output layer is the leaf `is_output` picks; without it, the leaves
+    under a key "head", else the last leaf chosen by `include` in `structural_order` (linen's Dense_10 after
+    Dense_9); name it with `is_output` when layer names do not follow the order they are applied in.
+    `output_rate=1` treats it like every other kernel, `output_rate=0` never prunes it (open_lth's
+    `pruning_layers_to_ignore`), `output_rate=0.5` prunes it at half the rate (the lottery-ticket paper's LeNet
+    convention), leaving it partly unpruned.
     """
+    if not np.isfinite(output_rate) or output_rate < 0:
+        raise ValueError(f"output_rate must be a finite number >= 0, got {output_rate!r}")
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     chosen = [bool(include(path, leaf)) for path, leaf in flat]
     rates = [1.0 if c else 0.0 for c in chosen]
@@ -75,7 +116,7 @@ def prune_rates(
             if chosen[i] and is_output(path, leaf):
                 rates[i] = float(output_rate)
     elif any(chosen):
-        last = max(i for i, c in enumerate(chosen) if c)
+        last = max((i for i, c in enumerate(chosen) if c), key=lambda i: structural_order(flat[i][0]))
         rates[last] = float(output_rate)
     return jax.tree.unflatten(treedef, rates)
 
@@ -143,6 +184,7 @@ def prune_by_score(scores: Any, masks: Any, fraction: Any, rates: Any, *, scope:
     """
     if scope not in ("global", "layerwise"):
         raise ValueError(f"scope must be 'global' or 'layerwise', got {scope!r}")
+    check_fraction(fraction)
     s_leaves, treedef = jax.tree.flatten(scores)
     m_leaves = treedef.flatten_up_to(masks)
     r_leaves = [float(r) for r in treedef.flatten_up_to(rates)]
@@ -182,6 +224,21 @@ def random_prune(key: jax.Array, masks: Any, fraction: Any, rates: Any, *, scope
     `scope="layerwise"` removes exactly the fraction from every layer.
     """
     return prune_by_score(_uniform_like(key, masks), masks, fraction, rates, scope=scope)
+
+
+def shuffle_within_layers(key: jax.Array, masks: Any, rates: Any) -> Any:
+    """Each prunable leaf's mask permuted uniformly at random (open_lth's random-pruning control): every layer keeps
+    its number of survivors, their positions are random. Leaves with rate 0 are returned unchanged."""
+    leaves, treedef = jax.tree.flatten(masks)
+    r_leaves = [float(r) for r in treedef.flatten_up_to(rates)]
+    out = []
+    for i, (m, r) in enumerate(zip(leaves, r_leaves, strict=True)):
+        if r == 0.0:
+            out.append(m)
+            continue
+        perm = jax.random.permutation(jax.random.fold_in(key, i), m.size)
+        out.append(jnp.ravel(m)[perm].reshape(m.shape))
+    return jax.tree.unflatten(treedef, out)
 
 
 def _uniform_like(key: jax.Array, tree: Any) -> Any:

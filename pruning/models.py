@@ -16,8 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-BN_EPS = 1e-5
-BN_MOMENTUM = 0.1  # PyTorch convention: running <- (1 - m) running + m batch
+from common import nn
 
 
 def is_output(path, leaf) -> bool:
@@ -26,13 +25,7 @@ def is_output(path, leaf) -> bool:
 
 
 def _dense_init(key: jax.Array, n_in: int, n_out: int) -> dict[str, jax.Array]:
-    """PyTorch's nn.Linear default: kernel and bias uniform in +-1/sqrt(fan_in)."""
-    kw, kb = jax.random.split(key)
-    bound = 1.0 / np.sqrt(n_in)
-    return {
-        "kernel": jax.random.uniform(kw, (n_in, n_out), minval=-bound, maxval=bound),
-        "bias": jax.random.uniform(kb, (n_out,), minval=-bound, maxval=bound),
-    }
+    return nn.dense_init(key, n_in, n_out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,33 +61,46 @@ class MLP:
         return h @ params["head"]["kernel"] + params["head"]["bias"], stats
 
 
+@dataclasses.dataclass(frozen=True)
+class CNN:
+    """A small all-convolutional network: 3x3 convolutions (no bias, Kaiming-normal fan-in init) with ReLU, the
+    given `widths` and `strides`, global average pooling, and a dense head (PyTorch-default init). No normalisation,
+    so large early learning rates make it unstable to SGD noise at initialisation (the digits runs)."""
+
+    widths: tuple[int, ...] = (8, 16, 16)
+    strides: tuple[int, ...] = (1, 2, 2)
+    num_classes: int = 10
+    in_channels: int = 1
+
+    def init(self, key: jax.Array) -> tuple[dict[str, Any], jax.Array]:
+        keys = jax.random.split(key, len(self.widths) + 1)
+        convs, c_in = [], self.in_channels
+        for k, c in zip(keys[:-1], self.widths, strict=True):
+            convs.append({"kernel": jax.random.normal(k, (3, 3, c_in, c)) * np.sqrt(2.0 / (9 * c_in))})
+            c_in = c
+        return {"convs": convs, "head": _dense_init(keys[-1], c_in, self.num_classes)}, jnp.zeros((), jnp.float32)
+
+    def apply(self, params, stats, x, train: bool = False):
+        h = x
+        for layer, s in zip(params["convs"], self.strides, strict=True):
+            h = jax.nn.relu(nn.conv2d(h, layer["kernel"], s))
+        return h.mean(axis=(1, 2)) @ params["head"]["kernel"] + params["head"]["bias"], stats
+
+
 def _conv(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
-    pad = (w.shape[0] - 1) // 2
-    return jax.lax.conv_general_dilated(
-        x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
+    return nn.conv2d(x, w, stride)
 
 
 def _bn_params(c: int) -> dict[str, jax.Array]:
-    return {"scale": jnp.ones((c,)), "bias": jnp.zeros((c,))}
+    return nn.batch_norm_init(c)[0]
 
 
 def _bn_stats(c: int) -> dict[str, jax.Array]:
-    return {"mean": jnp.zeros((c,)), "var": jnp.ones((c,))}
+    return nn.batch_norm_init(c)[1]
 
 
 def _batch_norm(h, p, s, train: bool):
-    if train:
-        mean = h.mean(axis=(0, 1, 2))
-        var = jnp.mean(jnp.square(h - mean), axis=(0, 1, 2))
-        n = h.shape[0] * h.shape[1] * h.shape[2]
-        new = {
-            "mean": (1 - BN_MOMENTUM) * s["mean"] + BN_MOMENTUM * jax.lax.stop_gradient(mean),
-            "var": (1 - BN_MOMENTUM) * s["var"] + BN_MOMENTUM * jax.lax.stop_gradient(var * n / max(n - 1, 1)),
-        }
-    else:
-        mean, var, new = s["mean"], s["var"], s
-    return (h - mean) * jax.lax.rsqrt(var + BN_EPS) * p["scale"] + p["bias"], new
+    return nn.batch_norm(h, p, s, train)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,18 +172,3 @@ class ResNet:
         new["blocks"] = new_blocks
         logits = h.mean(axis=(1, 2)) @ params["head"]["kernel"] + params["head"]["bias"]
         return logits, new
-
-
-def augment(key: jax.Array, x: jax.Array, pad: int = 4) -> jax.Array:
-    """Random crop from the zero-padded image (shift up to `pad` pixels) and random horizontal flip, per image."""
-    b, h, w, _ = x.shape
-    k_shift, k_flip = jax.random.split(key)
-    shifts = jax.random.randint(k_shift, (b, 2), 0, 2 * pad + 1)
-    flips = jax.random.bernoulli(k_flip, 0.5, (b,))
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-
-    def one(img, shift, flip):
-        crop = jax.lax.dynamic_slice(img, (shift[0], shift[1], 0), (h, w, img.shape[-1]))
-        return jnp.where(flip, crop[:, ::-1], crop)
-
-    return jax.vmap(one)(xp, shifts, flips)

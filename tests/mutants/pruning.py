@@ -6,7 +6,7 @@ from tests.mutants.spec import Mutant
 MUTANTS = [
     Mutant(
         file="pruning/imp.py",
-        old='start = jnp.where((level == 0) | (hp["mode"] == 1), 0, rs)',
+        old="start = jnp.where(level == 0, 0, rs)",
         new="start = jnp.int32(0)",
         tests=("tests/pruning/test_imp_protocol.py::test_a_rewound_level_holds_still_before_step_k_and_trains_from_k",),
         why="rewound runs train from step 0 instead of the rewind step k",
@@ -50,5 +50,35 @@ MUTANTS = [
         new="chord = a * values[0] + (1.0 - a) * values[-1]",
         tests=("tests/pruning/test_lmc_hessian.py::test_barrier_of_a_cubic_equals_its_closed_form",),
         why="the chord's ends swapped (alpha = 1 is network a)",
+    ),
+    Mutant(
+        file="pruning/imp.py",
+        old="both = jax.tree.map(lambda a, b, c: a & ~b & ~c, m, nxt, at_k)",
+        new="both = jax.tree.map(lambda a, b, c: a & ~b & c, m, nxt, at_k)",
+        tests=(
+            "tests/pruning/test_imp_protocol.py::test_rank_overlap_counts_the_next_pruned_weights_that_were_small_at_w_k",
+        ),
+        why="rank overlap counted against the weights kept at w_k instead of the smallest ones",
+    ),
+    Mutant(
+        file="pruning/imp.py",
+        old='new = jax.tree.map(lambda a, b: jnp.where(hp["shuffle"] > 0, b, a), new, shuffled)',
+        new='new = jax.tree.map(lambda a, b: jnp.where(hp["shuffle"] > 0, a, b), new, shuffled)',
+        tests=("tests/pruning/test_imp.py::test_transition_rewinds_each_kind_to_its_starting_point",),
+        why="the per-layer shuffle applied to IMP (and not to the random-pruning control)",
+    ),
+    Mutant(
+        file="pruning/hessian.py",
+        old="terms = np.where(np.isinf(r2), 1.0, r2 / (big_r2 + np.where(np.isinf(r2), 0.0, r2)))",
+        new="terms = np.where(np.isinf(r2), 0.0, r2 / (big_r2 + np.where(np.isinf(r2), 0.0, r2)))",
+        tests=("tests/pruning/test_lmc_hessian.py::test_gaussian_width_limits_and_the_bound",),
+        why="flat directions (eigenvalue <= 0) dropped from the Gaussian width under the 'flat' reading",
+    ),
+    Mutant(
+        file="pruning/summary.py",
+        old='"match_barrier": int(np.sum(match & ~flat)),',
+        new='"match_barrier": int(np.sum(~match & flat)),',
+        tests=("tests/pruning/test_experiment.py::test_summaries_on_known_histories",),
+        why="the confusion table's off-diagonal cells swapped",
     ),
 ]

@@ -26,7 +26,7 @@ def _runs(names, seeds=(0, 1)):
     return imp.make_runs(seeds, names, lr=0.05, weight_decay=1e-3, fraction=0.2, rewind_step=4)
 
 
-NAMES = ["imp", "no_rewind", "random_pruning", "random_reinit", "retrain_final", "one_shot", "twin", "perturbed"]
+NAMES = ["imp", "no_rewind", "retrain_final", "one_shot", "twin", "perturbed", "random_pruning", "random_reinit"]
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,21 @@ def test_transition_rewinds_each_kind_to_its_starting_point(swept):
         ]
         want_dist = np.sqrt(sum(np.sum(x**2) for x in moved))
         assert want_dist > 0 and dist == pytest.approx(want_dist, rel=1e-4)
+        # open_lth's controls: the parent's mask shuffled within each layer (same per-layer counts) on w_k, and
+        # the parent's mask on a fresh initialisation
+        c = idx[("random_pruning", seed)]
+        shuffled = jax.tree.leaves(_row(new_m, c))
+        assert any(not np.array_equal(a, b) for a, b in zip(shuffled, jax.tree.leaves(m_i), strict=True))
+        for a, b in zip(shuffled, jax.tree.leaves(m_i), strict=True):
+            assert a.sum() == b.sum()
+        want = masks.apply_masks(_row(before["w_rewind"], c), _row(new_m, c))
+        for a, b in zip(jax.tree.leaves(_row(after["params"], c)), jax.tree.leaves(want), strict=True):
+            np.testing.assert_array_equal(a, np.asarray(b))
+        c = idx[("random_reinit", seed)]
+        for a, b in zip(jax.tree.leaves(_row(new_m, c)), jax.tree.leaves(m_i), strict=True):
+            np.testing.assert_array_equal(a, b)
+        k_head = np.asarray(_row(after["params"], c)["head"]["kernel"])
+        assert not np.array_equal(k_head, np.asarray(_row(after["params"], i)["head"]["kernel"]))
         # one-shot: the magnitude mask of the dense solution at density (1 - 0.2)^L
         o = idx[("one_shot", seed)]
         dense = _row(before["w_dense"], o)
@@ -126,7 +141,7 @@ def test_vmapped_run_equals_the_same_run_alone(swept):
     sw, d, state, _ = swept
     h = imp.history(state)
     alone = jax.jit(lambda k, hp: imp.train(SETUP, k, hp, d))
-    for name, seed in (("imp", 1), ("random_pruning", 0), ("one_shot", 1)):
+    for name, seed in (("imp", 1), ("no_rewind", 0), ("one_shot", 1)):
         r = next(i for i, run in enumerate(sw.runs) if run.name == name and run.seed == seed)
         hp = {k: jnp.asarray(v[r]) for k, v in sw.hp.items()}
         st = alone(jax.random.key(seed), hp)

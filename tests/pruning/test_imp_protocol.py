@@ -122,6 +122,27 @@ def test_the_successive_barrier_compares_the_two_solutions(mlp_levels):
     assert float(rec["hist"]["barrier_loss"][1]) == pytest.approx(float(want), rel=1e-4, abs=1e-6)
 
 
+def test_rank_overlap_counts_the_next_pruned_weights_that_were_small_at_w_k(mlp_levels):
+    """The level's rank overlap recomputed with numpy: of the round(f n) smallest survivors of the solution, the
+    share also among the round(f n) smallest survivors at the rewind point."""
+    d, hp, _, started = mlp_levels
+    trained, _ = _train(MLP_SETUP, started, hp, d, jnp.int32(1), STEPS)
+    rec = jax.jit(imp.finish_level, static_argnums=(0,))(MLP_SETUP, trained, hp, d, jnp.int32(1))
+    m = masks.get_masks(trained["opt"])
+    rates = MLP_SETUP.rates(trained["params"])
+    pick = [r != 0 for r in jax.tree.leaves(rates)]
+    alive = np.concatenate([np.ravel(x) for x, p in zip(jax.tree.leaves(m), pick, strict=True) if p])
+    w = np.concatenate([np.ravel(x) for x, p in zip(jax.tree.leaves(trained["params"]), pick, strict=True) if p])
+    wk = np.concatenate([np.ravel(x) for x, p in zip(jax.tree.leaves(trained["w_rewind"]), pick, strict=True) if p])
+    idx = np.flatnonzero(alive)
+    k = int(np.floor(float(hp["fraction"]) * idx.size + 0.5))
+    nxt = set(idx[np.argsort(np.abs(w[idx]), kind="stable")[:k]])
+    small = set(idx[np.argsort(np.abs(wk[idx]), kind="stable")[:k]])
+    want = len(nxt & small) / k
+    assert float(rec["hist"]["rank_overlap"][1]) == pytest.approx(want, abs=1e-6)
+    assert 0 < want < 1
+
+
 def test_batchnorm_statistics_are_saved_at_k_and_rewound_with_the_weights():
     d, hp = _data(), _hp()
     state = imp.init_state(BN_SETUP, jax.random.key(3), hp)

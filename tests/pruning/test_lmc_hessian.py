@@ -96,6 +96,12 @@ def test_gaussian_width_limits_and_the_bound():
     assert hessian.gaussian_width_sq(lam, eps, 0.0) == pytest.approx(4.0)
     r2 = 2 * eps / lam[:2]
     assert hessian.gaussian_width_sq(lam, eps, 100.0) == pytest.approx(2 + np.sum(r2 / (1e4 + r2)))
+    # the other readings of eigenvalues <= 0: dropped (contribute 0), or |lambda| (the 0 stays flat)
+    assert hessian.gaussian_width_sq(lam, eps, 0.0, nonpositive="drop") == pytest.approx(2.0)
+    assert hessian.gaussian_width_sq(lam, eps, 100.0, nonpositive="drop") == pytest.approx(np.sum(r2 / (1e4 + r2)))
+    r2a = 2 * eps / np.array([4.0, 1.0, 1.0])
+    got_abs = hessian.gaussian_width_sq(lam, eps, 100.0, nonpositive="abs")
+    assert got_abs == pytest.approx(1 + np.sum(r2a / (1e4 + r2a)))
     # an isotropic quadratic with all eigenvalues lambda and random pruning: R^2 = p |w|^2, so
     # p D = D r^2 / (p |w|^2 + r^2)  =>  p = (-r^2 + sqrt(r^4 + 4 |w|^2 r^2)) / (2 |w|^2)
     d, lam0 = 200, 2.0
