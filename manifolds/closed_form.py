@@ -49,7 +49,7 @@ def tube(dim: int, m: int, num_starts: int, distance: float = 2.0, eps: float = 
     return _params(dim, mmax, a=a, eps=eps), (x + u @ a[:m]).astype(np.float32)
 
 
-def box_tube(dim: int, m: int, num_starts: int, distance: float = 0.5, eps: float = 0.1, seed: int = 0,
+def box_tube(dim: int, m: int, num_starts: int, distance: float = 0.3, eps: float = 0.05, seed: int = 0,
              spread: float = 0.2, mmax: int = 4):  # fmt: skip
     """(params, start points in [0, 1]^D at `distance` from the flat through the centre) of an ε-tube of
     codimension `m`; the start points also vary by up to ±`spread` along the flat."""
