@@ -8,7 +8,7 @@ BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: demo test test-notebooks test-all mutants lint format bench clean venv
+.PHONY: demo test test-multihost test-notebooks test-all mutants lint format bench clean venv
 
 # A venv whose python or pip no longer works is reinstalled even though its stamp survived.
 ifneq ($(wildcard $(STAMP)),)
@@ -52,7 +52,12 @@ demo: $(STAMP)
 ## TEST_WORKERS processes (pytest-xdist; one test file stays on one worker, so module fixtures are built once).
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not notebooks" -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -m "not slow and not notebooks and not multihost" -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
+## Every training package on two processes joined by jax.distributed on 127.0.0.1 against one process (results
+## equal), and packages killed after their first checkpoint and resumed (the tests marked multihost).
+test-multihost: $(STAMP)
+	$(BIN)/python -m pytest -m multihost -q -p no:cacheprovider --durations=0 tests/multihost
 
 ## The notebooks in notebooks/ executed at smoke scale, each in its own Jupyter kernel (the tests marked
 ## notebooks), two at a time.
