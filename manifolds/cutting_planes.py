@@ -464,6 +464,34 @@ def _convergence(pr: _Problem, raw, main, budget, check, n_check, fit_to, tolera
     }
 
 
+def _result(pr: _Problem, raw, estimate: tuple, converged, conv) -> CriticalDimension:
+    main, prob, rate, succ_rate, score = estimate
+    ok = raw["success"].astype(bool)
+    dim = int(pr.x0s.shape[1])
+    return CriticalDimension(
+        dims=list(pr.dims),
+        dim=dim,
+        target=pr.target,
+        success_rate=succ_rate,
+        max_prob=score.mean(axis=1),
+        max_prob_sd=score.std(axis=1),
+        mean_steps=raw["steps"].reshape(len(pr.dims), -1).mean(axis=1),
+        d_star=main["d_star"],
+        d_star_error=main["error"],
+        d_star_bracket=main["bracket"],
+        d_star_probability=prob,
+        d_star_success=rate,
+        d_star_grid=grid_crossing(pr.dims, succ_rate),
+        effective_dimension=dim - main["d_star"],
+        fit=main["fit"],
+        converged=converged,
+        convergence=conv,
+        nonfinite_subspaces=int(raw["nonfinite"].sum()),
+        saturated_fraction=float(raw["saturated"][ok].mean()) if ok.any() else 0.0,
+        raw=raw,
+    )
+
+
 def critical_dimension(
     log_prob_fn: Callable,
     x0s: Any,
@@ -530,35 +558,12 @@ def critical_dimension(
     pr = prepare(log_prob_fn, x0s, target, dims, key, params=params, basis=basis, nonzeros=nonzeros, bounds=bounds,
                  max_per_call=max_per_call, fresh_starts=fresh_starts, repeats=int(repeats))  # fmt: skip
     raw = _sweep(pr, range(int(repeats)), budget)
-    main, prob, rate, succ_rate, score = _estimate(pr.dims, raw, pr.target, fit_to, num_boot, 0)
-    converged, conv = None, None
+    estimate = _estimate(pr.dims, raw, pr.target, fit_to, num_boot, 0)
+    main, converged, conv = estimate[0], None, None
     if check is not None:
         n_check = min(int(check_repeats or max(1, -(-repeats // 4))), int(repeats))
         converged, conv = _convergence(pr, raw, main, budget, check, n_check, fit_to, tolerance)
-    ok = raw["success"].astype(bool)
-    dim = int(pr.x0s.shape[1])
-    return CriticalDimension(
-        dims=list(pr.dims),
-        dim=dim,
-        target=pr.target,
-        success_rate=succ_rate,
-        max_prob=score.mean(axis=1),
-        max_prob_sd=score.std(axis=1),
-        mean_steps=raw["steps"].reshape(len(pr.dims), -1).mean(axis=1),
-        d_star=main["d_star"],
-        d_star_error=main["error"],
-        d_star_bracket=main["bracket"],
-        d_star_probability=prob,
-        d_star_success=rate,
-        d_star_grid=grid_crossing(pr.dims, succ_rate),
-        effective_dimension=dim - main["d_star"],
-        fit=main["fit"],
-        converged=converged,
-        convergence=conv,
-        nonfinite_subspaces=int(raw["nonfinite"].sum()),
-        saturated_fraction=float(raw["saturated"][ok].mean()) if ok.any() else 0.0,
-        raw=raw,
-    )
+    return _result(pr, raw, estimate, converged, conv)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,6 +53,17 @@ def fit_sigmoids(
     return _levenberg_marquardt(x, y, q, n_free=4 if free_levels else 2)
 
 
+def _residual_jacobian(x: np.ndarray, y: np.ndarray, q: np.ndarray, n_free: int):
+    """Residuals [B, n] of the sigmoid fit at parameters q [B, 4] and their Jacobian [B, n, n_free]."""
+    mu, w, lo, hi = (q[:, i : i + 1] for i in range(4))
+    z = (x[None] - mu) / w
+    s = _sigmoid(z)
+    ds = s * (1 - s)
+    r = lo + (hi - lo) * s - y
+    jac = np.stack([-(hi - lo) * ds / w, -(hi - lo) * ds * z / w, 1 - s, s], axis=2)[:, :, :n_free]
+    return r, jac
+
+
 def _levenberg_marquardt(x: np.ndarray, y: np.ndarray, q: np.ndarray, n_free: int) -> np.ndarray:
     """60 batched projected Levenberg-Marquardt steps of the sigmoid fit from `q` [B, 4] (first `n_free` free)."""
     b = y.shape[0]
@@ -66,13 +77,7 @@ def _levenberg_marquardt(x: np.ndarray, y: np.ndarray, q: np.ndarray, n_free: in
         return q
 
     def resid_jac(q):
-        mu, w, lo, hi = (q[:, i : i + 1] for i in range(4))
-        z = (x[None] - mu) / w
-        s = _sigmoid(z)
-        ds = s * (1 - s)
-        r = lo + (hi - lo) * s - y
-        jac = np.stack([-(hi - lo) * ds / w, -(hi - lo) * ds * z / w, 1 - s, s], axis=2)[:, :, :n_free]
-        return r, jac
+        return _residual_jacobian(x, y, q, n_free)
 
     q = project(q)
     lam = np.full(b, 1e-2)
@@ -84,42 +89,6 @@ def _levenberg_marquardt(x: np.ndarray, y: np.ndarray, q: np.ndarray, n_free: in
         g = np.einsum("bni,bn->bi", jac, r)
         damp = lam[:, None, None] * eye * np.maximum(np.diagonal(jtj, axis1=1, axis2=2)[:, None, :], 1e-9)
         step = -np.linalg.solve(jtj + damp + 1e-10 * eye, g[..., None])[..., 0]
-        cand = q.copy()
-        cand[:, :n_free] += step
-        cand = project(cand)
-        r_new, jac_new = resid_jac(cand)
-        loss_new = np.sum(r_new * r_new, axis=1)
-        better = loss_new < loss
-        q = np.where(better[:, None], cand, q)
-        r = np.where(better[:, None], r_new, r)
-        jac = np.where(better[:, None, None], jac_new, jac)
-        loss = np.where(better, loss_new, loss)
-        lam = np.where(better, lam * 0.3, lam * 10.0)
-    return q
-
-    def resid_jac(q):
-        mu, w, lo, hi = (q[:, i : i + 1] for i in range(4))
-        z = (x[None] - mu) / w
-        s = _sigmoid(z)
-        ds = s * (1 - s)
-        r = lo + (hi - lo) * s - y
-        jac = np.stack([-(hi - lo) * ds / w, -(hi - lo) * ds * z / w, 1 - s, s], axis=2)[:, :, :n_free]
-        return r, jac
-
-    q = project(q)
-    lam = np.full(b, 1e-2)
-    r, jac = resid_jac(q)
-    loss = np.sum(r * r, axis=1)
-    eye = np.eye(n_free)
-    for _ in range(60):
-        jtj = np.einsum("bni,bnj->bij", jac, jac)
-        g = np.einsum("bni,bn->bi", jac, r)
-        a = (
-            jtj
-            + lam[:, None, None] * eye * np.maximum(np.diagonal(jtj, axis1=1, axis2=2)[:, None, :], 1e-9)
-            + 1e-10 * eye
-        )
-        step = -np.linalg.solve(a, g[..., None])[..., 0]
         cand = q.copy()
         cand[:, :n_free] += step
         cand = project(cand)
