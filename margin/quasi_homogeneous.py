@@ -123,7 +123,7 @@ def euler_residual(f: Callable, params: Any, rates: Any, x: jax.Array) -> jax.Ar
 
 
 def path_name(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
 
 
 def _leaf_contributions(f: Callable, params: Any, x: jax.Array) -> list[tuple[str, np.ndarray]]:

@@ -164,19 +164,25 @@ def _full_rank(eq: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return vt[:k], (u[:, :k].T @ rhs) / sv[:k], float(np.max(np.abs(eq @ sol - rhs), initial=0.0))
 
 
-def _weighted_min_norm(eq, rhs, weight, free) -> np.ndarray:
-    """argmin Σ w λ² s.t. eq λ = rhs with λ = 0 off `free` (closed form)."""
+def _min_norm_on(eq, rhs, factor, support) -> np.ndarray:
+    """The solution of eq λ = rhs with λ = 0 off `support` that minimises Σ λ² over the factor leaves, the additive
+    leaves taking the minimum-norm values the constraints leave them (exact linear algebra)."""
     lam = np.zeros(eq.shape[1])
-    e, w = eq[:, free], weight[free]
-    lam[free] = (e / w).T @ np.linalg.pinv((e / w) @ e.T) @ rhs
+    f_idx, a_idx = np.flatnonzero(support & factor), np.flatnonzero(support & ~factor)
+    e_f, e_a = eq[:, f_idx], eq[:, a_idx]
+    proj = np.eye(eq.shape[0]) - e_a @ np.linalg.pinv(e_a) if a_idx.size else np.eye(eq.shape[0])
+    lam[f_idx] = np.linalg.pinv(proj @ e_f) @ (proj @ rhs)
+    if a_idx.size:
+        lam[a_idx] = np.linalg.pinv(e_a) @ (rhs - e_f @ lam[f_idx])
     return lam
 
 
-def _solve(eq: np.ndarray, rhs: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
+def _solve(eq: np.ndarray, rhs: np.ndarray, factor: np.ndarray) -> np.ndarray | None:
     eq, rhs, resid = _full_rank(eq, rhs)
     if resid > 1e-8:
         return None  # the equalities alone are inconsistent
     n = eq.shape[1]
+    weight = np.where(factor, 1.0, 1e-6)  # additive-only leaves: whatever the constraints leave them
     res = sopt.minimize(
         lambda lam: float(np.sum(weight * lam**2)),
         np.full(n, 1.0 / n),
@@ -187,12 +193,12 @@ def _solve(eq: np.ndarray, rhs: np.ndarray, weight: np.ndarray) -> np.ndarray | 
         options={"maxiter": 1000, "ftol": 1e-15},
     )
     lam = res.x
-    polished = _weighted_min_norm(eq, rhs, weight, lam > 1e-6)  # exact on the support SLSQP found
+    polished = _min_norm_on(eq, rhs, factor, lam > 1e-6)  # exact on the support SLSQP found
     if np.all(polished >= -1e-9) and np.max(np.abs(eq @ polished - rhs)) < 1e-9:
         lam = polished
     if np.min(lam) < -1e-7 or np.max(np.abs(eq @ lam - rhs)) > 1e-6:
         return None
-    return np.where(np.abs(lam) < 1e-9, 0.0, lam)
+    return np.where(np.abs(lam) < 1e-9, 0.0, np.round(lam, 12))
 
 
 def infer_rates_traced(f: Callable, params: Any, x: Any) -> Any:
@@ -204,8 +210,7 @@ def infer_rates_traced(f: Callable, params: Any, x: Any) -> Any:
     n = len(sys["factor"])
     eq = np.array(sys["rows"] + list(sys["outputs"])).reshape(-1, n)
     rhs = np.concatenate([np.zeros(len(sys["rows"])), np.ones(len(sys["outputs"]))])
-    weight = np.where(sys["factor"], 1.0, 1e-9)  # additive-only leaves: whatever the constraints leave them
-    lam = _solve(eq, rhs, weight)
+    lam = _solve(eq, rhs, sys["factor"])
     if lam is None:
         ops = f" (operations taken as scale-breaking: {', '.join(sys['unhandled'])})" if sys["unhandled"] else ""
         raise ValueError(f"no rates Λ ⪰ 0 make the output of f scale with the parameters{ops}")
