@@ -5,10 +5,12 @@
 
 default: (a) the two 2-D toys, 12 points, 3 seeds, 20k steps each; (b, c) a width-16 ReLU net with biases and a
 residual block and its homogeneous twin on 2-D XOR blobs, 3 seeds, 10k steps, PGD-ℓ2 on 500 test points; (d)
-unconstrained features (K = 4, 5 per class, d = 6, 8k steps) and an MLP (64) with BatchNorm on 1,000 balanced
-digits (d = 18, 4k steps), 2 seeds each; (e) Cover's C(P, 10) from 150 draws per P and the teacher-student errors
-at N = 40. Step rule "sharpness" at 0.2 (toys, nets) / 0.5 (neural collapse) of the stability limit
-(margin/train.py). Expected results and runtime: margin/README.md ("Measured here").
+unconstrained features (K = 4, 5 per class, d = 6, 16k steps), an MLP (64) with BatchNorm on 100 balanced digits
+(10 per class, d = 18, 20k steps) and the same MLP without normalisation as the control, 3 seeds each; (e) Cover's
+C(P, 10) from 150 draws per P, the Hebb / max-margin / Gibbs / Bayes teacher-student errors at N = 100 (16 draws
+per α), and the soft committee machine (K = M = 2, N = 500, 6 seeds) against its ODEs. Step rule "sharpness" at
+0.2 (toys, nets) / 0.5 (neural collapse) of the stability limit (margin/train.py). Expected results and runtime:
+margin/README.md ("Measured here").
 smoke: the same pipeline at a few hundred steps and a handful of draws; checks only that everything runs.
 """
 
@@ -43,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.toy.init_scale = 0.1
     c.toy.program_starts = 4  # SLSQP starts of the non-convex program in the model's own parameters
 
-    c.nets = _training(3, 20000, 1000, 20, lr=0.2)
+    c.nets = _training(3, 10000, 500, 20, lr=0.2)
     c.nets.loss = "exp"
     c.nets.hidden = 16
     c.nets.num_train = 200
@@ -57,7 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.nets.pgd_steps = 20
     c.nets.sparsity_fit_from = 0.5  # the decay exponent is fitted over the chunks from this fraction of training on
 
-    c.nc_ufm = _training(3, 8000, 800, 20)
+    c.nc_ufm = _training(3, 16000, 800, 20)
     c.nc_ufm.loss = "cross_entropy"
     c.nc_ufm.classes = 4
     c.nc_ufm.per_class = 5
