@@ -23,6 +23,8 @@ def _ok_starts():
 
 
 X0 = _ok_starts()
+ONE_PIXEL_OUT = X0.copy()
+ONE_PIXEL_OUT[1, 2] = 1.5
 
 
 def numpy_model(x):
@@ -36,7 +38,7 @@ def numpy_model(x):
         ({"log_prob_fn": numpy_model}, "^log_prob_fn: must be a JAX function"),
         ({"log_prob_fn": lambda x: x[:, 0]}, "^log_prob_fn: must map"),
         ({"log_prob_fn": lambda x: jnp.full((x.shape[0], 3), jnp.nan)}, "^log_prob_fn: returned non-finite"),
-        ({"x0s": X0 + 2.0, "bounds": (0.0, 1.0)}, "^x0s: .* outside bounds"),
+        ({"x0s": ONE_PIXEL_OUT, "bounds": (0.0, 1.0)}, "^x0s: 1 of 3 start points lie outside bounds"),
         ({"x0s": X0[0]}, r"^x0s: must be start points \[S, D\]"),
         ({"x0s": np.full((2, 4), np.nan)}, "^x0s: holds non-finite"),
         ({"dims": (1, 2.5, 4)}, "^dims: must be integers, got 2.5"),
