@@ -1,1 +1,1 @@
-"""margin: not yet built (see margin/README.md)."""
+"""margin: the asymmetric maximum-margin bias of quasi-homogeneous networks (Kunin et al. 2023); see README.md."""
