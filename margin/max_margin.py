@@ -124,6 +124,55 @@ def linear_program(x: np.ndarray, y: np.ndarray, penalized: np.ndarray | None = 
     }
 
 
+def _minimize(obj, obj_grad, cons, cons_jac, mask, t0, method: str, maxiter: int):
+    """One scipy solve of min obj s.t. cons >= 0 from t0 (SLSQP or trust-constr)."""
+    if method == "SLSQP":
+        return sopt.minimize(
+            obj,
+            t0,
+            jac=obj_grad,
+            constraints=[{"type": "ineq", "fun": cons, "jac": cons_jac}],
+            method="SLSQP",
+            options={"maxiter": maxiter, "ftol": 1e-12},
+        )
+    if method == "trust-constr":
+        return sopt.minimize(
+            obj,
+            t0,
+            jac=obj_grad,
+            hess=lambda t: np.diag(mask),
+            constraints=[sopt.NonlinearConstraint(cons, 0.0, np.inf, jac=cons_jac)],
+            method="trust-constr",
+            options={"maxiter": maxiter, "gtol": 1e-10, "xtol": 1e-12},
+        )
+    raise ValueError(f"method must be 'SLSQP' or 'trust-constr', got {method!r}")
+
+
+def _best(results, obj_grad, cons_jac, unravel, rates, num_starts, feasibility_tol) -> dict[str, Any]:
+    """The best feasible start's solution with its KKT residuals; ProgramError if no start is feasible."""
+    feasible = [r for r in results if np.min(r[2]) >= -feasibility_tol]
+    if not feasible:
+        worst = max(float(np.min(r[2])) for r in results)
+        raise ProgramError(
+            f"none of {num_starts} starts found a feasible point (best min_i y_i f_i - 1 = {worst:.3g}): the data "
+            "may not be separable by this model"
+        )
+    best = min(feasible, key=lambda r: r[0])
+    theta = best[1]
+    kkt = kkt_residuals(obj_grad(theta), cons_jac(theta), best[2])
+    params = unravel(jnp.asarray(theta, jnp.float32))
+    return {
+        "params": params,
+        "direction": qh.normalize(params, rates),
+        "objective": best[0],
+        "margins": best[2] + 1.0,
+        "normalized_margin": float(np.min(best[2] + 1.0)) / np.sqrt(2 * best[0]) ** (1.0 / qh.rate_max(rates)),
+        "kkt": kkt,
+        "start_objectives": [r[0] for r in results],
+        "num_feasible_starts": len(feasible),
+    }
+
+
 def solve_program(
     f: Callable,
     init_fn: Callable[[jax.Array], Any],
@@ -175,51 +224,9 @@ def solve_program(
     results = []
     for k in keys:
         t0 = np.asarray(ravel_pytree(init_fn(k))[0], np.float64)
-        if method == "SLSQP":
-            res = sopt.minimize(
-                obj,
-                t0,
-                jac=obj_grad,
-                constraints=[{"type": "ineq", "fun": cons, "jac": cons_jac}],
-                method="SLSQP",
-                options={"maxiter": maxiter, "ftol": 1e-12},
-            )
-        elif method == "trust-constr":
-            nlc = sopt.NonlinearConstraint(cons, 0.0, np.inf, jac=cons_jac)
-            res = sopt.minimize(
-                obj,
-                t0,
-                jac=obj_grad,
-                hess=lambda t: np.diag(mask),
-                constraints=[nlc],
-                method="trust-constr",
-                options={"maxiter": maxiter, "gtol": 1e-10, "xtol": 1e-12},
-            )
-        else:
-            raise ValueError(f"method must be 'SLSQP' or 'trust-constr', got {method!r}")
-        c = cons(res.x)
-        results.append((obj(res.x), res.x, c))
-    feasible = [r for r in results if np.min(r[2]) >= -feasibility_tol]
-    if not feasible:
-        worst = max(float(np.min(r[2])) for r in results)
-        raise ProgramError(
-            f"none of {num_starts} starts found a feasible point (best min_i y_i f_i - 1 = {worst:.3g}): the data "
-            "may not be separable by this model"
-        )
-    best = min(feasible, key=lambda r: r[0])
-    theta = best[1]
-    kkt = kkt_residuals(obj_grad(theta), cons_jac(theta), best[2])
-    params = unravel(jnp.asarray(theta, jnp.float32))
-    return {
-        "params": params,
-        "direction": qh.normalize(params, rates),
-        "objective": best[0],
-        "margins": best[2] + 1.0,
-        "normalized_margin": float(np.min(best[2] + 1.0)) / np.sqrt(2 * best[0]) ** (1.0 / qh.rate_max(rates)),
-        "kkt": kkt,
-        "start_objectives": [r[0] for r in results],
-        "num_feasible_starts": len(feasible),
-    }
+        res = _minimize(obj, obj_grad, cons, cons_jac, mask, t0, method, maxiter)
+        results.append((obj(res.x), res.x, cons(res.x)))
+    return _best(results, obj_grad, cons_jac, unravel, rates, num_starts, feasibility_tol)
 
 
 # --- the hard-margin SVM's dual in JAX (vmappable) ---------------------------------------------------------------
