@@ -127,13 +127,19 @@ class Estimator:
         return rec
 
     def mean_over(self, prefix: str, log_prob, params, classes) -> dict:
-        """d* averaged over `classes` (each its own estimate named prefix/class<c>; inf counted as D, NaN left out)."""
+        """d* averaged over `classes` (each its own estimate named prefix/class<c>; inf counted as D, NaN left
+        out): `value` with the configured fit, `probability` with the released probability fit."""
         recs = [self(f"{prefix}/class{c}", log_prob, params, int(c)) for c in classes]
-        # A target never reached at any swept d counts as d* = D (no effective dimension left) in the mean.
-        vals = np.minimum(np.array([r["value"] for r in recs], float), float(self.ds["dim"]))
+
+        def mean(key):  # a target never reached at any swept d counts as d* = D (no effective dimension left)
+            vals = np.minimum(np.array([r.get(key, math.nan) for r in recs], float), float(self.ds["dim"]))
+            return (float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan), vals.tolist()
+
+        value, per_class = mean("value")
         return {
-            "value": float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan,
-            "per_class": vals.tolist(),
+            "value": value,
+            "probability": mean("d_star_probability")[0],
+            "per_class": per_class,
             "converged": bool(all(r["converged"] for r in recs)),
         }
 

@@ -67,6 +67,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         trained = training.train_models(config, ds, workdir, writer)
         results = _measure(config, ds, trained, est)
     results["trends"] = summary.trends(results)
+    results["trends_probability_fit"] = summary.trends(results, fit="probability")
     rho = results["trends"].get("robustness", {}).get("delta", float("nan"))
     results["robustness_spearman_effective_dimension_vs_corrupted_acc"] = rho
     results |= {

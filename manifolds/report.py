@@ -62,6 +62,9 @@ def _trend_rows(results: dict) -> list[dict]:
             line = " -> ".join(f"{k}: {_fmt(p['value'])}±{_fmt(p['error'])}" for k, p in pts.items())
             value = f"{line}; change {t['delta']:+.2f} ± {_fmt(t['error'])} ({_fmt(t['z'])} sigma)"
         verdict = "holds" if t["holds"] else ("opposite to the paper" if t["opposite"] else "not resolved")
+        alt = results.get("trends_probability_fit", {}).get(name)
+        if alt:
+            value += f"; probability fit: change {alt['delta']:+.2f} ± {_fmt(alt['error'])} ({_fmt(alt['z'])} sigma)"
         rows.append({"name": f"trend: {name} ({verdict})", "value": value, "paper": t["claim"], "ok": t["holds"]})
     return rows
 

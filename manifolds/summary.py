@@ -86,14 +86,19 @@ def spearman_with_error(a, b, num_boot: int = 200, seed: int = 0) -> tuple[float
     return rho, float(boots.std()) if boots.size > 1 else math.nan
 
 
-def trends(results: dict) -> dict[str, dict]:
+def trends(results: dict, fit: str | None = None) -> dict[str, dict]:
     """Every trend's change (see `trend_change`), plus robustness as Spearman(effective dimension, corrupted
-    accuracy) with its bootstrap error (paper: positive)."""
+    accuracy) with its bootstrap error (paper: positive). `fit="probability"`: the same trends with the released
+    probability fit (points that carry it; no robustness)."""
     out = {}
     for name, (key, sign, claim) in TRENDS.items():
         points = results.get(key) or {}
+        if fit is not None:
+            points = {k: p[fit] for k, p in points.items() if fit in p}
         if len(points) >= 2:
             out[name] = {**trend_change(points, sign), "claim": claim}
+    if fit is not None:
+        return out
     rob = results.get("robustness") or {}
     if len(rob) >= 3:
         eff = [r["effective_dimension"] for r in rob.values()]

@@ -43,7 +43,8 @@ def _point(est: Estimator, config, named: list[tuple[str, Any, Any]]) -> dict:
     """One trend point: d* (mean over variable classes) of each (name, log_prob, params), summarised over seeds."""
     classes = [int(c) for c in config.variable_classes]
     recs = [est.mean_over(name, lp, p, classes) for name, lp, p in named]
-    return summary.over_seeds([r["value"] for r in recs], converged=all(r["converged"] for r in recs))
+    out = summary.over_seeds([r["value"] for r in recs], converged=all(r["converged"] for r in recs))
+    return out | {"probability": summary.over_seeds([r["probability"] for r in recs], converged=None)}
 
 
 def over_training(est: Estimator, config, true: list[Model], steps_per_epoch: float) -> dict:
