@@ -59,8 +59,8 @@ MUTANTS = [
     ),
     Mutant(
         file="collapse/report.py",
-        old='"ok": bool(top["shown"][-1]),',
-        new='"ok": bool(top["shown"][0]),',
+        old='"ok": bool(top["shown"][-1]) and trained,',
+        new='"ok": bool(top["shown"][0]) and trained,',
         tests=(f"{T}::test_noise_report_passes_a_shown_trend_and_names_the_layer_where_it_is_only_partly_shown",),
         why="the control check reads the first layer instead of the mean of layers",
     ),
