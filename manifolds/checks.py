@@ -202,9 +202,15 @@ def max_per_call_from_memory(dmax: int, dim: int, fraction: float = 0.25, free: 
     """How many subspaces one compiled call may hold: `fraction` of the free memory over a subspace's footprint.
 
     A subspace holds its basis (dmax × D float32), its gradient through the basis and, for orthonormal bases, the
-    QR's workspace: about 4 · dmax · D · 4 bytes, plus a few D-vectors. Rounded down to a power of two, at least 1.
+    QR's workspace: about 4 · dmax · D · 4 bytes, plus a few D-vectors. Rounded down to a power of two, at least 1;
+    on several processes, process 0's value.
     """
     free = available_memory_bytes() if free is None else int(free)
     per = 16 * int(dmax) * int(dim) + 64 * int(dim) + 4096
     n = max(1, int(fraction * free) // per)
-    return 1 << (n.bit_length() - 1)
+    n = 1 << (n.bit_length() - 1)
+    if jax.process_count() > 1:  # every process must call the same compiled shapes: process 0's choice
+        from jax.experimental import multihost_utils
+
+        n = int(multihost_utils.broadcast_one_to_all(np.int64(n)))
+    return n
