@@ -480,7 +480,7 @@ def config_comments(path: str) -> tuple[str, dict[str, str]]:
             while ln >= 1 and lines[ln - 1].strip().startswith("#"):
                 above.insert(0, comments.get(ln, ""))
                 ln -= 1
-            comment = " ".join(above + text).strip()
+            comment = "; ".join(part for part in (" ".join(above).strip(), " ".join(text).strip()) if part)
             if comment and not fields.get(key):
                 fields[key] = comment
             fields.setdefault(key, "")

@@ -225,3 +225,33 @@ def test_cli_cache_is_written_and_can_be_moved(tmp_path):
     env[app.CACHE_ENV] = "off"
     out = run_cli("-c", _CACHE_SCRIPT, env=env)
     assert out.stdout.split()[-1] == "None"
+
+
+def test_config_comments_reads_inline_and_block_comments_in_file_order(tmp_path):
+    path = tmp_path / "cfg.py"
+    path.write_text(
+        '"""The doc."""\n'
+        "import ml_collections\n\n\n"
+        "def get_config(arg=None):\n"
+        "    c = ml_collections.ConfigDict()\n"
+        "    c.zeta = 1  # last letter, first field\n"
+        "    # two lines\n"
+        "    # above\n"
+        "    c.alpha = 2\n"
+        "    c.both = 3  # inline\n"
+        "    c.sub = ml_collections.ConfigDict()\n"
+        "    c.sub.x = '# not a comment'\n"
+        "    if arg == 'v':\n"
+        "        c.zeta = 5  # the variant's comment loses to the first\n"
+        "    return c\n"
+    )
+    doc, comments = app.config_comments(str(path))
+    assert doc == "The doc."
+    assert list(comments) == ["zeta", "alpha", "both", "sub", "sub.x"]
+    assert comments == {
+        "zeta": "last letter, first field",
+        "alpha": "two lines above",
+        "both": "inline",
+        "sub": "",
+        "sub.x": "",
+    }
