@@ -152,7 +152,8 @@ def test_smoke_run_end_to_end(tmp_path):
     _smoke_keys(res)
     assert set(res["d_star"]) == {"0", "1"} and set(res["d_star_boundary"]) == {"1", "2", "3"}
     assert list(res["d_star_by_epoch"]) == ["0", "10", "100"] and res["data_source"] == "sklearn:digits"
-    assert res["d_star_by_epoch"]["0"]["n"] + (res["d_star_by_epoch"]["0"]["per_seed"].count("nan")) == 2
+    assert len(res["d_star_by_epoch"]["0"]["per_seed"]) == 2 and "probability" in res["d_star_by_epoch"]["0"]
+    assert set(res["trends_probability_fit"]) <= set(res["trends"])
     figs = sorted(os.listdir(wd / "figures"))
     assert figs == [
         "d_star_boundaries.png",
