@@ -194,26 +194,40 @@ def _triu_mask(n: int) -> np.ndarray:
     return m
 
 
+_SPLIT_ABOVE = 768  # clusters larger than this compute only the lower half of S (two products, 3/4 of the work)
+
+
 def paper_rule_numpy(e_nxd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The paper rule for one ordered cluster, unpadded, on the host BLAS: (M, argmax, nn) as
     `paper_rule_single`.
 
-    S = E Eᵀ is one sgemm (E times a copy of E, so BLAS runs its general kernel rather than the slower
+    S = E Eᵀ by sgemm (E times a copy of E, so BLAS runs its general kernel rather than the slower
     symmetric rank-k update numpy picks for `E @ E.T`). Row j of the strictly *lower* triangle holds
     S[j, i] for i < j, so M[j] = max_{i<j} S[i, j] and its earliest maximiser are a row max and a row
     argmax over contiguous memory (S is symmetric: S[j, i] and S[i, j] are the same dot product); the
-    column maxima of the same triangle, max_{j>i} S[j, i], complete the nearest neighbour. No padding,
-    no compilation: the host engine of `dedup_clusters`."""
+    column maxima of the same triangle, max_{j>i} S[j, i], complete the nearest neighbour. Above
+    `_SPLIT_ABOVE` rows only the lower half is formed: rows [0, h) against columns [0, h), rows [h, n)
+    against all columns (3/4 of the products; each row's similarities still come from one product, so
+    exact duplicates still tie exactly). No padding, no compilation: the host engine of `dedup_clusters`."""
     e = np.ascontiguousarray(e_nxd, np.float32)
     n = e.shape[0]
     if n == 1:
         return np.full(1, NEG, np.float32), np.zeros(1, np.int32), np.full(1, NEG, np.float32)
-    s = e @ e.copy().T
-    np.putmask(s, _triu_mask(n), NEG)  # keep i < j only (row j, column i)
-    arg = s.argmax(axis=1)
-    colmax = s[np.arange(n), arg]
-    nn = np.maximum(colmax, s.max(axis=0))
-    return colmax.astype(np.float32), arg.astype(np.int32), nn.astype(np.float32)
+    et = e.copy()
+    h = n // 2 if n > _SPLIT_ABOVE else n
+    colmax = np.empty(n, np.float32)
+    arg = np.empty(n, np.int64)
+    below = np.full(n, NEG, np.float32)  # max_{j>i} S[j, i]: column maxima of the lower triangle
+    for a, b in ((0, h), (h, n)):
+        if a == b:
+            continue
+        s = e[a:b] @ et[:b].T  # rows a..b against columns 0..b
+        np.putmask(s[:, a:b], _triu_mask(b - a), NEG)  # keep column i < row j only
+        arg[a:b] = s.argmax(axis=1)
+        colmax[a:b] = s[np.arange(b - a), arg[a:b]]
+        np.maximum(below[:b], s.max(axis=0), out=below[:b])
+    nn = np.maximum(colmax, below)
+    return colmax, arg.astype(np.int32), nn.astype(np.float32)
 
 
 def host_workers() -> int:
@@ -254,6 +268,26 @@ def host_imap(fn, items: Sequence, window: int = 4):
                     futs.append(ex.submit(fn, items[i + ahead]))
                 yield futs[i].result()
                 futs[i] = None
+
+
+def first_copy(e_nxd: np.ndarray) -> np.ndarray:
+    """For each row, the first row with exactly the same values (itself when it has no earlier copy).
+
+    A float32 product need not give identical columns identical results (measured: single-threaded OpenBLAS
+    sgemm put two exact copies 1 ulp apart in one product), so the argmax over earlier items can name a later
+    copy of the earliest maximiser; mapping the partner to its first copy restores the released tie rule
+    ("the earliest most similar earlier item") for exact duplicates."""
+    e = np.ascontiguousarray(e_nxd)
+    if e.shape[0] < 2:
+        return np.arange(e.shape[0])
+    keys = e.view(np.dtype((np.void, e.dtype.itemsize * e.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return first[inverse.ravel()]
+
+
+def _paper_rule_host(e_nxd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    colmax, arg, nn = paper_rule_numpy(e_nxd)
+    return colmax, first_copy(e_nxd)[arg].astype(np.int32), nn
 
 
 ENGINES = ("auto", "host", "compiled")
@@ -350,13 +384,13 @@ def dedup_clusters(
             for k, ci in enumerate(chunk):
                 m = clusters[ci].shape[0]
                 rem = removed[k, :, :m].T.copy()
-                par = np.where(rem, partner[k, :, :m].T, -1).astype(np.int64)
+                par = np.where(rem, first_copy(clusters[ci])[partner[k, :, :m].T], -1).astype(np.int64)
                 ps = np.where(rem, psim[k, :, :m].T, np.nan).astype(np.float32)
                 out[ci] = {"removed": rem, "partner": par, "partner_sim": ps, "nn_sim": nn[k, :m]}
                 assert rem.shape == (m, num_e)
     thr = np.asarray([1.0 - float(x) for x in eps], np.float32)
     for ci, (colmax, colarg, nn) in zip(
-        on_host, host_map(paper_rule_numpy, [clusters[i] for i in on_host]), strict=True
+        on_host, host_map(_paper_rule_host, [clusters[i] for i in on_host]), strict=True
     ):
         rem = colmax[:, None] > thr[None, :]
         par = np.where(rem, colarg[:, None], -1).astype(np.int64)

@@ -92,3 +92,35 @@ def test_keep_orders_as_released():
     assert pipeline.keep_order(pos, sims, "easy", 0, 0, "lowest_id").tolist() == [0, 2, 1, 3]
     with pytest.raises(ValueError, match="tie_break"):
         pipeline.keep_order(pos, sims, "hard", 0, 0, "first")
+
+
+@pytest.mark.parametrize("keep", ["hard", "easy"])
+def test_ties_in_a_cluster_large_enough_for_the_split_product(keep, monkeypatch):
+    """Above 768 items the host engine forms only the lower half of S in two products; exact duplicates on
+    both sides of the split still tie exactly: the same removals as the released rule's transcription, and the
+    same M, partners and nearest neighbours as one full product."""
+    rng = np.random.default_rng(23 if keep == "hard" else 24)
+    e, sims, _ = _tied_cluster(rng, n_base=300)
+    n = e.shape[0]
+    assert n > semdedup._SPLIT_ABOVE
+    rows = np.arange(n)
+    order = pipeline.keep_order(rows, sims, keep, seed=0, cluster=0)
+    ordered = e[order]
+    (split,) = semdedup.dedup_clusters([ordered], EPS, "paper", engine="host")
+    e_by_row = dict(zip(rows.tolist(), e, strict=True))
+    for k, x in enumerate(EPS):
+        ours = set(order[split["removed"][:, k]].tolist())
+        assert ours == _released_removed_rows(rows, np.float32(1) - sims, e_by_row, keep, x), x
+    # the partner of every removal is the earliest of its exact copies (a product may put copies 1 ulp apart)
+    first = {}
+    for pos, r in enumerate(ordered):
+        first.setdefault(r.tobytes(), pos)
+    for j, k in zip(*np.nonzero(split["removed"]), strict=True):
+        p = split["partner"][j, k]
+        assert first[ordered[p].tobytes()] == p, (j, p)
+    monkeypatch.setattr(semdedup, "_SPLIT_ABOVE", 10**9)
+    (full,) = semdedup.dedup_clusters([ordered], EPS, "paper", engine="host")
+    for key in ("removed", "partner"):
+        np.testing.assert_array_equal(split[key], full[key])
+    np.testing.assert_allclose(split["partner_sim"], full["partner_sim"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(split["nn_sim"], full["nn_sim"], rtol=0, atol=1e-6)

@@ -37,6 +37,13 @@ MUTANTS = [
         why="host rule: the diagonal left in the triangle (every item is its own duplicate)",
     ),
     Mutant(
+        file="dedup/semdedup.py",
+        old="return colmax, first_copy(e_nxd)[arg].astype(np.int32), nn",
+        new="return colmax, arg.astype(np.int32), nn",
+        tests=(T + "test_ties.py::test_ties_in_a_cluster_large_enough_for_the_split_product",),
+        why="host rule: the partner not mapped to the earliest exact copy (a product's last-bit noise decides)",
+    ),
+    Mutant(
         file="dedup/pipeline.py",
         old='hard = pos[np.argsort(-dist, kind="stable")]',
         new='hard = pos[np.argsort(dist, kind="stable")]',
