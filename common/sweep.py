@@ -394,11 +394,35 @@ def sweep(train: Callable, keys: jax.Array, hparams: dict[str, Any]) -> Any:
     return to_numpy(vmapped(train)(keys, {k: np.asarray(v) for k, v in hparams.items()}), n_runs)
 
 
+_SYNC_TIMEOUT_MS = 60 * 60 * 1000
+_syncs = itertools.count()
+
+
+def _wait_for_other_processes(tree: Any) -> None:
+    """Before an all-gather, every process waits at a coordination-service barrier (no collective, long timeout).
+
+    The first collective on a set of devices sets up its CPU (gloo) context with a fixed 30 s deadline; a process
+    still compiling or restoring a checkpoint for longer (a loaded machine, a cold compilation cache) would make the
+    others fail. The barrier lets them wait instead. No-op on one process or when every leaf is addressable.
+    """
+    if jax.process_count() == 1:
+        return
+    if all(not isinstance(x, jax.Array) or x.is_fully_addressable for x in jax.tree.leaves(tree)):
+        return
+    from jax._src import distributed
+
+    client = distributed.global_state.client
+    if client is not None:
+        client.wait_at_barrier(f"common.sweep.to_numpy/{next(_syncs)}", _SYNC_TIMEOUT_MS)
+
+
 def to_numpy(tree: Any, n_runs: int | None = None) -> Any:
     """Brings sweep outputs to host numpy on every process (all-gathering across hosts), keeping the first `n_runs`.
 
-    Typed PRNG keys come back as their raw key data.
+    Typed PRNG keys come back as their raw key data. On several processes every process must call it with the same
+    tree (it is collective).
     """
+    _wait_for_other_processes(tree)
 
     def leaf(x):
         if _is_key(x):
