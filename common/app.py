@@ -287,7 +287,8 @@ def execute(experiment: Any, config: ConfigDict, workdir: str) -> dict:
         logging.info("finished run found in %s; not redone (pass --config.overwrite=True to redo)", workdir)
         return _without_provenance(metrics.read_json(results_path))
 
-    check_workdir(workdir, flag="")
+    if is_writer():  # only process 0 writes into the workdir
+        check_workdir(workdir, flag="")
     created = not os.path.exists(workdir)
     _barrier("workdir checked")  # every process has looked before process 0 creates anything
     writer = is_writer()
