@@ -298,7 +298,7 @@ def fig4_noise_scale(path: str, ns: dict) -> None:
                 ms=5,
                 capsize=3,
                 color="C0",
-                label=f"SGD ({len(sgd[0])} seeds)",
+                label=f"SGD ({_seeds(len(sgd[0]))})",
             )
             ax.errorbar(
                 x * 1.04,
@@ -310,7 +310,7 @@ def fig4_noise_scale(path: str, ns: dict) -> None:
                 mfc="none",
                 ls="--",
                 color="C3",
-                label=f"full-batch GD, same lr ({len(gd[0])} seeds)",
+                label=f"full-batch GD, same lr ({_seeds(len(gd[0]))})",
             )
             for p, xv in zip(pts, x, strict=True):
                 ax.annotate(f"{varied} {p[varied]:g}", (xv, 0.02), fontsize=6, ha="center", rotation=90)
@@ -319,12 +319,16 @@ def fig4_noise_scale(path: str, ns: dict) -> None:
             ax.set_title(f"{title}: {name}", fontsize=9)
             ax.set_xlabel("noise scale lr / batch")
         axes[i, 0].set_ylabel("fraction of independent neurons")
-        axes[i, 0].legend(fontsize=7, loc="lower left")
+        axes[i, 0].legend(fontsize=7, loc="center left")
     fig.suptitle(
         f"after {ns['num_steps']} steps (SGD and GD alike), weight decay {ns['weight_decay']:g}; error bars: seed sd",
         fontsize=9,
     )
     plotting.save(fig, path)
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("s" if n != 1 else "")
 
 
 def _sd(v: np.ndarray) -> float:
