@@ -4,19 +4,21 @@
     python -m collapse.main --config=collapse/configs/default.py:smoke   # seconds of compute; tests
     python -m collapse.main --config=collapse/configs/default.py:cnn     # plus the digits CNN and its control
 
-default: MLP 64-256-256-10 (GELU) on scikit-learn digits, SGD momentum 0.9, batch 32, 20k steps, weight decay
-5e-4; one vmapped, checkpointed sweep of 18 distinct runs (lr 0.02/0.05/0.1/0.2, label noise 0.1/0.2, weight
-decay 0, lr 0.2 for 0/5k/10k/15k steps then 0.02; 2 seeds) with the independent / vanishing / merged fractions and
-test accuracy at every 5k-step checkpoint; batch sizes 8 and 64 (one vmapped group each); beside them the
-noise-free control, full-batch GD on the same expected loss (label noise as soft targets) with each setting's lr
-schedule and weight decay for 5k steps;
+default: MLP 64-256-256-10 (GELU) on scikit-learn digits, SGD momentum 0.9. First the noise-scale sweep (Fig. 4 as
+noise): weight decay 5e-4, 5k steps, an lr axis (lr 0.025 / 0.05 / 0.1 at batch 8) and a batch axis (batch
+64 / 32 / 16 / 8 at lr 0.1), 3 seeds per point, each point beside full-batch GD on the same loss at the same lr for
+the same 5k steps (one compiled group per batch size, one for the controls). Then the weight-decay sweep at batch
+32, 20k steps, 2 seeds: lr 0.05, label noise 0.1 / 0.2, weight decay 0, lr 0.2 for 0/5k/10k/15k steps then 0.02,
+with the independent / vanishing / merged fractions and test accuracy at every 5k-step checkpoint, beside the
+noise-free control, full-batch GD on the same expected loss (label noise as soft targets) for 5k steps;
 local attractivity (exit problem) of the quartic well (2000 paths per zeta, dt 0.0025 and 0.01) with its
 finite-time curves at T = 25-200, the single-neuron SDE, a vanishing hidden neuron (SGD, rest frozen and
 all trained, Lyapunov exponents) and an identical pair (the released merging toy); the 64-mode linear
 teacher-student at sigma = 0, 5, 10, 15, 20 (4 seeds). The CNN is in the ``cnn`` variant.
-Expected: see collapse/README.md ("Measured here") for the runtime and the numbers; the report checks local
-attractivity predicted vs measured (2-10 %), that label-noise SGD collapses more than GD on the same expected loss,
-and that minibatch SGD collapses at least as much as its GD control.
+Expected: see collapse/README.md ("Measured here") for the numbers; the report checks local attractivity predicted
+vs measured (2-10 %), that collapse grows with lr / batch along both axes and exceeds its full-batch control beyond
+the seed spread (measured: in fc2 only; see the README), that label-noise SGD collapses more than GD on the same
+expected loss, and that minibatch SGD collapses at least as much as its GD control.
 smoke: every part at toy size, a few seconds of compute (plus compilation); its label-noise setting (lr 0.4,
 batch 8, label noise 0.3, weight decay 1e-3) collapses fc1 within 200 steps while its GD control does not (but the
 noisy run's accuracy is near chance at that length: a test of the machinery, not of the benefit).
