@@ -169,6 +169,7 @@ def test_smoke_run_end_to_end(tmp_path):
         "merged_fraction",
         "test_acc",
         "gd_control",
+        "noise_scale",
         "teacher_student",
         "large_lr",
         "large_lr_fixed_budget",
@@ -197,6 +198,7 @@ def test_smoke_run_end_to_end(tmp_path):
         "fig1_quartic",
         "attractivity",
         "fig3_merging",
+        "fig4_noise_scale",
         "fig4_independent_fraction",
         "fig4_independent_fraction_over_training",
         "fig5_teacher_student",
@@ -205,6 +207,10 @@ def test_smoke_run_end_to_end(tmp_path):
         assert os.path.exists(os.path.join(workdir, "figures", f"{name}.png"))
     rows = experiment.report(res)
     assert any("SGD vs full-batch GD" in r["name"] and r["ok"] for r in rows)
+    ns = res["noise_scale"]
+    assert [p["batch"] for p in ns["batch_axis"]["points"]] == [32, 8]  # increasing lr / B
+    assert len(ns["lr_axis"]["points"][0]["sgd"]) == 2 and len(ns["lr_axis"]["points"][0]["gd"]) == 1
+    assert sum("noise scale" in r["name"] for r in rows) == 4
 
 
 @pytest.mark.slow  # 20-60 s on 2 cores; make test-all runs it
