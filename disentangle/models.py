@@ -7,7 +7,8 @@ activities (the layers Eq. 2's activity and nonnegativity terms act on); `weight
 for the weight-energy term.
 
 Kinds (`ModelConfig.kind`):
-  - "supervised": x -> hidden layers (constrained) -> linear readout y_hat; the last hidden layer is the code.
+  - "supervised": x -> ReLU layers (`hidden`, none by default) -> the code layer (constrained) -> linear readout
+    y_hat.
   - "linear_ae": x -> z = W_e x + b_e (constrained code) -> x_hat = W_d z + b_d.
   - "deep_ae": x -> ReLU MLP -> z (constrained code) -> ReLU MLP -> x_hat.
   - "vae": images -> ReLU MLP -> (mu, log sigma^2); the posterior mean goes through the constrained activation
@@ -99,13 +100,9 @@ def apply(
     """
     gate = hp["relu"]
     if cfg.kind == "supervised":
-        acts = []
-        h = x
-        for layer in params["enc"]:
-            h = constrained(h @ layer["w"] + layer["b"], gate)
-            acts.append(h)
+        h = constrained(_forward(params["enc"], x, jax.nn.relu), gate)
         out = h @ params["dec"][0]["w"] + params["dec"][0]["b"]
-        return {"out": out, "code": h, "constrained": acts}
+        return {"out": out, "code": h, "constrained": [h]}
     if cfg.kind in ("linear_ae", "deep_ae"):
         z = constrained(_forward(params["enc"], x, jax.nn.relu), gate)
         out = _forward(params["dec"], z, jax.nn.relu)

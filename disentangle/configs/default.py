@@ -64,7 +64,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     sup = dict(input_dim=6, output_dim=6, code_dim=24, batch_size=128, lr=3e-3, beta_nonneg=2.0, beta_activity=1e-3,
                beta_weight=1e-4, beta_l1=1e-3)  # fmt: skip
     c.supervised = _task(**sup)
-    c.supervised_cubic = _task(**sup)  # x <- 4 x^3 (the paper's nonlinear supervised task)
+    c.supervised_cubic = _task(**{**sup, "hidden": (64,)})  # x <- 4 x^3: a ReLU layer to undo the cubic
 
     c.correlated = ml_collections.ConfigDict()
     c.correlated.rhos = (0.0, 0.3, 0.6, 0.9)  # correlation of every factor pair, full support (tasks.sample_factors)

@@ -35,6 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                num_steps=100_000, chunk_steps=10_000)  # fmt: skip
     c.supervised.update(sup)
     c.supervised_cubic.update(sup)
+    c.supervised_cubic.hidden = (188,)  # a ReLU layer before the code, to undo the cubic
     c.correlated.rhos = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9)
     c.vae.dataset = "dsprites"
     c.vae.image_size = 64
