@@ -384,7 +384,10 @@ def dedup_clusters(
             for k, ci in enumerate(chunk):
                 m = clusters[ci].shape[0]
                 rem = removed[k, :, :m].T.copy()
-                par = np.where(rem, first_copy(clusters[ci])[partner[k, :, :m].T], -1).astype(np.int64)
+                pk = partner[k, :, :m].T
+                if rule == "paper":  # greedy names a kept item, which an earlier exact copy is not
+                    pk = first_copy(clusters[ci])[pk]
+                par = np.where(rem, pk, -1).astype(np.int64)
                 ps = np.where(rem, psim[k, :, :m].T, np.nan).astype(np.float32)
                 out[ci] = {"removed": rem, "partner": par, "partner_sim": ps, "nn_sim": nn[k, :m]}
                 assert rem.shape == (m, num_e)
