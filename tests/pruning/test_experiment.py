@@ -112,7 +112,7 @@ def test_summaries_on_known_histories():
     res["max_prune_fraction"] = {}
     rows = {r["name"]: r for r in experiment.report(res)}
     agree = next(r for n, r in rows.items() if n.startswith("levels where"))
-    assert agree["value"] == pytest.approx(10 / 12) and agree["ok"]
+    assert agree["value"] == pytest.approx(10 / 12, abs=1e-3) and agree["ok"]
     deeper = next(r for n, r in rows.items() if n.startswith("lowest matching density, k = 0"))
     assert deeper["ok"] is True
     rand = next(r for n, r in rows.items() if n.startswith("random_pruning"))

@@ -30,8 +30,10 @@ def _data():
 
 
 def _hp(name="imp"):
-    runs = imp.make_runs([0], [name], lr=0.05, weight_decay=1e-3, fraction=0.2, rewind_step=K)
-    return {k: jnp.asarray(v[0]) for k, v in imp.hparams(runs).items()}
+    """One run's traced values (a companion's as it runs beside its imp parent)."""
+    names = ["imp"] if name == "imp" else ["imp", name]
+    runs = imp.make_runs([0], names, lr=0.05, weight_decay=1e-3, fraction=0.2, rewind_step=K)
+    return {k: jnp.asarray(v[names.index(name)]) for k, v in imp.hparams(runs).items()}
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
@@ -155,15 +157,15 @@ def test_batchnorm_statistics_are_saved_at_k_and_rewound_with_the_weights():
 
 
 def test_reinit_and_retrain_final_start_where_they_should():
-    """random_reinit: a fresh draw, trained from step 0; retrain_final: the level's own solution, from step k."""
+    """random_reinit: a fresh draw under the mask; retrain_final: the level's own solution; both from step k."""
     for name in ("random_reinit", "retrain_final"):
         d, hp, solved = _level0(MLP_SETUP, name)
         started = _next_level(MLP_SETUP, solved, hp, d, jnp.int32(1))
         m = masks.get_masks(started["opt"])
         held, _ = _train(MLP_SETUP, started, hp, d, jnp.int32(1), K)
+        assert _leaves_equal(held["params"], started["params"])  # open_lth: both branches start at step k
         if name == "retrain_final":
             assert _leaves_equal(started["params"], masks.apply_masks(solved["params"], m))
-            assert _leaves_equal(held["params"], started["params"])
         else:
             assert not _leaves_equal(started["params"], masks.apply_masks(solved["w_rewind"], m))
-            assert not _leaves_equal(held["params"], started["params"])  # re-init trains from step 0
+            assert _leaves_equal(started["params"], masks.apply_masks(started["params"], m))
