@@ -9,7 +9,7 @@ unconstrained features (K = 4, 5 per class, d = 6, 16k steps), an MLP (64) with 
 (10 per class, d = 18, 20k steps) and the same MLP without normalisation as the control, 3 seeds each; (e) Cover's
 C(P, 10) from 150 draws per P, the Hebb / max-margin / Gibbs / Bayes teacher-student errors at N = 100 (16 draws
 per α), and the soft committee machine (K = M = 2, N = 500, 6 seeds) against its ODEs. Step rule "sharpness" at
-0.2 (toys, nets) / 0.5 (neural collapse) of the stability limit (margin/train.py). Expected results and runtime:
+0.2 (toys) / 0.1 (nets) / 0.5 (neural collapse) of the stability limit (margin/train.py). Expected results and runtime:
 margin/README.md ("Measured here").
 smoke: the same pipeline at a few hundred steps and a handful of draws; checks only that everything runs.
 """
@@ -45,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.toy.init_scale = 0.1
     c.toy.program_starts = 4  # SLSQP starts of the non-convex program in the model's own parameters
 
-    c.nets = _training(3, 10000, 500, 20, lr=0.2)
+    c.nets = _training(3, 10000, 500, 20, lr=0.1)
     c.nets.loss = "exp"
     c.nets.hidden = 16
     c.nets.num_train = 200
