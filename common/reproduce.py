@@ -33,8 +33,11 @@ def runtimes() -> dict[str, dict]:
     return metrics.read_json(RUNTIMES)["packages"]
 
 
-def runtime_text(entry: dict) -> str:
-    """How the README's package table states a measured runtime: '9.2 min (quiet)', '2.9 min at load 13-14'."""
+def runtime_text(entry: dict | None) -> str:
+    """How the README's package table states a measured runtime: '9.2 min (quiet)', '2.9 min at load 13-14', or
+    'not measured' (None: the current default config has not been timed)."""
+    if entry is None:
+        return "not measured"
     minutes = f"{entry['wall_seconds'] / 60:.1f} min"
     return f"{minutes} (quiet)" if entry["load"].startswith("quiet") else f"{minutes} at load {entry['load']}"
 

@@ -20,8 +20,12 @@ def _read(*parts):
 def test_runtimes_file_has_every_package_with_date_machine_and_load():
     table = reproduce.runtimes()
     assert set(table) == set(reproduce.PACKAGES)
+    assert reproduce.runtime_text(None) == "not measured"
     for pkg, entry in table.items():
         d = entry["default"]
+        if d is None:  # not timed for the current default: the file says why
+            assert entry["note"], pkg
+            continue
         assert d["wall_seconds"] > 0 and re.fullmatch(r"\d{4}-\d{2}-\d{2}", d["date"]), pkg
         assert d["machine"] and d["load"], pkg
 
@@ -65,6 +69,8 @@ def _minutes_seconds(seconds: int) -> str:
 
 def test_each_package_readme_states_the_measurement_in_the_file():
     for pkg, entry in reproduce.runtimes().items():
+        if entry["default"] is None:
+            continue
         wall = entry["default"]["wall_seconds"]
         text = " ".join(_read(pkg, "README.md").split())
         stated = (_minutes_seconds(wall), f"{wall} s", f"{wall:,} s")
