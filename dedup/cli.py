@@ -419,18 +419,8 @@ class _DropRemovedPaths:
         return not any(w in msg for w in self.work)
 
 
-def run(argv: list[str] | None = None) -> dict:
-    """Parses argv, runs the pipeline and writes the outputs; returns the summary. Raises InputError."""
-    from absl import logging
-
-    from common import app, metrics
-    from dedup import experiment, pipeline
-
-    a = _parser().parse_args(argv)
-    logging.set_verbosity(logging.INFO if a.verbose else logging.WARNING)
-    eps = _parse_eps(a.eps)
-    out = a.out
-    work = os.path.join(out, WORK)
+def _check_out(out: str, work: str) -> None:
+    """--out must be a directory that is new, empty, or holds an earlier semdedup run."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out: {out} exists and is not a directory")
     if (
@@ -440,6 +430,111 @@ def run(argv: list[str] | None = None) -> dict:
         and not os.path.isfile(os.path.join(out, "summary.json"))
     ):
         raise InputError(f"--out: {out} exists, is not empty and holds no earlier semdedup run")
+
+
+def _start_work(a, eps, prep: dict, work: str):
+    """Writes the run's identity and inputs into the work folder; returns the experiment config."""
+    from common import metrics
+
+    os.makedirs(work, exist_ok=True)
+    metrics.atomic_write_json(
+        os.path.join(work, IDENTITY),
+        {
+            "input": os.path.abspath(prep["path"]),
+            "input_stat": _input_stat(prep["path"]),
+            "run_parameters": _run_parameters(a, eps),
+        },
+    )
+    cfg = _config(a, eps, prep, work)
+    if prep["kind"] == "parquet" and not os.path.exists(cfg.embeddings):
+        metrics.atomic_save_npy(cfg.embeddings, prep["x"])
+    if cfg.id_rank:
+        rank = np.empty(prep["n"], np.int64)
+        rank[np.argsort(prep["ids"], kind="stable")] = np.arange(prep["n"])
+        metrics.atomic_save_npy(cfg.id_rank, rank)
+    prep["x"] = None
+    cfg.overwrite = False
+    return cfg
+
+
+def _write_outputs(out: str, work: str, eps, prep: dict, r: dict) -> tuple[dict, dict]:
+    """Each ε's kept and removed ids in the user's ids under --out; returns (per-ε counts, excluded user ids)."""
+    from dedup import pipeline
+
+    uid = prep["ids"]
+
+    def to_user(rows: np.ndarray) -> np.ndarray:
+        return rows.astype(np.int64) if uid is None else uid[rows]
+
+    summary_eps = {}
+    for e in eps:
+        name = pipeline.eps_name(e)
+        src = os.path.join(work, "run", name)
+        kept = np.load(os.path.join(src, "kept_ids.npy"))
+        rem = np.load(os.path.join(src, "removed_ids.npy"))
+        dup = np.load(os.path.join(src, "duplicate_of.npy"))
+        sim = np.load(os.path.join(src, "similarity.npy"))
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        _write_ids(d, "kept_ids", {"id": to_user(kept)})
+        _write_ids(d, "removed_ids", {"id": to_user(rem), "duplicate_of": to_user(dup), "similarity": sim})
+        summary_eps[name[4:]] = {
+            "kept": int(kept.size),
+            "removed": int(rem.size),
+            "kept_fraction": kept.size / r["n_items"],
+        }
+    excluded = {
+        k: [v.item() if hasattr(v, "item") else v for v in to_user(np.asarray(ids, np.int64))]
+        for k, ids in r.get("excluded_ids", {}).items()
+    }
+    return summary_eps, excluded
+
+
+def _summary(a, eps, prep: dict, cfg, r: dict, summary_eps: dict, excluded: dict, out: str, t0: float) -> dict:
+    return {
+        "input": os.path.abspath(prep["path"]),
+        "format": prep["kind"],
+        "ids": prep["ids_source"],
+        "n_rows": r["n_total"],
+        "n_items": r["n_items"],
+        "excluded": r.get("excluded", {}),
+        "excluded_ids": excluded,
+        "n_clusters": r["n_clusters"],
+        "kmeans_iterations": r["kmeans_iterations"],
+        "eps": summary_eps,
+        "timings": {**r.get("stage_seconds", {}), "total": round(time.time() - t0, 2)},
+        "peak_rss_mb": r.get("peak_rss_mb"),
+        "parameters": {
+            "eps": eps,
+            "keep": a.keep,
+            "tie_break": a.tie_break,
+            "clusters": int(a.clusters),
+            "seed": int(a.seed),
+            "kmeans_iterations_max": int(a.iterations),
+            "kmeans_sample_size": int(cfg.kmeans.sample_size),
+            "rule": cfg.rule,
+            "column": a.column if prep["kind"] == "parquet" else None,
+            "text_field": a.text_field if prep["kind"] == "jsonl" else None,
+        },
+        "input_stat": _input_stat(prep["path"]),
+        "run_parameters": _run_parameters(a, eps),
+        "outputs": os.path.abspath(out),
+    }
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parses argv, runs the pipeline and writes the outputs; returns the summary. Raises InputError."""
+    from absl import logging
+
+    from common import app, metrics
+    from dedup import experiment
+
+    a = _parser().parse_args(argv)
+    logging.set_verbosity(logging.INFO if a.verbose else logging.WARNING)
+    eps = _parse_eps(a.eps)
+    out = a.out
+    work = os.path.join(out, WORK)
+    _check_out(out, work)
     t0 = time.time()
     prep = _prepare(a, eps)
     clear = _check_previous(out, a, eps)
@@ -452,85 +547,13 @@ def run(argv: list[str] | None = None) -> dict:
     try:
         if clear:
             _clear_previous(out)
-        os.makedirs(work, exist_ok=True)
-        metrics.atomic_write_json(
-            os.path.join(work, IDENTITY),
-            {
-                "input": os.path.abspath(prep["path"]),
-                "input_stat": _input_stat(prep["path"]),
-                "run_parameters": _run_parameters(a, eps),
-            },
-        )
-        cfg = _config(a, eps, prep, work)
-        if prep["kind"] == "parquet" and not os.path.exists(cfg.embeddings):
-            metrics.atomic_save_npy(cfg.embeddings, prep["x"])
-        if cfg.id_rank:
-            rank = np.empty(prep["n"], np.int64)
-            rank[np.argsort(prep["ids"], kind="stable")] = np.arange(prep["n"])
-            metrics.atomic_save_npy(cfg.id_rank, rank)
-        prep["x"] = None
-        cfg.overwrite = False
+        cfg = _start_work(a, eps, prep, work)
         try:
             r = app.execute(experiment, cfg, os.path.join(work, "run"))
-        except app.ConfigError as e:
+        except (app.ConfigError, app.UserError) as e:
             raise InputError(str(e)) from None
-        except app.UserError as e:
-            raise InputError(str(e)) from None
-        uid = prep["ids"]
-
-        def to_user(rows: np.ndarray) -> np.ndarray:
-            return rows.astype(np.int64) if uid is None else uid[rows]
-
-        summary_eps = {}
-        for e in eps:
-            name = pipeline.eps_name(e)
-            src = os.path.join(work, "run", name)
-            kept = np.load(os.path.join(src, "kept_ids.npy"))
-            rem = np.load(os.path.join(src, "removed_ids.npy"))
-            dup = np.load(os.path.join(src, "duplicate_of.npy"))
-            sim = np.load(os.path.join(src, "similarity.npy"))
-            d = os.path.join(out, name)
-            os.makedirs(d, exist_ok=True)
-            _write_ids(d, "kept_ids", {"id": to_user(kept)})
-            _write_ids(d, "removed_ids", {"id": to_user(rem), "duplicate_of": to_user(dup), "similarity": sim})
-            summary_eps[name[4:]] = {
-                "kept": int(kept.size),
-                "removed": int(rem.size),
-                "kept_fraction": kept.size / r["n_items"],
-            }
-        excluded = {
-            k: [v.item() if hasattr(v, "item") else v for v in to_user(np.asarray(ids, np.int64))]
-            for k, ids in r.get("excluded_ids", {}).items()
-        }
-        summary = {
-            "input": os.path.abspath(prep["path"]),
-            "format": prep["kind"],
-            "ids": prep["ids_source"],
-            "n_rows": r["n_total"],
-            "n_items": r["n_items"],
-            "excluded": r.get("excluded", {}),
-            "excluded_ids": excluded,
-            "n_clusters": r["n_clusters"],
-            "kmeans_iterations": r["kmeans_iterations"],
-            "eps": summary_eps,
-            "timings": {**r.get("stage_seconds", {}), "total": round(time.time() - t0, 2)},
-            "peak_rss_mb": r.get("peak_rss_mb"),
-            "parameters": {
-                "eps": eps,
-                "keep": a.keep,
-                "tie_break": a.tie_break,
-                "clusters": int(a.clusters),
-                "seed": int(a.seed),
-                "kmeans_iterations_max": int(a.iterations),
-                "kmeans_sample_size": int(cfg.kmeans.sample_size),
-                "rule": cfg.rule,
-                "column": a.column if prep["kind"] == "parquet" else None,
-                "text_field": a.text_field if prep["kind"] == "jsonl" else None,
-            },
-        }
-        summary["input_stat"] = _input_stat(prep["path"])
-        summary["run_parameters"] = _run_parameters(a, eps)
-        summary["outputs"] = os.path.abspath(out)
+        summary_eps, excluded = _write_outputs(out, work, eps, prep, r)
+        summary = _summary(a, eps, prep, cfg, r, summary_eps, excluded, out, t0)
         metrics.atomic_write_json(os.path.join(out, "summary.json"), summary)
     except InputError:  # bad input: nothing left behind (an interrupted run keeps DIR/_work and resumes)
         if created:
