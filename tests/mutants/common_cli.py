@@ -50,7 +50,7 @@ MUTANTS = [
         why="runtime cell rounded to whole minutes: the README no longer states the file's number",
     ),
     Mutant(
-        file="common/app.py",
+        file="common/config_help.py",
         old="            if comment and not fields.get(key):",
         new="            if comment:",
         tests=(C + "test_cli_ux.py::test_config_comments_reads_inline_and_block_comments_in_file_order",),
