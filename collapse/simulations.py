@@ -12,6 +12,7 @@ import ml_collections
 import numpy as np
 
 from collapse import attractivity as attr
+from collapse import exit_problems
 from collapse import teacher_student as ts
 
 _DT_GRID = (0.04, 0.02, 0.01, 0.005, 0.0025, 0.00125, 0.000625)
@@ -53,15 +54,15 @@ def _quartic(c: ml_collections.ConfigDict, keys) -> dict[str, Any]:
         "predicted": attr.critical_noise_1d(lambda t: attr.quartic_loss(t, c.mu), lambda t: t),
         "values": zetas,
         "dts": dts,
-        "predicted_discrete": [attr.em_critical_noise(c.mu, d) for d in dts],
-        "predicted_discrete_dt_grid": {f"{d:g}": attr.em_critical_noise(c.mu, d) for d in _DT_GRID},
+        "predicted_discrete": [exit_problems.em_critical_noise(c.mu, d) for d in dts],
+        "predicted_discrete_dt_grid": {f"{d:g}": exit_problems.em_critical_noise(c.mu, d) for d in _DT_GRID},
         "measured_by_dt": [],
         "collapse_probability_by_dt": [],
     }
     k = next(keys)
     for d in dts:
         r = _exit(
-            attr.quartic_exit_probability(
+            exit_problems.quartic_exit_probability(
                 k, zetas, mu=c.mu, num_seeds=c.num_seeds, dt=d, time=c.exit_time, r_in=r_in, r_out=r_out
             ),
             zetas,
@@ -72,7 +73,9 @@ def _quartic(c: ml_collections.ConfigDict, keys) -> dict[str, Any]:
             q.update(r)
     times = [float(t) for t in c.times]
     ft = np.asarray(
-        attr.quartic_collapse_over_time(next(keys), zetas, times, mu=c.mu, num_seeds=c.num_seeds, dt=c.dt, eps=c.eps)
+        exit_problems.quartic_collapse_over_time(
+            next(keys), zetas, times, mu=c.mu, num_seeds=c.num_seeds, dt=c.dt, eps=c.eps
+        )
     )
     q["finite_time"] = {
         "times": times,
@@ -89,11 +92,11 @@ def _single_neuron(config: ml_collections.ConfigDict, keys) -> dict[str, Any]:
     x, y = attr.single_neuron_data(config.seed)
     lin = attr.linearize(attr.single_neuron_output, jnp.asarray(x), jnp.asarray(y), 2)
     lrs = np.asarray(c.neuron_lrs, np.float64)
-    rate, _ = attr.single_neuron_linear_rates(x, y, 1.0, c.neuron_label_noise)
+    rate, _ = exit_problems.single_neuron_linear_rates(x, y, 1.0, c.neuron_label_noise)
     m2 = float(np.mean(x * x))
 
     def neuron_discrete(dt: float) -> float:  # s^2 = eta zeta^2 mean(x^2) at the map's own threshold
-        return attr.em_critical_noise(rate, dt) ** 2 / (c.neuron_label_noise**2 * m2)
+        return exit_problems.em_critical_noise(rate, dt) ** 2 / (c.neuron_label_noise**2 * m2)
 
     _, e_neuron = lin.most_unstable()
     sn: dict[str, Any] = {
@@ -106,7 +109,7 @@ def _single_neuron(config: ml_collections.ConfigDict, keys) -> dict[str, Any]:
     }
     sn.update(
         _exit(
-            attr.single_neuron_exit_probability(
+            exit_problems.single_neuron_exit_probability(
                 next(keys),
                 x,
                 y,
@@ -161,8 +164,12 @@ def _invariant_set(config: ml_collections.ConfigDict, name: str, keys) -> dict[s
     r_in_set = float(c.r_in) if problem.kind == "vanishing" else float(c.merge_r_in)
     kw = dict(num_seeds=c.hidden_num_seeds, num_steps=c.hidden_num_steps, r_in=r_in_set, r_out=r_out, direction=e)
     lyap_kw = dict(num_steps=c.hidden_num_steps, num_seeds=c.lyapunov_num_seeds)
-    lyap = np.asarray(attr.lyapunov_on_set(next(keys), problem, hlrs, zeta, batch, train_rest=False, **lyap_kw))
-    frozen = _exit(attr.hidden_neuron_exit(next(keys), problem, hlrs, zeta, batch, train_rest=False, **kw), hlrs)
+    lyap = np.asarray(
+        exit_problems.lyapunov_on_set(next(keys), problem, hlrs, zeta, batch, train_rest=False, **lyap_kw)
+    )
+    frozen = _exit(
+        exit_problems.hidden_neuron_exit(next(keys), problem, hlrs, zeta, batch, train_rest=False, **kw), hlrs
+    )
     r: dict[str, Any] = {
         "kind": problem.kind,
         "predicted": eta_c,
@@ -176,10 +183,12 @@ def _invariant_set(config: ml_collections.ConfigDict, name: str, keys) -> dict[s
         "r_in": r_in_set,
     }
     if name == "hidden_neuron":
-        moving = np.asarray(attr.lyapunov_on_set(next(keys), problem, hlrs, zeta, batch, train_rest=True, **lyap_kw))
+        moving = np.asarray(
+            exit_problems.lyapunov_on_set(next(keys), problem, hlrs, zeta, batch, train_rest=True, **lyap_kw)
+        )
         r["predicted_lyapunov_moving"] = attr.root(hlrs, moving)
         r["lyapunov_exponent_moving"] = moving
-        r.update(_exit(attr.hidden_neuron_exit(next(keys), problem, hlrs, zeta, batch, **kw), hlrs))
+        r.update(_exit(exit_problems.hidden_neuron_exit(next(keys), problem, hlrs, zeta, batch, **kw), hlrs))
         p_ft = np.asarray(
             attr.simulate_hidden_neuron_sgd(
                 next(keys), problem, hlrs, zeta, batch, num_seeds=c.hidden_num_seeds, num_steps=c.hidden_num_steps
@@ -252,11 +261,11 @@ def quartic_illustration(config: ml_collections.ConfigDict, key: jax.Array) -> d
     zetas = (round(0.8 * zc, 2), round(1.2 * zc, 2))
     theta = np.linspace(0.01, 3.0, 300)
     dens_z = (0.6, 1.0, 1.4)
-    dens = [attr.quartic_stationary_density(theta, z, c.mu) for z in dens_z]
+    dens = [exit_problems.quartic_stationary_density(theta, z, c.mu) for z in dens_z]
     return {
         "zetas": zetas,
         "dt": float(c.dt),
-        "paths": attr.quartic_trajectories(key, zetas, mu=c.mu, dt=c.dt, time=20.0),
+        "paths": exit_problems.quartic_trajectories(key, zetas, mu=c.mu, dt=c.dt, time=20.0),
         "density": {"theta": theta, "zetas": dens_z, "p": [p / np.trapezoid(p, theta) for p in dens]},
     }
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from collapse import attractivity as attr
+from collapse import exit_problems
 
 
 def test_quartic_critical_noise_is_sqrt_3():
@@ -107,8 +108,10 @@ def test_euler_maruyama_threshold_tends_to_the_sde_threshold():
     rng = np.random.default_rng(0)
     eps = rng.normal(size=2_000_000)
     for a, b in ((0.015, 0.17), (0.05, 0.6)):
-        assert attr.em_log_growth(a, b) == pytest.approx(np.mean(np.log(np.abs(1 + a + b * eps))), abs=2e-3 * b)
-    zs = [attr.em_critical_noise(1.5, dt) for dt in (0.04, 0.01, 0.0025, 0.000625)]
+        assert exit_problems.em_log_growth(a, b) == pytest.approx(
+            np.mean(np.log(np.abs(1 + a + b * eps))), abs=2e-3 * b
+        )
+    zs = [exit_problems.em_critical_noise(1.5, dt) for dt in (0.04, 0.01, 0.0025, 0.000625)]
     assert all(z0 < z1 < np.sqrt(3.0) for z0, z1 in zip(zs[:-1], zs[1:], strict=True))
     assert np.sqrt(3.0) - zs[-1] < 2e-3
     assert zs[1] == pytest.approx(1.7114, abs=5e-4)  # dt = 0.01
@@ -119,13 +122,13 @@ def test_quartic_exit_probability_matches_the_gamblers_ruin_closed_form():
     # Euler-Maruyama map's drift per step and variance zeta^2 dt per step.
     dt, r_in, r_out = 0.005, 1e-4, 1e-2
     zetas = np.array([1.4, 2.1])
-    r = attr.quartic_exit_probability(
+    r = exit_problems.quartic_exit_probability(
         jax.random.key(0), zetas, dt=dt, time=40.0, r_in=r_in, r_out=r_out, num_seeds=2000
     )
     assert float(np.max(r["undecided"])) < 0.01
     for z, p in zip(zetas, np.asarray(r["reach"]), strict=True):
-        drift = attr.em_log_growth(1.5 * dt, z * np.sqrt(dt)) / dt
-        want = attr.exit_probability_log_bm(drift, z**2, np.sqrt(r_in * r_out), r_in, r_out)
+        drift = exit_problems.em_log_growth(1.5 * dt, z * np.sqrt(dt)) / dt
+        want = exit_problems.exit_probability_log_bm(drift, z**2, np.sqrt(r_in * r_out), r_in, r_out)
         assert p == pytest.approx(want, abs=0.04)
 
 
@@ -135,7 +138,7 @@ def test_single_neuron_exit_matches_the_unstable_mode_closed_form():
     x, y = attr.single_neuron_data(0, n=16)
     dt, r_in, r_out = 0.02, 1e-4, 1e-2
     lrs = np.array([1.0, 3.0])
-    r = attr.single_neuron_exit_probability(
+    r = exit_problems.single_neuron_exit_probability(
         jax.random.key(1),
         x,
         y,
@@ -150,9 +153,9 @@ def test_single_neuron_exit_matches_the_unstable_mode_closed_form():
     )
     assert float(np.max(r["undecided"])) < 0.02
     for lr, p in zip(lrs, np.asarray(r["reach"]), strict=True):
-        c, s = attr.single_neuron_linear_rates(x, y, lr, 1.0)
-        drift = attr.em_log_growth(c * dt, s * np.sqrt(dt)) / dt
-        want = attr.exit_probability_log_bm(drift, s**2, np.sqrt(r_in * r_out), r_in, r_out)
+        c, s = exit_problems.single_neuron_linear_rates(x, y, lr, 1.0)
+        drift = exit_problems.em_log_growth(c * dt, s * np.sqrt(dt)) / dt
+        want = exit_problems.exit_probability_log_bm(drift, s**2, np.sqrt(r_in * r_out), r_in, r_out)
         assert p == pytest.approx(want, abs=0.05)
 
 
@@ -168,8 +171,8 @@ def test_single_neuron_sde_finite_time_matches_the_lognormal_law():
             jax.random.key(2), x, y, np.array([lr]), 1.0, num_seeds=2000, dt=dt, time=t, init_std=init, threshold=thr
         )[0]
     )
-    c, s = attr.single_neuron_linear_rates(x, y, lr, 1.0)
-    a = attr.em_log_growth(c * dt, s * np.sqrt(dt)) / dt
+    c, s = exit_problems.single_neuron_linear_rates(x, y, lr, 1.0)
+    a = exit_problems.em_log_growth(c * dt, s * np.sqrt(dt)) / dt
     u0 = np.abs(np.random.default_rng(0).normal(scale=init, size=200_000))
     want = np.mean(stats.norm.cdf((np.log(thr) - np.log(u0) - a * t) / (s * np.sqrt(t))))
     assert 0.2 < want < 0.8
@@ -193,7 +196,9 @@ def test_lyapunov_on_the_frozen_set_equals_the_linearised_map():
     lrs = lin.critical_lr(1.0, 4) * np.array([0.5, 1.5])
     a = np.asarray(attr.lyapunov_exponent(jax.random.key(4), lin, lrs, 1.0, 4, num_steps=1500, num_seeds=32))
     b = np.asarray(
-        attr.lyapunov_on_set(jax.random.key(5), prob, lrs, 1.0, 4, num_steps=1500, num_seeds=32, train_rest=False)
+        exit_problems.lyapunov_on_set(
+            jax.random.key(5), prob, lrs, 1.0, 4, num_steps=1500, num_seeds=32, train_rest=False
+        )
     )
     np.testing.assert_allclose(a, b, atol=4e-3)
     assert a[0] > 0 > a[1] and b[0] > 0 > b[1]

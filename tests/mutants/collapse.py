@@ -70,7 +70,7 @@ MUTANTS = [
         why="linearised SGD step with the wrong sign (gradient ascent)",
     ),
     Mutant(
-        file="collapse/attractivity.py",
+        file="collapse/exit_problems.py",
         old="k = -2.0 * drift / diffusion",
         new="k = -drift / diffusion",
         tests=(T + "test_attractivity.py::test_quartic_exit_probability_matches_the_gamblers_ruin_closed_form",),
