@@ -76,10 +76,16 @@ class Result:
     history: dict[str, np.ndarray]  # "step" [T] and each logged metric [T, R, ...]
     groups: list[Group]  # device-resident, for evaluation without a host round trip (`evaluate`)
 
-    def evaluate(self, fn: Callable, *, static: tuple = (), map_batch: int = 0) -> Any:
-        """`fn(*static, state, hp, shared)` for every run (vmapped per group); host numpy with leading axis R."""
+    def evaluate(self, fn: Callable, *, static: tuple = (), shared: Any = None, map_batch: int = 0) -> Any:
+        """`fn(*static, state, hp, shared)` for every run (vmapped per group); host numpy with leading axis R.
+
+        `shared` defaults to the training's shared inputs; pass other arrays (held-out data) to evaluate on them.
+        """
         ev = sweep.vmapped(fn, in_axes=(0, 0, None), static=static, map_batch=map_batch)
-        parts = [sweep.to_numpy(ev(g.state, g.hparams, g.shared), len(g.runs)) for g in self.groups]
+        parts = []
+        for g in self.groups:
+            data = g.shared if shared is None else sweep.put_shared(shared, len(g.runs))
+            parts.append(sweep.to_numpy(ev(g.state, g.hparams, data), len(g.runs)))
         return _concat(parts)
 
 

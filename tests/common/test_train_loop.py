@@ -151,6 +151,9 @@ def test_evaluate_on_device_groups():
     res = _train(lrs=(0.1, 0.2, 0.3), max_runs_per_call=2)
     out = res.evaluate(_dist)
     np.testing.assert_allclose(out, np.linalg.norm(res.state["w"] - W_STAR, axis=1), rtol=1e-5)
+    other = np.zeros(D, np.float32)  # other shared inputs: the distance to the origin
+    out = res.evaluate(_dist, shared=(A, other))
+    np.testing.assert_allclose(out, np.linalg.norm(res.state["w"], axis=1), rtol=1e-5)
 
 
 def _dist(state, hp, shared):
