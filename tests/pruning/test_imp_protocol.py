@@ -145,6 +145,7 @@ def test_rank_overlap_counts_the_next_pruned_weights_that_were_small_at_w_k(mlp_
     assert 0 < want < 1
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_are_saved_at_k_and_rewound_with_the_weights():
     d, hp = _data(), _hp()
     state = imp.init_state(BN_SETUP, jax.random.key(3), hp)

@@ -90,6 +90,7 @@ def test_nnx_adapter_trains_batchnorm_statistics_and_keeps_them_in_eval():
     np.testing.assert_array_equal(np.asarray(same["bn"]["mean"][...]), np.asarray(stats["bn"]["mean"][...]))
 
 
+@pytest.mark.slow
 def test_imp_on_a_linen_model_with_adam():
     tr, te = data.digits("train"), data.digits("test")
     d = (tr.x[:128], tr.y[:128], te.x[:64], te.y[:64])
