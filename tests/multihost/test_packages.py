@@ -30,10 +30,12 @@ PACKAGES = {
         "--config.train.chunk_steps=50",
         "--config.eval.num_prompts=64",
     ],
+    "collapse": [],
+    "disentangle": [],
 }
 # package -> further overrides for the kill-and-resume test: enough chunks after the first checkpoint that the kill
 # lands before the end
-RESUMED = {"icl": ["--config.train.num_steps=1600"]}
+RESUMED = {"icl": ["--config.train.num_steps=1600"], "collapse": []}
 IGNORED = ("runtime_seconds", "provenance", "workdir")
 
 
