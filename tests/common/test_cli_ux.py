@@ -141,7 +141,13 @@ def test_ctrl_c_is_one_line_exit_130_logged_and_resumable(tmp_path):
     # 20 chunks of 0.4 s after the first row: the interrupt lands mid-run even on a loaded machine
     args = [*FAKE, "--config=tests/common/fake_config.py", f"--workdir={work}", "--config.num_steps=400"]
     proc = subprocess.Popen(
-        [sys.executable, *args, "--config.sleep=0.4"], cwd=ROOT, env=_env(), stderr=subprocess.PIPE, text=True
+        [sys.executable, *args, "--config.sleep=0.4"],
+        cwd=ROOT,
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell that started the tests in the background ignores SIGINT, and children inherit that: restore it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     metrics_path = work / "metrics.jsonl"
     deadline = time.time() + 90
