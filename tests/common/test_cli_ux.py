@@ -140,14 +140,18 @@ def test_ctrl_c_is_one_line_exit_130_logged_and_resumable(tmp_path):
     work = tmp_path / "w"
     # 20 chunks of 0.4 s after the first row: the interrupt lands mid-run even on a loaded machine
     args = [*FAKE, "--config=tests/common/fake_config.py", f"--workdir={work}", "--config.num_steps=400"]
+    # A shell that started the tests in the background ignores SIGINT and children inherit that: the child restores
+    # Python's own handler before it runs the CLI (no preexec_fn: forking a threaded process can deadlock).
+    restore = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['fake_main', *sys.argv[1:]]; runpy.run_module('tests.common.fake_main', run_name='__main__')"
+    )
     proc = subprocess.Popen(
-        [sys.executable, *args, "--config.sleep=0.4"],
+        [sys.executable, "-c", restore, *args[len(FAKE) :], "--config.sleep=0.4"],
         cwd=ROOT,
         env=_env(),
         stderr=subprocess.PIPE,
         text=True,
-        # A shell that started the tests in the background ignores SIGINT, and children inherit that: restore it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     metrics_path = work / "metrics.jsonl"
     deadline = time.time() + 90
