@@ -89,6 +89,23 @@ class Result:
         return _concat(parts)
 
 
+def _part(tree: Any, part: slice, n_runs: int) -> Any:
+    """Runs `part` of a state with leading axis R (host or device; a device state may carry padding)."""
+
+    def leaf(x):
+        if np.shape(x)[:1] not in ((n_runs,), (sweep.padded_size(n_runs),)):
+            raise ValueError(
+                f"initial_state has a leaf of shape {np.shape(x)}; its leading axis must be the {n_runs} runs"
+            )
+        if not isinstance(x, jax.Array):
+            return np.asarray(x)[part]
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(sweep.to_numpy(x)[part], impl=jax.random.key_impl(x))
+        return sweep.to_numpy(x)[part]
+
+    return jax.tree.map(leaf, tree)
+
+
 def _concat(parts: list[Any]) -> Any:
     if len(parts) == 1:
         return parts[0]
@@ -144,6 +161,7 @@ def train(
     static: tuple = (),
     shared: Any = None,
     workdir: str | None = None,
+    checkpoint_dir: str | None = None,
     writer: metrics.MetricWriter | None = None,
     labels: Sequence[Mapping[str, Any]] | None = None,
     on_chunk: Callable[[ChunkContext], Mapping[str, Any] | None] | None = None,
@@ -151,23 +169,36 @@ def train(
     map_batch: int = 0,
     save_every: int | None = None,
     max_row_entries: int = 64,
+    initial_state: Any = None,
+    after_chunk: Callable[[int, Group], Any] | None = None,
 ) -> Result:
     """Trains every run to `num_steps` steps; returns the final state (host), the logged history and the groups.
 
     See the module docstring. `save_every` (default: every chunk) is the checkpoint interval in steps;
     `max_row_entries` bounds the size of an array metric written to a row (bigger ones are left out of the rows).
+    Checkpoints go to `checkpoint_dir` when given, else to `<workdir>/checkpoints/<name>`, else nowhere.
+    `initial_state` (leading axis R, host or device) starts the runs from a given state instead of `init` (which may
+    then be None). `after_chunk(step, group) -> state` changes a group's state between chunks, where the change
+    spans runs or needs the host (pruning and rewinding at the end of an IMP level, a gather between runs): it gets
+    the steps done and the group (`group.state` is the chunk's output, on the devices) and returns the new state of
+    the same structure, which is what gets checkpointed, handed to `on_chunk` and trained next.
     """
     hparams = {k: np.asarray(v) if not isinstance(v, jax.Array) else v for k, v in hparams.items()}
     n_runs = _validate(name, keys, hparams, labels, num_steps, chunk_steps, max_runs_per_call)
-    init_v = sweep.vmapped(init, in_axes=(0, 0), static=static)
+    if init is None and initial_state is None:
+        raise ValueError("init is None: give an init function or an initial_state")
     chunk_v = sweep.vmapped(chunk, in_axes=(0, 0, None, None), static=static, donate_argnums=(0,), map_batch=map_batch)
     groups = []
     for runs in _groups(n_runs, max_runs_per_call):
         part = slice(int(runs[0]), int(runs[-1]) + 1)
         hp = sweep.put({k: v[part] for k, v in hparams.items()}, len(runs))
-        groups.append(Group(runs, init_v(keys[part], hp), hp, sweep.put_shared(shared, len(runs))))
-    loop = _Loop(name, groups, chunk_v, writer, labels, on_chunk, max_row_entries)
-    ckpt_dir = os.path.join(workdir, "checkpoints", name) if workdir else None
+        if initial_state is None:
+            state = sweep.vmapped(init, in_axes=(0, 0), static=static)(keys[part], hp)
+        else:
+            state = sweep.put(_part(initial_state, part, n_runs), len(runs))
+        groups.append(Group(runs, state, hp, sweep.put_shared(shared, len(runs))))
+    loop = _Loop(name, groups, chunk_v, chunk_steps, writer, labels, on_chunk, max_row_entries, after_chunk)
+    ckpt_dir = checkpoint_dir or (os.path.join(workdir, "checkpoints", name) if workdir else None)
     states = checkpoint.run_chunked(
         loop.chunk,
         tuple(g.state for g in groups),
@@ -191,9 +222,10 @@ def train(
 class _Loop:
     """The per-chunk work of `train`: every group's compiled chunk, then metric rows and `on_chunk`."""
 
-    def __init__(self, name, groups, chunk_v, writer, labels, on_chunk, max_row_entries):
-        self.name, self.groups, self.chunk_v, self.writer = name, groups, chunk_v, writer
+    def __init__(self, name, groups, chunk_v, chunk_steps, writer, labels, on_chunk, max_row_entries, after_chunk):
+        self.name, self.groups, self.chunk_v, self.chunk_steps, self.writer = name, groups, chunk_v, chunk_steps, writer
         self.labels, self.on_chunk, self.max_row_entries = labels, on_chunk, max_row_entries
+        self.after_chunk = after_chunk
         self.logged: dict[int, dict[str, np.ndarray]] = {}
 
     def chunk(self, states: tuple, start: int) -> tuple[tuple, dict[str, np.ndarray]]:
@@ -202,6 +234,8 @@ class _Loop:
         for g, st in zip(self.groups, states, strict=True):
             g.state, m = self.chunk_v(st, g.hparams, g.shared, np.int32(start))
             parts.append(sweep.to_numpy(m, len(g.runs)))
+            if self.after_chunk is not None:
+                g.state = self.after_chunk(start + self.chunk_steps, g)
         return tuple(g.state for g in self.groups), _concat(parts)
 
     def after(self, step: int, host: dict[str, np.ndarray]) -> None:

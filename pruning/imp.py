@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from common import checkpoint, metrics, nn, sweep
+from common import checkpoint, metrics, nn, sweep, train_loop
 from pruning import lmc, masks
 
 ABLATIONS: dict[str, dict[str, float]] = {
@@ -398,15 +398,16 @@ def _copy_from_parents(state: dict[str, Any], parents: np.ndarray) -> dict[str, 
     return {**state, **picked}
 
 
-def _train_chunk(setup: Setup, chunk_steps: int, state, hp, data, level, t0):
-    return train_chunk(setup, state, hp, data, level, t0, chunk_steps)
+def _train_chunk(setup: Setup, chunk_steps: int, first_level: int, state, hp, data, start):
+    """One chunk of one run for `common.train_loop`: `start` counts steps from the start of level `first_level`."""
+    level = first_level + start // setup.steps
+    return train_chunk(setup, state, hp, data, level, start % setup.steps, chunk_steps)
 
 
-def _compiled(s: Setup, chunk_steps: int) -> tuple:
-    """The vmapped pieces for one (setup, chunk) pair (`sweep.vmapped` caches them on the function and static args)."""
+def _compiled(s: Setup) -> tuple:
+    """The vmapped between-chunk pieces for one setup (`sweep.vmapped` caches them on the function and static args)."""
     return (
         sweep.vmapped(init_state, static=(s,)),
-        sweep.vmapped(_train_chunk, in_axes=(0, 0, None, None, None), static=(s, chunk_steps)),
         sweep.vmapped(prune_step, in_axes=(0, 0, None), static=(s,)),
         sweep.vmapped(rewind_step, in_axes=(0, 0, None), static=(s,)),
         sweep.vmapped(finish_level, in_axes=(0, 0, None, None), static=(s,)),
@@ -415,7 +416,8 @@ def _compiled(s: Setup, chunk_steps: int) -> tuple:
 
 
 class Sweep:
-    """The compiled pieces of an IMP sweep over `runs` (one `jit(vmap)` each, sharded over devices)."""
+    """An IMP sweep over `runs`: trained through `common.train_loop` (one `jit(vmap)` chunk, sharded over devices),
+    with the level transitions (prune, copy to companions, rewind) and the level's record between chunks."""
 
     def __init__(self, setup: Setup, runs: Sequence[Run], chunk_steps: int):
         if setup.steps % chunk_steps:
@@ -426,45 +428,30 @@ class Sweep:
         self.has_parents = bool(np.any(parents != np.arange(len(runs))))
         # padded runs (to a multiple of the devices) are their own parents
         self.parents = np.concatenate([parents, np.arange(len(runs), sweep.padded_size(len(runs)), dtype=np.int32)])
-        (self._init, self._train, self._prune, self._rewind, self._finish, self._parent_bar) = _compiled(
-            setup, self.chunk
-        )
+        (self._init, self._prune, self._rewind, self._finish, self._parent_bar) = _compiled(setup)
 
     def keys(self) -> jax.Array:
         return jax.vmap(jax.random.key)(jnp.asarray([r.seed for r in self.runs], jnp.uint32))
 
     def init(self) -> dict[str, Any]:
-        return self._init(self.keys(), self.hp)
+        return self._init(self.keys(), sweep.put(self.hp, len(self.runs)))
 
-    def transition(self, state: dict[str, Any], level: int) -> dict[str, Any]:
+    def transition(self, state: dict[str, Any], level: int, hp: Any = None) -> dict[str, Any]:
         """Prune (every run), copy masks and w_k to companions, rewind (every run): the start of level `level`."""
-        state = self._prune(state, self.hp, np.int32(level))
+        hp = sweep.put(self.hp, len(self.runs)) if hp is None else hp
+        state = self._prune(state, hp, np.int32(level))
         if self.has_parents:
             state = _copy_from_parents(state, self.parents)
-        return self._rewind(state, self.hp, np.int32(level))
+        return self._rewind(state, hp, np.int32(level))
 
-    def finish(self, state: dict[str, Any], data, level: int) -> dict[str, Any]:
-        state = self._finish(state, self.hp, data, np.int32(level))
+    def finish(self, state: dict[str, Any], data, level: int, hp: Any = None) -> dict[str, Any]:
+        """The level's record (errors, barriers, snapshots) of every run, and each companion's barrier to its parent."""
+        hp = sweep.put(self.hp, len(self.runs)) if hp is None else hp
+        state = self._finish(state, hp, data, np.int32(level))
         if self.has_parents and level > 0:
             parent_params = _gather(state["params"], jnp.asarray(self.parents))
             state = self._parent_bar(state, parent_params, data, np.int32(level))
         return state
-
-    def chunk_fn(self, data, first_level: int = 0) -> Callable:
-        """`chunk_fn(state, step)` for `common.checkpoint.run_chunked`: step counts from level `first_level`."""
-        steps = self.setup.steps
-
-        def fn(state, step):
-            level, t0 = divmod(int(step), steps)
-            level += first_level
-            if t0 == 0 and level > 0:
-                state = self.transition(state, level)
-            state, out = self._train(state, self.hp, data, np.int32(level), np.int32(t0))
-            if t0 + self.chunk == steps:
-                state = self.finish(state, data, level)
-            return state, out
-
-        return fn
 
     def run(
         self,
@@ -478,45 +465,50 @@ class Sweep:
         desc: str = "imp",
         save_every: int | None = None,
     ) -> dict[str, Any]:
-        """Trains levels first_level .. first_level + num_levels - 1 of every run, checkpointed and resumable."""
-        n_levels = self.setup.num_levels - first_level if num_levels is None else num_levels
-        total = n_levels * self.setup.steps
-        fn = self.chunk_fn(data, first_level)
-        latest: dict[str, Any] = {}
+        """Trains levels first_level .. first_level + num_levels - 1 of every run from `state`, checkpointed and
+        resumable (`ckpt_dir` is the run's checkpoint folder); returns the final state on the host."""
+        steps = self.setup.steps
+        last = first_level + (self.setup.num_levels - first_level if num_levels is None else num_levels)
         n = len(self.runs)
+        if first_level > 0:
+            state = self.transition(state, first_level)
 
-        def chunk_fn(st, step):
-            st, out = fn(st, step)
-            latest["hist"] = st["hist"]  # run_chunked's on_chunk sees only the metrics
-            return st, out
+        def after_chunk(done: int, g: train_loop.Group) -> dict[str, Any]:
+            level, t = divmod(done, steps)
+            if t:
+                return g.state
+            state = self.finish(g.state, g.shared, first_level + level - 1, g.hparams)
+            if first_level + level < last:
+                state = self.transition(state, first_level + level, g.hparams)
+            return state
 
-        def on_chunk(step, out):
-            # run_chunked has already stopped at a non-finite loss (reported under checkpoint.NONFINITE).
-            if writer is None:
-                return
-            loss = sweep.to_numpy(out["train_loss"], n)
-            level = first_level + (step - 1) // self.setup.steps
-            hist = None
-            if step % self.setup.steps == 0:
-                hist = {k: v[:, level] for k, v in sweep.to_numpy(latest["hist"], n).items()}
-            for r, run in enumerate(self.runs):
-                row = {"level": level, "name": run.name, "seed": run.seed, "train_loss": float(loss[r])}
-                if hist is not None:
-                    row.update({k: float(v[r]) for k, v in hist.items()})
-                writer.write(step, run=f"{desc}/{r}", **row)
+        def on_chunk(ctx: train_loop.ChunkContext) -> dict[str, np.ndarray]:
+            level = first_level + (ctx.step - 1) // steps
+            row = {"level": np.full(n, level)}
+            if ctx.step % steps == 0:
+                row.update({k: v[:, level] for k, v in ctx.to_host(ctx.state["hist"]).items()})
+            return row
 
-        return checkpoint.run_chunked(
-            chunk_fn,
-            state,
-            num_steps=total,
+        res = train_loop.train(
+            name=desc,
+            init=None,
+            chunk=_train_chunk,
+            static=(self.setup, self.chunk, int(first_level)),
+            keys=self.keys(),
+            hparams=self.hp,
+            shared=tuple(data),
+            num_steps=(last - first_level) * steps,
             chunk_steps=self.chunk,
+            workdir=None,
             checkpoint_dir=ckpt_dir,
-            save_every=(save_every or self.chunk) if ckpt_dir else None,
-            on_chunk=on_chunk,
-            metric_writer=writer,
-            metric_run_prefix=f"{desc}/",
-            desc=desc,
+            writer=writer,
+            labels=[{"name": r.name, "seed": r.seed} for r in self.runs],
+            on_chunk=on_chunk if writer is not None else None,
+            save_every=save_every,
+            initial_state=state,
+            after_chunk=after_chunk,
         )
+        return res.state
 
 
 def make_runs(

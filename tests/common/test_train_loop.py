@@ -142,6 +142,73 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     np.testing.assert_allclose(res.history["loss"], full.history["loss"], rtol=1e-5)
 
 
+def test_initial_state_continues_from_a_given_state():
+    """Ten steps, then ten more from the host state: the closed form at twenty (init is not called)."""
+    lrs = (0.1, 0.3, 0.5)
+    first = _train(lrs=lrs, steps=10)
+    keys = jax.vmap(jax.random.key)(jnp.arange(3, dtype=jnp.uint32))
+    more = train_loop.train(
+        name="quad",
+        init=None,
+        chunk=chunk_one,
+        static=(1.0, 5),
+        keys=keys,
+        hparams={"lr": np.asarray(lrs, np.float32)},
+        shared=(A, W_STAR),
+        num_steps=10,
+        chunk_steps=5,
+        initial_state=first.state,
+    )
+    w0 = _w0(3)
+    for r, lr in enumerate(lrs):
+        np.testing.assert_allclose(more.state["w"][r], closed_form(w0[r], lr, 20), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="initial_state"):
+        train_loop.train(
+            name="quad",
+            init=None,
+            chunk=chunk_one,
+            static=(1.0, 5),
+            keys=keys,
+            hparams={"lr": np.asarray(lrs, np.float32)},
+            shared=(A, W_STAR),
+            num_steps=10,
+            chunk_steps=5,
+            initial_state={"w": first.state["w"][:2], "opt": jax.tree.map(lambda x: x[:2], first.state["opt"])},
+        )
+
+
+def _copy_run0_at_10(done, group):
+    """Between chunks, at step 10 only: every run takes run 0's parameters (a change that spans runs)."""
+    if done != 10:
+        return group.state
+    w = group.state["w"]
+    return {**group.state, "w": jnp.broadcast_to(w[:1], w.shape)}
+
+
+def test_after_chunk_changes_the_state_across_runs_and_a_resume_does_not_redo_it(tmp_path):
+    lrs = (0.1, 0.4)
+    seen = {}
+
+    def record(ctx):
+        seen[ctx.step] = ctx.to_host(ctx.state["w"])
+
+    res = _train(lrs=lrs, after_chunk=_copy_run0_at_10, on_chunk=record)
+    w0 = _w0(2)
+    w10 = closed_form(w0[0], lrs[0], 10)  # run 0 at step 10, copied to every run
+    np.testing.assert_allclose(seen[10], np.stack([w10, w10]), rtol=1e-5, atol=1e-6)  # on_chunk sees the new state
+    for r, lr in enumerate(lrs):
+        np.testing.assert_allclose(res.state["w"][r], closed_form(w10, lr, 10), rtol=1e-5, atol=1e-5)
+
+    def die(ctx):
+        if ctx.step == 15:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, lrs=lrs, after_chunk=_copy_run0_at_10, on_chunk=die)
+    again = _train(tmp_path, lrs=lrs, after_chunk=_copy_run0_at_10)  # resumes from step 10: the copied state
+    np.testing.assert_allclose(again.state["w"], res.state["w"], rtol=1e-6)
+
+
 def test_nonfinite_names_the_run_and_its_labels():
     with pytest.raises(metrics.NonFiniteError, match=r"run 1: lr=5000"):
         _train(lrs=(0.1, 5000.0), steps=400, chunk=100)

@@ -32,6 +32,13 @@ PACKAGES = {
     ],
     "collapse": [],
     "disentangle": [],
+    "manifolds": [],
+    "margin": [],
+    # IMP with its companion (a gather between runs at every level) and the flatness sweep (a given start state)
+    "pruning": [
+        "--config.imp.runs=('imp','twin','random_pruning')",
+        "--config.instability.rewind_steps=()",
+    ],
 }
 # package -> further overrides for the kill-and-resume test: enough chunks after the first checkpoint that the kill
 # lands before the end
