@@ -191,7 +191,8 @@ def provenance(argv: list[str] | None = None) -> dict:
         except md.PackageNotFoundError:
             return None
 
-    commit = _git("rev-parse", "HEAD") if os.path.isdir(os.path.join(ROOT, ".git")) else None
+    # .git is a folder in a clone and a file in a worktree or a submodule
+    commit = _git("rev-parse", "HEAD") if os.path.exists(os.path.join(ROOT, ".git")) else None
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     devices = jax.devices()
     return {

@@ -206,6 +206,24 @@ def test_provenance_in_config_and_results_and_a_clean_log(tmp_path):
     assert again.returncode == 0 and "not redone" in again.stderr
 
 
+def test_provenance_names_the_commit_in_a_git_worktree(monkeypatch, tmp_path):
+    """In a worktree (or a submodule) .git is a file, not a folder: the commit is still recorded."""
+
+    def git(*a, cwd=tmp_path / "repo"):
+        subprocess.run(["git", *a], cwd=cwd, check=True, capture_output=True)
+
+    (tmp_path / "repo").mkdir()
+    git("init", "-q")
+    (tmp_path / "repo" / "f.txt").write_text("x")
+    git("add", "f.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x")
+    git("worktree", "add", "-q", str(tmp_path / "wt"))
+    assert os.path.isfile(tmp_path / "wt" / ".git")
+    monkeypatch.setattr(app, "ROOT", str(tmp_path / "wt"))
+    prov = app.provenance()
+    assert len(prov["commit"] or "") == 40 and prov["dirty"] is False
+
+
 def test_compilation_cache_dir_and_switches(monkeypatch, tmp_path):
     monkeypatch.delenv(app.CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
