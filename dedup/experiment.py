@@ -62,6 +62,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise app.ConfigError("id_rank", f"no such file {config.id_rank}")
     check.non_negative(config, "kmeans.tol")
     check.one_of(config, "kmeans.init", ("kmeans++", "random"))
+    check.one_of(config, "reorder", ("auto", "always", "never"))
     # 0 = derived (n_clusters = round(sqrt(N)), n_topics = 2 round(sqrt(N))) or "all rows" / "isotropic"
     check.non_negative_int(
         config,

@@ -64,6 +64,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.text_field = "text"  # the text field of a .jsonl texts file
     c.figures = True  # write <workdir>/figures/*.png
     c.clusters_per_file = 64
+    # the dedup stage reads each cluster's rows from a copy of the embeddings in cluster order ("always"), by
+    # gathering them from the embeddings ("never"), or "auto": the copy only when the embeddings exceed half the
+    # memory available (a gather from pages no longer cached is slow; writing the copy costs one pass)
+    c.reorder = "auto"
     c.shard = 0
     c.num_shards = 1
 

@@ -197,6 +197,25 @@ def test_job_array_shards_merge_to_the_same_result(ref, tmp_path):
     _assert_same(_outputs(str(tmp_path / "final"), cfg.eps), _outputs(workdir_ref, cfg.eps))
 
 
+def test_cluster_ordered_copy_and_gathers_give_the_same_result(ref, tmp_path):
+    """reorder=always reads each cluster from the copy in cluster order; the smoke file is small, so the
+    reference (auto) gathered its rows from the embeddings: the outputs are the same, bit for bit."""
+    workdir_ref, cfg, _ = ref
+    assert not glob.glob(os.path.join(cfg.pipeline_dir or workdir_ref, "**", "ordered.npy"), recursive=True)
+    shared = str(tmp_path / "pipeline")
+    app.execute(experiment, _cfg(pipeline_dir=shared, reorder="always"), str(tmp_path / "always"))
+    assert os.path.exists(os.path.join(shared, "cluster", "ordered.npy"))
+    _assert_same(_outputs(str(tmp_path / "always"), cfg.eps), _outputs(workdir_ref, cfg.eps))
+
+
+def test_reorder_auto_copies_only_what_memory_cannot_hold():
+    assert not pipeline.wants_ordered("auto", 1_500_000_000, available=23_000_000_000)  # 10^6 x 384 here
+    assert pipeline.wants_ordered("auto", 15_000_000_000, available=23_000_000_000)  # 10^7 x 384 here
+    assert pipeline.wants_ordered("always", 1, available=10**12)
+    assert not pipeline.wants_ordered("never", 10**12, available=1)
+    assert pipeline.available_memory_bytes() > 0
+
+
 def test_changed_settings_are_refused(ref, tmp_path):
     shared = str(tmp_path / "pipeline")
     app.execute(experiment, _cfg(pipeline_dir=shared, stages="embed"), str(tmp_path / "a"))
@@ -279,6 +298,7 @@ def test_zero_byte_file(tmp_path):
         ("shard", 3, "shard"),
         ("stages", "embed,sort", "stages"),
         ("eval_eps", 0.5, "eval_eps"),
+        ("reorder", "sometimes", "reorder"),
     ],
 )
 def test_bad_config_values(tmp_path, key, value, match):
