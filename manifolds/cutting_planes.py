@@ -50,6 +50,8 @@ class Budget:
     stop: "score" (stop once the target is reached with score ≥ `stop_score`) or "released" (after at least 6
       steps, stop once the loss is within 1e-2 of its minimum log k or the standard deviation of the last 5 losses
       is below 1e-3: a plateau).
+    radius: the reach, the largest distance ‖x − x0‖ the search may go (a longer step θ·M is scaled back onto
+      the ball of this radius around x0; inf: unlimited). `longer` keeps it: more steps at the same reach.
     """
 
     lr: float = 0.1
@@ -60,6 +62,7 @@ class Budget:
     eps: float = 1e-8
     adam: str = "bias_corrected"
     stop: str = "score"
+    radius: float = math.inf
 
     def longer(self, factor: int = 4) -> Budget:
         """The same update at the same rate with `factor` times the steps (the convergence check)."""
@@ -140,13 +143,15 @@ def optimize_subspace(
 
     `log_prob(params, x[B, D]) -> [B, C]` (log-softmax is applied again, so logits work too); `spec` holds the
     target (`mask` k-hot [C], `k`, `log_k`, `use_argmax`, `level`), the budget (`lr`, `steps`, `stop_score`,
-    `b1`, `b2`, `eps`, `adam_released`, `stop_released`) and the input box (`lo`, `hi`, `clip`). Returns the best
-    score reached, whether the target was reached at any step, the number of steps taken, the final θ and
-    `nonfinite` (the loss, score or gradient became NaN/inf: the subspace stops there, keeping what it reached).
+    `b1`, `b2`, `eps`, `adam_released`, `stop_released`, `radius`) and the input box (`lo`, `hi`, `clip`).
+    Returns the best score reached, whether the target was reached at any step, the number of steps taken, the
+    final θ and `nonfinite` (the loss, score or gradient became NaN/inf: the subspace stops there).
     """
 
     def point(theta):
-        x = x0 + theta @ basis
+        step, r = theta @ basis, spec["radius"]  # r = 0: unlimited (no inf inside the gradient)
+        n, r_safe = jnp.sqrt(jnp.sum(step * step) + 1e-20), jnp.where(r > 0, r, 1.0)  # finite gradient at 0
+        x = x0 + step * jnp.where((r > 0) & (n > r), r_safe / jnp.maximum(n, r_safe), 1.0)
         return jnp.where(spec["clip"] > 0, jnp.clip(x, spec["lo"], spec["hi"]), x)
 
     def loss_fn(theta):
@@ -211,6 +216,7 @@ def _spec(target: Target, num_classes: int, budget: Budget, bounds) -> dict[str,
         "b1": f(budget.b1),
         "b2": f(budget.b2),
         "eps": f(budget.eps),
+        "radius": f(budget.radius if math.isfinite(budget.radius) else 0.0),
         "adam_released": f(budget.adam == "released"),
         "stop_released": f(budget.stop == "released"),
         "lo": f(lo),
@@ -262,8 +268,8 @@ class _Problem:
 def _check_budget(budget: Any, name: str) -> Budget:
     if not isinstance(budget, Budget):
         raise EstimatorInputError(f"{name}: must be a Budget, got {budget!r}")
-    if not (budget.lr > 0 and int(budget.steps) >= 1):
-        raise EstimatorInputError(f"{name}: needs lr > 0 and steps >= 1, got {budget}")
+    if not (budget.lr > 0 and int(budget.steps) >= 1 and budget.radius > 0):
+        raise EstimatorInputError(f"{name}: needs lr > 0, steps >= 1 and radius > 0, got {budget}")
     if budget.adam not in ("bias_corrected", "released") or budget.stop not in ("score", "released"):
         raise EstimatorInputError(f"{name}: adam must be bias_corrected/released and stop score/released")
     return budget

@@ -23,11 +23,13 @@ from manifolds import cutting_planes as cp
 _ESTIMATES, _KNOWN, _STARTS = 10, 11, 12
 
 
-def budgets(config) -> tuple[cp.Budget, cp.Budget | None]:
-    """(the estimator's budget, the convergence check's budget: same rate, check_factor x the steps)."""
+def budgets(config, image_norm: float = 1.0) -> tuple[cp.Budget, cp.Budget | None]:
+    """(the estimator's budget, the convergence check's budget: same rate and reach, check_factor x the steps).
+    The reach (`estimator.reach`) is in units of `image_norm`, the median norm of the test images (0: unlimited)."""
     e = config.estimator
     base = cp.RELEASED if e.optimizer == "released" else cp.DEFAULT
-    budget = dataclasses.replace(base, lr=float(e.lr), steps=int(e.steps))
+    radius = float(e.reach) * float(image_norm) if e.reach else math.inf
+    budget = dataclasses.replace(base, lr=float(e.lr), steps=int(e.steps), radius=radius)
     return budget, (budget.longer(int(e.check_factor)) if e.check_factor else None)
 
 
@@ -46,7 +48,8 @@ class Estimator:
         e = config.estimator
         self.config, self.ds, self.writer = config, ds, writer
         self.dims = tuple(int(d) for d in e.dims)
-        self.budget, self.check = budgets(config)
+        self.image_norm = float(np.median(np.linalg.norm(ds["xt"], axis=1)))
+        self.budget, self.check = budgets(config, self.image_norm)
         self.bounds = None if e.bounds is None else (float(e.bounds[0]), float(e.bounds[1]))
         root = jax.random.key(config.seed)
         self.key = jax.random.fold_in(root, _ESTIMATES)
@@ -54,13 +57,14 @@ class Estimator:
         self.records: dict[str, dict] = {}
         self.curves: dict[str, cp.CriticalDimension] = {}
 
-    def starts(self, log_prob, params, target: tuple[int, ...]) -> np.ndarray | None:
-        """Start points outside the target (None if there are none): `num_starts` test images (fixed shuffled
-        order) whose label (and, with filter_starts, prediction) is not in `target`; or, for "train_fresh", one
-        random training image per (d, repeat) (the released protocol)."""
+    def starts(self, log_prob, params, target: tuple[int, ...], kind: str | None = None) -> np.ndarray | None:
+        """Start points outside the target (None if there are none): `num_starts` test images ("test") or training
+        images ("train"), in a fixed shuffled order, whose label (and, with filter_starts, prediction) is not in
+        `target`; or, for "train_fresh", one random training image per (d, repeat) (the released protocol)."""
         e = self.config.estimator
-        fresh = e.starts == "train_fresh"
-        x, y = (self.ds["x"], self.ds["y"]) if fresh else (self.ds["xt"], self.ds["yt"])
+        kind = kind or e.starts
+        fresh = kind == "train_fresh"
+        x, y = (self.ds["x"], self.ds["y"]) if kind != "test" else (self.ds["xt"], self.ds["yt"])
         k = target_key(self.start_key, target)
         order = np.asarray(jax.random.permutation(k, len(y)))
         lp = np.asarray(log_prob(params, jnp.asarray(x[order])))
@@ -77,14 +81,14 @@ class Estimator:
             return x[idx[pick]]
         return x[idx[:n]]
 
-    def __call__(self, name: str, log_prob, params, target) -> dict:
+    def __call__(self, name: str, log_prob, params, target, starts: str | None = None) -> dict:
         """One estimate, recorded under `name` (a name already recorded is returned as it is); value NaN when no
-        start point lies outside the target."""
+        start point lies outside the target. `starts` overrides `estimator.starts` ("test", "train")."""
         if name in self.records:
             return self.records[name]
         e = self.config.estimator
         t = cp.as_target(target)
-        x0s = self.starts(log_prob, params, t.classes)
+        x0s = self.starts(log_prob, params, t.classes, starts)
         if x0s is None:
             logging.warning("d* %s: every start point is already in the target %s; recorded as NaN", name, t.classes)
             rec = {"value": math.nan, "error": math.nan, "converged": None, "note": "no start point outside target"}
@@ -96,7 +100,7 @@ class Estimator:
                 budget=self.budget, check_budget=self.check, check_repeats=int(e.check_repeats),
                 tolerance=float(e.tolerance) or None, basis=e.basis, bounds=self.bounds, fit_to=e.fit_to,
                 num_boot=int(e.num_boot), max_per_call=int(e.max_per_call) or None,
-                fresh_starts=e.starts == "train_fresh",
+                fresh_starts=(starts or e.starts) == "train_fresh",
             )  # fmt: skip
         except cp.EstimatorInputError as err:
             raise app.UserError(f"{name}: {err}") from err
@@ -126,10 +130,10 @@ class Estimator:
                      res.converged, _finite(rec["moved"]), res.saturated_fraction)  # fmt: skip
         return rec
 
-    def mean_over(self, prefix: str, log_prob, params, classes) -> dict:
+    def mean_over(self, prefix: str, log_prob, params, classes, starts: str | None = None) -> dict:
         """d* averaged over `classes` (each its own estimate named prefix/class<c>; inf counted as D, NaN left
         out): `value` with the configured fit, `probability` with the released probability fit."""
-        recs = [self(f"{prefix}/class{c}", log_prob, params, int(c)) for c in classes]
+        recs = [self(f"{prefix}/class{c}", log_prob, params, int(c), starts) for c in classes]
 
         def mean(key):  # a target never reached at any swept d counts as d* = D (no effective dimension left)
             vals = np.minimum(np.array([r.get(key, math.nan) for r in recs], float), float(self.ds["dim"]))

@@ -33,7 +33,10 @@ def _measure(config, ds: dict, trained: dict, est: estimates.Estimator) -> dict[
     out["models"] = {"per_class": true[0].name}
     out["d_star_by_epoch"] = trends.over_training(est, config, true, len(ds["y"]) / config.train.batch_size)
     random = [m for m in main if m.labels["kind"] == "random"]
-    out["d_star_random_labels"] = trends.by_variable(est, config, {"true": true, "random": random} if random else {})
+    labels = {"true": true, "random": random} if random else {}
+    out["d_star_random_labels"] = trends.by_variable(est, config, labels)
+    if config.estimator.starts == "test":  # and from training images, which the random-label nets memorised
+        out["d_star_random_labels_train_starts"] = trends.by_variable(est, config, labels, starts="train")
     widths = {str(config.mlp.width): true}
     for m in trained.get("mlp_widths", []):
         widths.setdefault(str(m.labels["width"]), []).append(m)
@@ -50,9 +53,14 @@ def _measure(config, ds: dict, trained: dict, est: estimates.Estimator) -> dict[
     out["d_star_by_threshold"] = trends.thresholds(est, config, true)
     cnn = trained.get("cnn", [])
     out["d_star_cnn"] = trends.by_variable(est, config, {"cnn": cnn})["cnn"] if cnn else None
+    resnets = {m.labels["arch"]: [] for ms in trained.values() for m in ms if m.labels["kind"] == "resnet"}
+    for ms in trained.values():
+        for m in (m for m in ms if m.labels["kind"] == "resnet"):
+            resnets[m.labels["arch"]].append(m)
+    out["d_star_resnets"] = trends.by_variable(est, config, resnets)
     n_singles = config.train.num_seeds if 1 in config.ensemble.members else 0
     distinct = true + list(trained.get("mlp_widths", [])) + [m for m in main if m.labels["kind"] == "train_size"]
-    distinct += pool[:n_singles] + cnn
+    distinct += pool[:n_singles] + cnn + [m for ms in resnets.values() for m in ms]
     out["robustness"] = trends.robustness(est, config, ds, distinct)
     out["robustness_sigma"] = float(config.robustness.sigma)
     return out

@@ -69,7 +69,8 @@ _PANELS = (
     ("training-set size (equal epochs)", "d_star_by_train_size", "log"),
     ("ensemble members", "d_star_ensemble", "log"),
     ("certainty threshold", "d_star_by_threshold", "linear"),
-    ("labels", "d_star_random_labels", None),
+    ("labels (test-image starts)", "d_star_random_labels", None),
+    ("labels (training-image starts)", "d_star_random_labels_train_starts", None),
 )
 
 

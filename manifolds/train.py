@@ -41,7 +41,7 @@ _INIT, _DATA_ORDER, _BATCHES = 0, 1, 2
 class Task:
     """Static shape of a group of runs: architecture, widths, image shape, classes, batch size, snapshots."""
 
-    arch: str  # "mlp" or "cnn"
+    arch: str  # "mlp", "cnn" or "resnet" (widths: blocks per stage, base width)
     widths: tuple[int, ...]
     image_shape: tuple[int, int, int]
     num_classes: int
@@ -55,11 +55,15 @@ class Task:
 
     @property
     def apply(self):
+        if self.arch == "resnet":  # widths = (blocks per stage, base width)
+            return models.ResNet(self.image_shape, *self.widths)
         return models.mlp_apply if self.arch == "mlp" else models.CNN(self.image_shape)
 
     def init(self, key: jax.Array) -> models.Params:
         if self.arch == "mlp":
             return models.init_mlp(key, (self.dim, *self.widths, self.num_classes))
+        if self.arch == "resnet":
+            return self.apply.init(key, self.num_classes)
         return models.init_cnn(key, self.image_shape[-1], self.widths, self.num_classes)
 
 

@@ -2,8 +2,9 @@
 
 Groups (each one vmapped, checkpointed sweep): "mlp" (the main width: seeds on true labels with snapshots over
 training, seeds on random labels, seeds per smaller training set), "mlp_widths" (the other widths as one group of
-masked MLPs of the largest width), "ensemble" (a pool of MLPs, each on its own random subset of the training set)
-and "cnn". `train_models` returns every trained model as a `Model` (host parameters, test accuracy, labels).
+masked MLPs of the largest width), "ensemble" (a pool of MLPs, each on its own random subset of the training set),
+"cnn" and one group per ResNet / WideResNet of `resnet.models` ("resnet_<label>"). `train_models` returns every
+trained model as a `Model` (host parameters, test accuracy, labels).
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ def _test_acc(task, params, x, y):
     return train.accuracy(task.apply, params, x, y)
 
 
-def _train_group(name: str, task: train.Task, rows: list[dict], ds: dict, config, workdir, writer) -> list[Model]:
+def _train_group(name: str, task: train.Task, rows: list[dict], ds: dict, config, workdir, writer,
+                 purpose: int | None = None) -> list[Model]:  # fmt: skip
     """Trains `rows` ({"labels": ..., "hp": ...} each) as one vmapped, checkpointed group; one Model per row."""
-    keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), _GROUPS[name]), len(rows))
+    purpose = _GROUPS[name] if purpose is None else purpose
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), purpose), len(rows))
     res = train_loop.train(
         name=name,
         init=train.init_run,
@@ -167,4 +170,11 @@ def train_models(config, ds: dict, workdir: str, writer) -> dict[str, list[Model
         task = train.Task("cnn", tuple(int(ch) for ch in config.cnn.channels), shape, c, b, n_full)
         rows = [{"labels": {"name": "cnn0", "seed": 0, "kind": "cnn"}, "hp": _hp(config, n_full)}]
         out["cnn"] = _train_group("cnn", task, rows, ds, config, workdir, writer)
+    for i, (label, blocks, width) in enumerate(config.resnet.models):  # one group per architecture
+        task = train.Task("resnet", (int(blocks), int(width)), shape, c, b, n_full)
+        rows = [
+            {"labels": {"name": f"{label}_{s}", "seed": s, "kind": "resnet", "arch": label}, "hp": _hp(config, n_full)}
+            for s in range(t.num_seeds)
+        ]
+        out[f"resnet_{label}"] = _train_group(f"resnet_{label}", task, rows, ds, config, workdir, writer, 4 + i)
     return out

@@ -39,10 +39,10 @@ def per_class(est: Estimator, config, m: Model) -> tuple[dict, dict, dict]:
     return d_star, sets, by_k
 
 
-def _point(est: Estimator, config, named: list[tuple[str, Any, Any]]) -> dict:
+def _point(est: Estimator, config, named: list[tuple[str, Any, Any]], starts: str | None = None) -> dict:
     """One trend point: d* (mean over variable classes) of each (name, log_prob, params), summarised over seeds."""
     classes = [int(c) for c in config.variable_classes]
-    recs = [est.mean_over(name, lp, p, classes) for name, lp, p in named]
+    recs = [est.mean_over(name, lp, p, classes, starts) for name, lp, p in named]
     out = summary.over_seeds([r["value"] for r in recs], converged=all(r["converged"] for r in recs))
     return out | {"probability": summary.over_seeds([r["probability"] for r in recs], converged=None)}
 
@@ -57,9 +57,13 @@ def over_training(est: Estimator, config, true: list[Model], steps_per_epoch: fl
     return out
 
 
-def by_variable(est: Estimator, config, groups: dict[str, list[Model]]) -> dict:
-    """{x: point} for models grouped by the value of a variable (width, training-set size, labels)."""
-    return {x: _point(est, config, [(m.name, _lp(m), m.params) for m in ms]) for x, ms in groups.items()}
+def by_variable(est: Estimator, config, groups: dict[str, list[Model]], starts: str | None = None) -> dict:
+    """{x: point} for models grouped by the value of a variable (width, training-set size, labels); `starts`:
+    other start points than `estimator.starts` (estimates named <model>/<starts>_starts/class<c>)."""
+    sfx = f"/{starts}_starts" if starts else ""
+    return {
+        x: _point(est, config, [(m.name + sfx, _lp(m), m.params) for m in ms], starts) for x, ms in groups.items()
+    }
 
 
 def ensembles(est: Estimator, config, pool: list[Model]) -> dict:

@@ -45,6 +45,17 @@ def _boundary_sets(config) -> None:
             raise app.ConfigError("boundary_sets", f"classes must be distinct non-negative integers, got {sets!r}")
 
 
+def _resnets(config) -> None:
+    labels = []
+    for m in v.get(config, "resnet.models"):
+        ok = isinstance(m, (tuple, list)) and len(m) == 3 and isinstance(m[0], str) and m[0].isidentifier()
+        if not (ok and all(isinstance(n, int) and n >= 1 for n in m[1:])):
+            raise app.ConfigError("resnet.models", f"each model is (label, blocks >= 1, width >= 1), got {m!r}")
+        labels.append(m[0])
+    if len(set(labels)) != len(labels):
+        raise app.ConfigError("resnet.models", f"labels must be distinct, got {labels}")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Range and consistency checks; raises common.app.ConfigError naming the field."""
     v.one_of(config, "data.name", ("digits", "mnist", "fashion_mnist", "cifar10"))
@@ -57,16 +68,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
     v.positive(config, "train.lr", "train.random_label_lr", "estimator.lr", "robustness.sigma")
     v.positive(config, "known_answer.halfspace_distance")
     v.positive_int(config, "known_answer.repeats", "known_answer.num_starts")
-    v.non_negative(config, "train.weight_decay", "estimator.tolerance")
+    v.non_negative(config, "train.weight_decay", "estimator.tolerance", "estimator.reach")
     v.probability(config, "ensemble.train_fraction", open_low=True)
     v.one_of(config, "estimator.basis", ("gaussian", "orthonormal", "axis"))
     v.one_of(config, "estimator.fit_to", ("probability", "success"))
     v.one_of(config, "estimator.optimizer", ("ours", "released"))
-    v.one_of(config, "estimator.starts", ("test", "train_fresh"))
+    v.one_of(config, "estimator.starts", ("test", "train", "train_fresh"))
     v.one_of(config, "ensemble.mode", ("product", "mixture"))
     _grids(config)
     _bounds(config)
     _boundary_sets(config)
+    _resnets(config)
     if config.train.num_seeds < 2:
         raise app.ConfigError("train.num_seeds", "needs >= 2 seeds for the error bars of the trends")
     if any(s >= config.train.num_steps for s in config.over_training.steps):

@@ -9,9 +9,10 @@ default: ReLU MLPs 64-256-10 (Adam lr 1e-3, batch 64, 3000 steps) in one vmapped
 smaller training set (100/300/700 images, each seed its own subset, trained for the same number of epochs as the
 full set); 3 seeds each of widths 16/64/1024 (one masked group); an ensemble pool of 12 MLPs, each on its own random
 half of the training set (3 disjoint ensembles of 1, 2 and 4 members); one CNN (16-32 channels). Estimator: the
-search stays in the pixel box [0, 1], Adam lr 0.4 for at most 300 steps, Gaussian unit-norm bases, d in 1..64
-(14 values) x 8 repeats x 4 start points (test images of other classes), the convergence check reruns 2 repeats
-with 4x the steps at the same rate. Every trend is the mean over classes 0, 4, 8 per seed, with the standard
+search stays on the data: in the pixel box [0, 1] and within one median test-image norm of its start point (the
+reach), Adam lr 0.1 for at most 300 steps, Gaussian unit-norm bases, d in 1..64 (14 values) x 8 repeats x 4 start
+points (test images of other classes), the convergence check reruns 2 repeats with 4x the steps at the same rate
+and reach. Every trend is the mean over classes 0, 4, 8 per seed, with the standard
 error over the 3 seeds.
 """
 
@@ -58,13 +59,17 @@ def _base() -> ml_collections.ConfigDict:
     c.cnn.enabled = True
     c.cnn.channels = (16, 32)
 
+    c.resnet = ml_collections.ConfigDict()
+    c.resnet.models = ()  # (label, blocks per stage, base width): ("resnet20", 3, 16), ("wrn16_4", 2, 64)
+
     c.estimator = ml_collections.ConfigDict()
     c.estimator.dims = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32, 48, 64)
     c.estimator.repeats = 8
     c.estimator.num_starts = 4
     c.estimator.starts = "test"  # test images of other classes, shared by every (d, repeat); or "train_fresh"
-    c.estimator.lr = 0.4  # inside the box the rate sets the step, not the reach (the box bounds it)
+    c.estimator.lr = 0.1
     c.estimator.steps = 300
+    c.estimator.reach = 1.0  # the search stays within this many median test-image norms of its start; 0: unlimited
     c.estimator.optimizer = "ours"  # bias-corrected Adam, stop at score 0.99; "released": the notebook's Adam
     c.estimator.check_factor = 4  # the convergence check: this many times the steps, same rate
     c.estimator.check_repeats = 2
@@ -98,6 +103,7 @@ def _released(c: ml_collections.ConfigDict) -> None:
     c.data.random_test_labels = True
     c.train.weight_decay = 1e-4
     c.estimator.bounds = None
+    c.estimator.reach = 0.0
     c.estimator.lr = 5e-2
     c.estimator.optimizer = "released"
     c.estimator.starts = "train_fresh"

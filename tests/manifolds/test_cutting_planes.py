@@ -1,5 +1,6 @@
 """Known-answer tests of the cutting-plane estimator: closed-form regions of known codimension."""
 
+import dataclasses
 import functools
 
 import jax
@@ -229,6 +230,23 @@ def test_bounds_keep_the_search_in_the_box_and_report_saturation():
     assert r.success_rate[-1] > 0 and r.saturated_fraction > 0.2
     with pytest.raises(cp.EstimatorInputError, match="^x0s: .*outside bounds"):
         cp.critical_dimension(closed_form, x0 + 0.6, 1, (1,), 1, jax.random.key(1), params=p, bounds=(0.0, 1.0))
+
+
+def test_radius_limits_the_reach_and_the_check_keeps_it():
+    """A halfspace 4 away. Unlimited, a line reaches it (`test_halfspace_...`: d* = 1); with reach r the
+    subspace must hold a direction within r of it: a line (|w·u| ~ 0.18 in D = 32) needs r ≈ 22, the full space
+    r > 4. So r = 5 reaches it only at d = D, r = 3.5 never, however many steps: the convergence check (4x the
+    steps) keeps the radius and finds the same success rates."""
+    p, x0 = _halfspace()
+    far = cp.Budget(lr=0.5, steps=400)
+    for r, rate in ((5.0, [0.0, 1.0]), (3.5, [0.0, 0.0])):
+        out = cp.critical_dimension(closed_form, x0, 1, (1, D), 4, jax.random.key(0), params=p,
+                                    budget=dataclasses.replace(far, radius=r), check_repeats=4)  # fmt: skip
+        np.testing.assert_array_equal(out.success_rate, rate)
+        np.testing.assert_array_equal(out.convergence["success_rate_subset_check"], rate)  # 4x the steps
+    with pytest.raises(cp.EstimatorInputError, match="^budget: .*radius > 0"):
+        cp.critical_dimension(closed_form, x0, 1, (1,), 1, jax.random.key(0), params=p,
+                              budget=dataclasses.replace(far, radius=0.0))  # fmt: skip
 
 
 def test_threshold_d_star_grows_with_the_certainty_asked(tube_results):

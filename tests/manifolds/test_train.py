@@ -86,3 +86,38 @@ def test_weight_decay_penalises_conv_kernels_only():
     with_wd = float(train._loss(task, params, x, y, 0.1)[0])
     kernel = params[0]["w"]
     np.testing.assert_allclose(with_wd - base, 0.5 * 0.1 * float(jnp.sum(kernel**2)), rtol=1e-5)
+
+
+def _resnet_params(blocks, width, c_in, classes):
+    """ResNet parameters counted by hand: 3x3 convolutions without bias, GroupNorm scale and bias after each, a 1x1
+    shortcut at the first block of stages 2 and 3, a dense head with bias."""
+    n, cin = 9 * c_in * width + 2 * width, width
+    for s, c in enumerate((width, 2 * width, 4 * width)):
+        for b in range(blocks):
+            n += 9 * cin * c + 2 * c + 9 * c * c + 2 * c + ((cin * c + 2 * c) if s > 0 and b == 0 else 0)
+            cin = c
+    return n + cin * classes + classes
+
+
+def test_resnet20_and_wideresnet_shapes_and_parameter_counts():
+    for blocks, width, approx in ((3, 16, 0.27e6), (2, 64, 2.75e6)):  # ResNet-20 ~0.27M, WRN-16-4 ~2.7M
+        task = train.Task("resnet", (blocks, width), (32, 32, 3), 10, 8, N)
+        params = jax.eval_shape(task.init, jax.random.key(0))
+        count = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params))
+        assert count == _resnet_params(blocks, width, 3, 10) and abs(count - approx) < 0.05 * approx
+        convs = [a for a in jax.tree.leaves(params) if a.ndim == 4]
+        assert len(convs) == 1 + 2 * 3 * blocks + 2  # stem + 6n + 2 shortcuts (ResNet-20: 19 + the head = 20 layers)
+
+
+def test_toy_resnet_is_per_example_and_trains():
+    task = train.Task("resnet", (1, 4), (8, 8, 1), 3, 16, N)
+    x, y, yr = _data(d=64)
+    x = np.abs(x) / 3
+    hp = _hp(lr=3e-3)
+    s0 = train.init_run(task, 60, jax.random.key(0), hp)
+    logits = task.apply(s0["params"], jnp.asarray(x[:5]))
+    one_by_one = jnp.concatenate([task.apply(s0["params"], jnp.asarray(x[i : i + 1])) for i in range(5)])
+    np.testing.assert_allclose(logits, one_by_one, rtol=1e-5, atol=1e-5)  # no batch statistics
+    s1, out = _chunk(task, 60)(s0, hp, (x, y, yr), 0)
+    s2, out2 = _chunk(task, 60)(s1, hp, (x, y, yr), 60)
+    assert float(out2["loss"]) < float(out["loss"]) - 0.05 and np.isfinite(float(out2["loss"]))

@@ -46,6 +46,13 @@ MUTANTS = [
     ),
     Mutant(
         file="manifolds/cutting_planes.py",
+        old='x = x0 + step * jnp.where((r > 0) & (n > r), r_safe / jnp.maximum(n, r_safe), 1.0)',
+        new="x = x0 + step",
+        tests=(f"{CP}::test_radius_limits_the_reach_and_the_check_keeps_it",),
+        why="the reach is not limited: the search goes as far as the rate and steps carry it",
+    ),
+    Mutant(
+        file="manifolds/cutting_planes.py",
         old="converged = bool(abs(moved) <= allowed)",
         new="converged = bool(moved <= allowed)",
         tests=(f"{CP}::test_halfspace_at_a_converged_budget_is_one_and_a_short_budget_is_flagged",),
@@ -88,6 +95,20 @@ MUTANTS = [
         new="scale = jnp.sqrt(width / wmax)",
         tests=(f"{TRAIN}::test_masked_wide_mlp_is_the_narrow_mlp_and_stays_masked",),
         why="the narrower MLP's output layer initialised at the wide net's fan-in scale, inverted",
+    ),
+    Mutant(
+        file="manifolds/models.py",
+        old="mean = z.mean(axis=(1, 2, 4), keepdims=True)",
+        new="mean = z.mean(axis=(0, 1, 2, 4), keepdims=True)",
+        tests=(f"{TRAIN}::test_toy_resnet_is_per_example_and_trains",),
+        why="the ResNet's normalisation takes batch statistics: one image's logits depend on the rest of the batch",
+    ),
+    Mutant(
+        file="manifolds/models.py",
+        old="if s > 0 and b == 0:",
+        new="if b == 0:",
+        tests=(f"{TRAIN}::test_resnet20_and_wideresnet_shapes_and_parameter_counts",),
+        why="a shortcut convolution (and its stride 2) in the first stage too: not ResNet-20's layout",
     ),
     Mutant(
         file="manifolds/summary.py",
