@@ -342,9 +342,7 @@ def simulate_single_neuron_sde(
 
     def one(lr):
         def step(w, i):
-            eps = jax.random.normal(jax.random.fold_in(k1, i), w.shape)
-            w = jax.vmap(lambda wi, ei: _single_neuron_step(wi, lr, ei, x, y, label_noise, dt))(w, eps)
-            return w, None
+            return single_neuron_advance(w, i, k1, lr, x, y, label_noise, dt), None
 
         w, _ = jax.lax.scan(step, w0, jnp.arange(num_steps))
         return jnp.mean(jnp.linalg.norm(w, axis=1) < threshold)
@@ -547,6 +545,14 @@ def _sgd_step(kind, loss, p, idx, xi, lr, train_rest):
     if not train_rest:  # only the normal coordinates move
         new = embed(kind, p, normal_coordinates(kind, new))
     return new
+
+
+def single_neuron_advance(w, i, key, lr, x, y, label_noise, dt):
+    """Step ``i`` of the single-neuron SDE for every run ``w [runs, 2]`` at once: noise ``N(0, I_2)`` per run from
+    ``fold_in(key, i)``, then :func:`_single_neuron_step` (shared by the finite-time and the exit-problem
+    simulations, so both integrate the same paths)."""
+    eps = jax.random.normal(jax.random.fold_in(key, i), w.shape)
+    return jax.vmap(lambda wi, ei: _single_neuron_step(wi, lr, ei, x, y, label_noise, dt))(w, eps)
 
 
 def _single_neuron_step(w, lr, eps, x, y, label_noise, dt):

@@ -17,9 +17,9 @@ from collapse.attractivity import (
     HiddenNeuronProblem,
     _sgd_parts,
     _sgd_step,
-    _single_neuron_step,
     embed,
     normal_coordinates,
+    single_neuron_advance,
 )
 
 UNDECIDED, REACHED, ESCAPED = 0, 1, 2
@@ -246,8 +246,7 @@ def single_neuron_exit_probability(
 
     def one(lr):
         def advance(w, i):
-            eps = jax.random.normal(jax.random.fold_in(k1, i), w.shape)
-            return jax.vmap(lambda wi, ei: _single_neuron_step(wi, lr, ei, x, y, label_noise, dt))(w, eps)
+            return single_neuron_advance(w, i, k1, lr, x, y, label_noise, dt)
 
         norm = lambda w: jnp.linalg.norm(w, axis=1)  # noqa: E731
         return _exit_summary(*exit_scan(advance, w0, norm, num_steps, r_in, r_out))

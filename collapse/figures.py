@@ -310,7 +310,7 @@ def fig4_noise_scale(path: str, ns: dict) -> None:
                 mfc="none",
                 ls="--",
                 color="C3",
-                label=f"full-batch GD, same lr ({_seeds(len(gd[0]))})",
+                label=f"full-batch GD, same lr and loss ({_seeds(len(gd[0]))})",
             )
             for p, xv in zip(pts, x, strict=True):
                 ax.annotate(f"{varied} {p[varied]:g}", (xv, 0.02), fontsize=6, ha="center", rotation=90)
@@ -321,7 +321,8 @@ def fig4_noise_scale(path: str, ns: dict) -> None:
         axes[i, 0].set_ylabel("fraction of independent neurons")
         axes[i, 0].legend(fontsize=7, loc="center left")
     fig.suptitle(
-        f"after {ns['num_steps']} steps (SGD and GD alike), weight decay {ns['weight_decay']:g}; error bars: seed sd",
+        f"after {ns['num_steps']} steps (SGD and GD alike), weight decay {ns['weight_decay']:g}, label noise "
+        f"{ns.get('label_noise', 0.0):g} (GD: its expected loss); error bars: seed sd",
         fontsize=9,
     )
     plotting.save(fig, path)

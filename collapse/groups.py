@@ -35,6 +35,7 @@ class Group:
     widths: tuple[int, ...]
     num_steps: int
     full_batch: bool = False
+    warmup_steps: int | None = None  # None: train.warmup_steps (main architecture only)
 
 
 def resnet_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -87,10 +88,17 @@ def make_task(config: ml_collections.ConfigDict, ds: data.Dataset, group: Group)
         maxpool_after=tuple(config.net.maxpool_after) if cnn else (),
         dense_head=tuple(config.net.dense_head) if cnn else (),
         blocks=int(opts["blocks"]),
-        warmup_steps=opts["warmup_steps"] if group.arch == config.net.arch else 0,
+        warmup_steps=_warmup(config, group, opts),
         augment=opts["augment"],
         full_batch=group.full_batch,
     )
+
+
+def _warmup(config: ml_collections.ConfigDict, group: Group, opts: dict[str, Any]) -> int:
+    """The group's own warmup (the noise sweep's), else train.warmup_steps for the main architecture."""
+    if group.warmup_steps is not None:
+        return int(group.warmup_steps)
+    return opts["warmup_steps"] if group.arch == config.net.arch else 0
 
 
 def row(config: ml_collections.ConfigDict, lr: float, wd: float, ln: float, seed: int | None = None) -> dict:
@@ -176,9 +184,13 @@ def noise_groups(config: ml_collections.ConfigDict) -> list[Group]:
     """The noise-scale sweep: SGD at every (lr, batch) point of the lr axis (batch ``lr_axis_batch``) and the batch
     axis (lr ``batch_axis_lr``), ``num_seeds`` seeds each, one group per batch size; and the noise-free control,
     full-batch GD at every lr for the same number of steps (``gd_num_seeds`` seeds; the batch axis shares the
-    control of its lr). Setting names: ``"lr=0.1 batch=8"``; the control's ``"lr=0.1"``."""
+    control of its lr). Every run, SGD and control, has the sweep's label noise ``noise.label_noise`` (the
+    control on the expected loss: soft targets) and linear lr warmup ``noise.warmup_steps``. Setting names:
+    ``"lr=0.1 batch=8"``; the control's ``"lr=0.1"``."""
     n = config.noise
     steps, widths, arch = int(n.num_steps), tuple(config.net.widths), config.net.arch
+    ln = float(n.get("label_noise", 0.0))
+    warm = int(n.get("warmup_steps", 0))  # SGD and its control alike (the same lr schedule)
     points = [(float(lr), int(n.lr_axis_batch)) for lr in n.lrs]
     points += [(float(n.batch_axis_lr), int(b)) for b in n.batch_sizes if int(b) != int(n.lr_axis_batch)]
     groups = []
@@ -187,14 +199,16 @@ def noise_groups(config: ml_collections.ConfigDict) -> list[Group]:
         for lr, _ in [p for p in points if p[1] == b]:
             seeds = [config.seed + i for i in range(n.num_seeds)]
             settings[f"lr={lr:g} batch={b}"] = list(range(len(rows), len(rows) + len(seeds)))
-            rows += [dict(row(config, lr, n.weight_decay, 0.0, s), switch=float(steps + 1)) for s in seeds]
-        groups.append(Group(f"noise_b{b}", arch, rows, settings, b, widths, steps))
+            rows += [dict(row(config, lr, n.weight_decay, ln, s), switch=float(steps + 1)) for s in seeds]
+        groups.append(Group(f"noise_b{b}", arch, rows, settings, b, widths, steps, warmup_steps=warm))
     rows, settings = [], {}
     for lr in n.lrs:
         seeds = [config.seed + i for i in range(n.gd_num_seeds)]
         settings[f"lr={lr:g}"] = list(range(len(rows), len(rows) + len(seeds)))
-        rows += [dict(row(config, lr, n.weight_decay, 0.0, s), switch=float(steps + 1)) for s in seeds]
-    groups.append(Group("noise_gd", arch, rows, settings, int(config.train.batch_size), widths, steps, True))
+        rows += [dict(row(config, lr, n.weight_decay, ln, s), switch=float(steps + 1)) for s in seeds]
+    groups.append(
+        Group("noise_gd", arch, rows, settings, int(config.train.batch_size), widths, steps, True, warmup_steps=warm)
+    )
     return groups
 
 

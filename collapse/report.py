@@ -154,10 +154,12 @@ def noise_rows(ns: dict) -> list[dict]:
     names = list(ns["layers"])
     for axis, fixed in (("lr", f"batch {ns['lr_axis']['batch']}"), ("batch", f"lr {ns['batch_axis']['lr']:g}")):
         pts = ns[f"{axis}_axis"]["points"]
-        # a run that fails to train also loses neurons: every point must have trained
+        # a run that fails to train also loses neurons: every run of every point must have trained
         min_acc = float(ns.get("min_test_acc", 0.0))
-        trained = all(p["sgd_test_acc"] >= min_acc for p in pts)
-        accs = "SGD test acc " + ", ".join(f"{p['sgd_test_acc']:.3f}" for p in pts)
+        trained = all(p.get("sgd_test_acc_min", p["sgd_test_acc"]) >= min_acc for p in pts)
+        accs = "SGD test acc (mean, lowest run) " + ", ".join(
+            f"{p['sgd_test_acc']:.3f} ({p.get('sgd_test_acc_min', p['sgd_test_acc']):.3f})" for p in pts
+        )
         t = trend(pts)
         seeds = f"{len(pts[0]['sgd'])} seeds, {len(pts[0]['gd'])} for GD"
         scales = ", ".join(f"{p['noise_scale']:.4g} ({axis} {p[axis]:g})" for p in pts)
@@ -168,12 +170,13 @@ def noise_rows(ns: dict) -> list[dict]:
         rows.append(
             {
                 "name": f"noise scale, {axis} axis at {fixed}, weight decay {ns['weight_decay']:g}, "
-                f"{ns['num_steps']} steps: independent fraction falls as lr/B rises ({seeds}; mean +- sd)",
+                f"label noise {ns.get('label_noise', 0.0):g}, {ns['num_steps']} steps: independent fraction falls "
+                f"as lr/B rises ({seeds}; mean +- sd)",
                 "value": f"lr/B = {scales}: {curve}. "
                 + _layer_status(names, t["shown"][:-1], t["drop"][:-1], t["spread"][:-1], "trend")
                 + f". {accs}",
                 "paper": "larger lr / smaller batch -> more gradient noise -> more collapse (Fig. 4); ok: the mean "
-                f"of layers falls beyond the error bars and every point trained (test acc >= {min_acc:g})",
+                f"of layers falls beyond the error bars and every run trained (test acc >= {min_acc:g})",
                 "ok": bool(t["shown"][-1]) and trained,
             }
         )

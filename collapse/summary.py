@@ -71,6 +71,7 @@ def _point(lr: float, batch: int, sgd: dict, gd: dict) -> dict[str, Any]:
         "gd_mean": g.mean(axis=0),
         "gd_sd": spread(g),
         "sgd_test_acc": float(np.mean(sgd["acc"])),
+        "sgd_test_acc_min": float(np.min(sgd["acc"])),
         "gd_test_acc": float(np.mean(gd["acc"])),
         "sgd_vanishing": sgd["parts"][:, :, 1].mean(axis=0),
         "sgd_merged": sgd["parts"][:, :, 2].mean(axis=0),
@@ -89,6 +90,8 @@ def noise_points(
     batch_axis = [_point(lr0, b, sgd[f"lr={lr0:g} batch={b}"], gd[f"lr={lr0:g}"]) for b in n.batch_sizes]
     return {
         "weight_decay": float(n.weight_decay),
+        "label_noise": float(n.get("label_noise", 0.0)),
+        "warmup_steps": int(n.get("warmup_steps", 0)),
         "num_steps": int(n.num_steps),
         "num_seeds": int(n.num_seeds),
         "gd_num_seeds": int(n.gd_num_seeds),

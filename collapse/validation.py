@@ -146,6 +146,10 @@ def _noise(config: ml_collections.ConfigDict) -> None:
     check.positive(config, "noise.batch_axis_lr")
     check.non_negative(config, "noise.weight_decay")
     check.probability(config, "noise.min_test_acc")
+    if "label_noise" in n:
+        check.probability(config, "noise.label_noise")
+    if "warmup_steps" in n:
+        check.non_negative_int(config, "noise.warmup_steps")
     check.sorted_grid(config, "noise.lrs", positive=True)
     check.sorted_grid(config, "noise.batch_sizes", kind=int, positive=True)
     if len(n.lrs) < 2:

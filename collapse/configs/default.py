@@ -5,10 +5,11 @@
     python -m collapse.main --config=collapse/configs/default.py:cnn     # plus the digits CNN and its control
 
 default: MLP 64-256-256-10 (GELU) on scikit-learn digits, SGD momentum 0.9. First the noise-scale sweep (Fig. 4 as
-noise): weight decay 5e-4, 5k steps, an lr axis (lr 0.025 / 0.05 / 0.1 at batch 8) and a batch axis (batch
-64 / 32 / 16 / 8 at lr 0.1), 3 seeds per point, each point beside full-batch GD on the same loss at the same lr for
-the same 5k steps (one compiled group per batch size, one for the controls). Then the weight-decay sweep at batch
-32, 20k steps, 2 seeds: lr 0.05, label noise 0.1 / 0.2, weight decay 0, lr 0.2 for 0/5k/10k/15k steps then 0.02,
+noise): weight decay 5e-4, 500-step warmup, 5k steps, an lr axis (lr 0.025 / 0.05 / 0.1 at batch 8) and a batch
+axis (batch 64 / 32 / 16 / 8 at lr 0.1), 3 seeds per point, each point beside full-batch GD on the same loss at the
+same lr schedule for the same 5k steps, 3 seeds (one compiled group per batch size, one for the controls). Then
+the weight-decay sweep at batch 32, 20k steps, 2 seeds: lr 0.05, label noise 0.1 / 0.2, weight decay 0, lr 0.2
+for 0/5k/10k/15k steps then 0.02,
 with the independent / vanishing / merged fractions and test accuracy at every 5k-step checkpoint, beside the
 noise-free control, full-batch GD on the same expected loss (label noise as soft targets) for 5k steps;
 local attractivity (exit problem) of the quartic well (2000 paths per zeta, dt 0.0025 and 0.01) with its
@@ -78,23 +79,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.large_lr.durations = (0, 5000, 10000, 15000)
     c.large_lr.finetune_steps = 5000
 
-    # The noise-scale sweep (Fig. 4 as noise): SGD at the base weight decay along an lr axis at batch 8 and a batch
-    # axis at lr 0.1 (noise scale lr / batch), every point beside full-batch GD on the same loss at the same lr for
-    # the same number of steps. At a fixed lr the expected update of every batch size is the same (minibatches
-    # drawn with replacement are unbiased) and so is the weight decay's integral lr * wd * steps: the batch axis
-    # changes the gradient noise only. (Batch 8 at lr 0.2, or at lr 0.1 with weight decay 1e-4, does not train:
-    # test accuracy at chance; see collapse/README.md.)
+    # The noise-scale sweep (Fig. 4 as noise): SGD along an lr axis at batch 8 and a batch axis at lr 0.1 (noise
+    # scale lr / batch), every point beside full-batch GD on the same loss at the same lr schedule for the same
+    # number of steps, seeds 0-2 for both. At a fixed lr the expected update of every batch size is the same
+    # (minibatches drawn with replacement are unbiased) and so is the weight decay's integral lr * wd * steps: the
+    # batch axis changes the gradient noise only. A 500-step linear warmup keeps every batch-8 run at lr 0.1
+    # trained (without it one seed in six stays near chance). Label noise (noise.label_noise, on both SGD and the
+    # control's expected loss) was probed and inverts the batch axis (collapse/README.md).
     c.noise = ml_collections.ConfigDict()
     c.noise.enabled = True
     c.noise.weight_decay = 5e-4
+    c.noise.label_noise = 0.0  # SGD: labels redrawn at every load; GD: its expected loss (soft targets)
+    c.noise.warmup_steps = 500  # linear lr warmup, SGD and GD alike
     c.noise.num_steps = 5000  # SGD and GD alike; a multiple of train.chunk_steps
     c.noise.num_seeds = 3
-    c.noise.gd_num_seeds = 1  # seed config.seed: the same initial network as the first SGD seed
+    c.noise.gd_num_seeds = 3  # seeds config.seed + 0, 1, 2: the same initial networks as the SGD seeds
     c.noise.lrs = (0.025, 0.05, 0.1)
     c.noise.lr_axis_batch = 8
     c.noise.batch_sizes = (8, 16, 32, 64)
     c.noise.batch_axis_lr = 0.1  # one of noise.lrs (its GD control is the lr axis' one)
-    c.noise.min_test_acc = 0.9  # a point counts only when its runs trained (a failed run also loses neurons)
+    c.noise.min_test_acc = 0.9  # every run of a point must have trained (a failed run also loses neurons)
 
     # The noise-free control: full-batch GD on the expected loss (label noise as soft targets) with every SGD
     # setting's lr schedule and weight decay, compared with SGD at the same step (a full-batch step costs ~45
@@ -175,6 +179,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.noise.weight_decay = 1e-3
         c.noise.num_steps = 200
         c.noise.num_seeds = 2
+        c.noise.gd_num_seeds = 2
+        c.noise.warmup_steps = 50
+        c.noise.label_noise = 0.1
         c.noise.lrs = (0.1, 0.4)
         c.noise.batch_sizes = (8, 32)
         c.noise.batch_axis_lr = 0.4

@@ -291,20 +291,24 @@ def test_minibatch_update_is_unbiased_so_batch_size_changes_only_the_noise():
 def test_noise_groups_cross_at_a_shared_point_and_pair_each_lr_with_its_control():
     c = default.get_config()
     c.noise.lrs, c.noise.batch_axis_lr, c.noise.lr_axis_batch, c.noise.batch_sizes = (0.05, 0.1, 0.2), 0.2, 8, (8, 16)
+    c.noise.label_noise, c.noise.gd_num_seeds = 0.1, 2
     gs = groups.noise_groups(c)
     sgd = {k: (g, idx) for g in gs if not g.full_batch for k, idx in g.settings.items()}
     assert set(sgd) == {"lr=0.05 batch=8", "lr=0.1 batch=8", "lr=0.2 batch=8", "lr=0.2 batch=16"}
     for name, (g, idx) in sgd.items():
         assert g.batch_size == int(name.split("batch=")[1]) and g.num_steps == c.noise.num_steps
         assert [g.rows[i]["seed"] for i in idx] == list(range(c.noise.num_seeds))
-        assert all(g.rows[i]["weight_decay"] == c.noise.weight_decay and g.rows[i]["label_noise"] == 0 for i in idx)
+        assert all(g.rows[i]["weight_decay"] == c.noise.weight_decay for i in idx)
+        assert all(g.rows[i]["label_noise"] == c.noise.label_noise for i in idx)
         assert all(g.rows[i]["switch"] > c.noise.num_steps for i in idx)
     (gd,) = [g for g in gs if g.full_batch]
     assert gd.num_steps == c.noise.num_steps and set(gd.settings) == {"lr=0.05", "lr=0.1", "lr=0.2"}
     for lr in (0.05, 0.1, 0.2):
-        (i,) = gd.settings[f"lr={lr:g}"]
+        js = gd.settings[f"lr={lr:g}"]
         g, idx = sgd[f"lr={lr:g} batch=8"]
-        assert gd.rows[i] == g.rows[idx[0]]  # the same run but for the noise: same seed (initial network) too
+        # the same runs but for the noise: same seeds (initial networks), lr, weight decay and label noise (the
+        # control on its expected loss)
+        assert [gd.rows[j] for j in js] == [g.rows[i] for i in idx[:2]]
 
 
 def _point(sgd, gd, lr=0.1, batch=8, acc=0.95):
@@ -362,6 +366,11 @@ def test_noise_report_passes_a_shown_trend_and_names_the_layer_where_it_is_only_
     # the same numbers from a run that did not train (test accuracy at chance) do not pass
     lr_axis[1]["sgd_test_acc"] = 0.1
     assert [r["ok"] for r in report.noise_rows(ns)][:2] == [False, False]
+    # nor does a point whose mean accuracy passes while one of its seeds did not train
+    lr_axis[1]["sgd_test_acc"], lr_axis[1]["sgd_test_acc_min"] = 0.93, 0.85
+    assert [r["ok"] for r in report.noise_rows(ns)][:2] == [False, False]
+    lr_axis[1]["sgd_test_acc_min"] = 0.91
+    assert [r["ok"] for r in report.noise_rows(ns)][:2] == [True, True]
 
 
 def test_noise_points_are_ordered_by_noise_scale_with_their_controls():
@@ -376,8 +385,11 @@ def test_noise_points_are_ordered_by_noise_scale_with_their_controls():
     n.lrs, n.batch_axis_lr, n.lr_axis_batch, n.batch_sizes = (0.05, 0.1, 0.2), 0.2, 8, (8, 16, 32, 64)
     sgd = {f"lr={lr:g} batch=8": parts(1 - lr, 3) for lr in n.lrs}
     sgd.update({f"lr=0.2 batch={b}": parts(1 - 0.2, 3) for b in n.batch_sizes if b != 8})
+    sgd["lr=0.2 batch=16"]["acc"] = np.array([0.97, 0.4, 0.97])  # one seed did not train
     gd = {f"lr={lr:g}": parts(1.0 - lr / 10, 1) for lr in n.lrs}
     out = summary.noise_points(n, sgd, gd, ["fc1", "fc2"])
+    b16 = [p for p in out["batch_axis"]["points"] if p["batch"] == 16][0]
+    assert b16["sgd_test_acc"] == pytest.approx(0.78) and b16["sgd_test_acc_min"] == pytest.approx(0.4)
     assert [p["noise_scale"] for p in out["batch_axis"]["points"]] == [0.2 / 64, 0.2 / 32, 0.2 / 16, 0.2 / 8]
     assert [p["lr"] for p in out["lr_axis"]["points"]] == [0.05, 0.1, 0.2]
     for p in out["lr_axis"]["points"]:
@@ -393,6 +405,8 @@ def test_noise_points_are_ordered_by_noise_scale_with_their_controls():
         ("noise.num_steps", 150),  # not a multiple of train.chunk_steps (100)
         ("noise.lrs", (0.4,)),  # one lr: no trend
         ("noise.batch_sizes", (32, 8)),
+        ("noise.label_noise", 1.5),  # not a probability
+        ("noise.warmup_steps", -1),
     ],
 )
 def test_noise_sweep_fields_are_checked_naming_the_field(field, value):

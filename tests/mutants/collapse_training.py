@@ -64,4 +64,18 @@ MUTANTS = [
         tests=(f"{T}::test_noise_report_passes_a_shown_trend_and_names_the_layer_where_it_is_only_partly_shown",),
         why="the control check reads the first layer instead of the mean of layers",
     ),
+    Mutant(
+        file="collapse/groups.py",
+        old="n.weight_decay, ln, s), switch=float(steps + 1)) for s in seeds]\n    groups",
+        new="n.weight_decay, 0.0, s), switch=float(steps + 1)) for s in seeds]\n    groups",
+        tests=(f"{T}::test_noise_groups_cross_at_a_shared_point_and_pair_each_lr_with_its_control",),
+        why="the noise sweep's control on clean labels while its SGD runs have label noise (not the same loss)",
+    ),
+    Mutant(
+        file="collapse/report.py",
+        old='trained = all(p.get("sgd_test_acc_min", p["sgd_test_acc"]) >= min_acc for p in pts)',
+        new='trained = all(p["sgd_test_acc"] >= min_acc for p in pts)',
+        tests=(f"{T}::test_noise_report_passes_a_shown_trend_and_names_the_layer_where_it_is_only_partly_shown",),
+        why="a point passes on its mean accuracy while one of its seeds did not train",
+    ),
 ]
