@@ -13,6 +13,7 @@ Figures go to workdir/figures; the results.json keys are documented in pruning/R
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
@@ -33,7 +34,11 @@ def make_setup(config, input_shape, num_classes: int, *, num_levels: int, snapsh
         model = models.MLP(int(np.prod(input_shape)), tuple(int(w) for w in n.widths), num_classes)
     elif n.arch == "cnn":
         model = models.CNN(
-            tuple(int(w) for w in n.widths), tuple(int(s) for s in n.strides), num_classes, input_shape[-1]
+            tuple(int(w) for w in n.widths),
+            tuple(int(s) for s in n.strides),
+            num_classes,
+            input_shape[-1],
+            batchnorm=bool(n.get("batchnorm", False)),
         )
     else:
         model = models.ResNet(int(n.resnet_blocks), int(n.resnet_width), num_classes, int(input_shape[-1]))
@@ -84,9 +89,30 @@ def instability(config, workdir: str, setup: imp.Setup, arrays, writer) -> dict:
                 )
     isetup = make_setup(config, arrays[0].shape[1:], setup.model.num_classes, num_levels=2)
     sw = imp.Sweep(isetup, runs, int(config.train.chunk_steps))
+    state = sweep.to_numpy(sw.init(), len(runs))
+    w_k = rewind_points(isetup, runs, max(config.instability.rewind_steps), arrays)
+    state["w_rewind"], state["s_rewind"] = w_k["w_rewind"], w_k["s_rewind"]
     ckpt = os.path.join(workdir, "checkpoints", "instability")
-    state = sw.run(sw.init(), arrays, ckpt_dir=ckpt, writer=writer, desc="instability")
+    state = sw.run(state, arrays, first_level=1, num_levels=1, ckpt_dir=ckpt, writer=writer, desc="instability")
     return summary.instability(runs, imp.history(state, len(runs)))
+
+
+def rewind_points(setup: imp.Setup, runs, k_max: int, arrays) -> dict:
+    """w_k (and BatchNorm statistics) of every run: its seed's dense network trained from w_0 to its rewind step
+    (the first k_max + 1 steps of level 0, the same minibatches and rates as the full schedule's), so the copies
+    from w_k need not train level 0 to its end."""
+    prefix = dataclasses.replace(setup, steps=k_max + 1, num_levels=1)
+    seeds = sorted({r.seed for r in runs})
+    ks = sorted({r.rewind_step for r in runs})
+    pruns = [imp.Run(s, "imp", 0, runs[0].lr, runs[0].weight_decay, 0.0, k) for s in seeds for k in ks]
+    pruns = [dataclasses.replace(r, parent=i) for i, r in enumerate(pruns)]
+    psw = imp.Sweep(prefix, pruns, prefix.steps)
+    state = psw.run(psw.init(), arrays, desc="rewind_points")
+    idx = np.asarray([seeds.index(r.seed) * len(ks) + ks.index(r.rewind_step) for r in runs])
+    return {
+        name: jax.tree.map(lambda a: np.asarray(a)[idx], sweep.to_numpy(state[name], len(pruns)))
+        for name in ("w_rewind", "s_rewind")
+    }
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

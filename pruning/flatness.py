@@ -8,10 +8,14 @@ random), the other weights keep their solution values (the projection onto the a
 trained inside the subspace from step `flatness.refine_from` of the schedule (the low-rate tail); p succeeds at
 epsilon when the trained loss is within epsilon of the solution's (loss only: does the subspace meet the sublevel
 set). The measured largest fraction is the largest grid value with every smaller one succeeding.
+How far the quadratic model behind the bound holds is checked directly (`hessian.quadratic_check`): the train-loss
+rise of each pruned point before any retraining, actual vs 0.5 d^T H d.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from typing import Any
 
@@ -38,15 +42,19 @@ def predicted(config, setup: imp.Setup, params, mask, stats, x_tr, y_tr) -> dict
     def loss_fn(p):
         return imp._loss_and_error(setup, p, stats, x_tr, y_tr)[0]
 
-    lam = hessian.full_spectrum(loss_fn, params, mask=mask, rates=rates, batch=int(f.hvp_batch))
+    hess = hessian.hessian_matrix(loss_fn, params, mask=mask, rates=rates, batch=int(f.hvp_batch))
+    lam = np.linalg.eigvalsh(hess)
     w = hessian.flat_weights(params, mask, rates)
+    fr, x0, _ = hessian.restricted(loss_fn, params, mask, rates)
+    f_jit = jax.jit(fr)
+    check = {kind: hessian.quadratic_check(f_jit, x0, hess, f.fractions, kind) for kind in KINDS}
     pred = {
         kind: [hessian.max_prune_fraction(lam, w, float(e), kind, nonpositive=f.nonpositive) for e in f.epsilons]
         for kind in KINDS
     }
     e0 = float(f.epsilons[0])
     sens = {rule: hessian.max_prune_fraction(lam, w, e0, "random", nonpositive=rule) for rule in NONPOSITIVE}
-    return {"lam": lam, "loss": float(loss_fn(params)), "pred": pred, "sensitivity": sens}
+    return {"lam": lam, "loss": float(loss_fn(params)), "pred": pred, "sensitivity": sens, "quadratic": check}
 
 
 def analyse(config, workdir: str, setup: imp.Setup, fsetup: imp.Setup, runs, state, arrays, writer) -> dict:
@@ -75,6 +83,18 @@ def analyse(config, workdir: str, setup: imp.Setup, fsetup: imp.Setup, runs, sta
     return out
 
 
+def tail_setup(setup: imp.Setup, start: int) -> imp.Setup:
+    """The schedule's steps `start` .. end as a level of its own (steps counted from 0, the rate drops shifted, a
+    drop at or before `start` applying from the first step): training there costs only the tail's steps."""
+    if not 0 <= start < setup.steps:
+        raise ValueError(f"refine_from must be in [0, steps={setup.steps}), got {start}")
+    if start < setup.warmup_steps:
+        raise ValueError(f"refine_from={start} falls inside the warm-up ({setup.warmup_steps} steps)")
+    return dataclasses.replace(
+        setup, steps=setup.steps - start, lr_drops=tuple(max(d - start, 0) for d in setup.lr_drops), warmup_steps=0
+    )
+
+
 def _measured_sweep(config, workdir, fsetup, runs, imp_rows, host, j, key, arrays, writer) -> dict[str, np.ndarray]:
     """Every fraction x kind x seed pruned from the level's solution and trained inside the subspace (one sweep)."""
     f = config.flatness
@@ -83,9 +103,10 @@ def _measured_sweep(config, workdir, fsetup, runs, imp_rows, host, j, key, array
         for p in f.fractions:
             for r in imp_rows:
                 b = runs[r]
-                fruns.append(imp.Run(b.seed, name, len(fruns), b.lr, b.weight_decay, float(p), int(f.refine_from)))
+                fruns.append(imp.Run(b.seed, name, len(fruns), b.lr, b.weight_decay, float(p), 0))
                 parents.append(r)
-    fsw = imp.Sweep(fsetup, fruns, int(config.train.chunk_steps))
+    tail = tail_setup(fsetup, int(f.refine_from))
+    fsw = imp.Sweep(tail, fruns, math.gcd(int(config.train.chunk_steps), tail.steps))
     pidx = np.asarray(parents)
     st = sweep.to_numpy(fsw.init(), len(fruns))
     st["params"] = jax.tree.map(lambda a: a[pidx, j], host["snap_params"])
@@ -108,6 +129,14 @@ def _entry(config, level: int, per_seed: list[dict], fh: dict[str, np.ndarray], 
         "top_eigenvalue": [float(np.max(s["lam"])) for s in per_seed],
         "negative_eigenvalues": [int(np.sum(s["lam"] < 0)) for s in per_seed],
         "nonpositive_sensitivity": {rule: [s["sensitivity"][rule] for s in per_seed] for rule in NONPOSITIVE},
+        "quadratic_check": {
+            kind: {
+                "fractions": per_seed[0]["quadratic"][kind]["fractions"],
+                "quadratic_rise": [s["quadratic"][kind]["quadratic_rise"] for s in per_seed],
+                "actual_rise": [s["quadratic"][kind]["actual_rise"] for s in per_seed],
+            }
+            for kind in KINDS
+        },
     }
     for kind_i, kind in enumerate(KINDS):
         sl = slice(kind_i * nf * n_seeds, (kind_i + 1) * nf * n_seeds)

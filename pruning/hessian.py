@@ -245,3 +245,36 @@ def _selection(mask: Any, rates: Any) -> np.ndarray:
         for m, r in zip(jax.tree.leaves(mask), jax.tree.leaves(rates), strict=True)
     ]
     return np.concatenate(leaves)
+
+
+def pruned_set(weights: np.ndarray, fraction: float, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Boolean vector: the round(fraction D) entries of `weights` pruned by `kind` ("magnitude": the smallest |w|,
+    ties by position; "random": a uniform subset drawn from `rng`)."""
+    if kind not in ("magnitude", "random"):
+        raise ValueError(f"kind must be 'magnitude' or 'random', got {kind!r}")
+    w = np.asarray(weights).ravel()
+    n = int(np.floor(float(fraction) * w.size + 0.5))
+    order = np.argsort(np.abs(w), kind="stable") if kind == "magnitude" else rng.permutation(w.size)
+    out = np.zeros(w.size, bool)
+    out[order[:n]] = True
+    return out
+
+
+def quadratic_check(
+    f: Callable[[jax.Array], jax.Array], x0: jax.Array, hess: np.ndarray, fractions, kind: str, seed: int = 0
+) -> dict[str, list[float]]:
+    """How well the quadratic model describes pruning: for each fraction p, the loss rise of the pruned point
+    (the pruned weights set to 0, nothing retrained) as the model predicts it, 0.5 d^T H d with d = -w on the pruned
+    set (the gradient term is dropped, as at a minimum), and as measured, f(x0 + d) - f(x0).
+
+    `f`, `x0`: the restricted loss and weights (`restricted`); `hess`: its Hessian at x0 ([D, D], `hessian_matrix`).
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x0, np.float64)
+    base = float(f(x0))
+    quad, actual = [], []
+    for p in fractions:
+        d = np.where(pruned_set(x, p, kind, rng), -x, 0.0)
+        quad.append(float(0.5 * d @ hess @ d))
+        actual.append(float(f(jnp.asarray(x + d, jnp.float32))) - base)
+    return {"fractions": [float(p) for p in fractions], "quadratic_rise": quad, "actual_rise": actual}

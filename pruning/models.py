@@ -64,27 +64,38 @@ class MLP:
 @dataclasses.dataclass(frozen=True)
 class CNN:
     """A small all-convolutional network: 3x3 convolutions (no bias, Kaiming-normal fan-in init) with ReLU, the
-    given `widths` and `strides`, global average pooling, and a dense head (PyTorch-default init). No normalisation,
-    so large early learning rates make it unstable to SGD noise at initialisation (the digits runs)."""
+    given `widths` and `strides`, global average pooling, and a dense head (PyTorch-default init). Without
+    normalisation (the default) large early learning rates make it unstable to SGD noise at initialisation (the
+    digits runs); `batchnorm=True` puts a BatchNorm after every convolution, as in the paper's ResNets."""
 
     widths: tuple[int, ...] = (8, 16, 16)
     strides: tuple[int, ...] = (1, 2, 2)
     num_classes: int = 10
     in_channels: int = 1
+    batchnorm: bool = False  # BatchNorm (scale 1, bias 0; not pruned) after every convolution, before the ReLU
 
-    def init(self, key: jax.Array) -> tuple[dict[str, Any], jax.Array]:
+    def init(self, key: jax.Array) -> tuple[dict[str, Any], Any]:
         keys = jax.random.split(key, len(self.widths) + 1)
-        convs, c_in = [], self.in_channels
+        convs, stats, c_in = [], [], self.in_channels
         for k, c in zip(keys[:-1], self.widths, strict=True):
             convs.append({"kernel": jax.random.normal(k, (3, 3, c_in, c)) * np.sqrt(2.0 / (9 * c_in))})
+            if self.batchnorm:
+                convs[-1]["bn"], st = nn.batch_norm_init(c)
+                stats.append({"bn": st})
             c_in = c
-        return {"convs": convs, "head": _dense_init(keys[-1], c_in, self.num_classes)}, jnp.zeros((), jnp.float32)
+        params = {"convs": convs, "head": _dense_init(keys[-1], c_in, self.num_classes)}
+        return params, (stats if self.batchnorm else jnp.zeros((), jnp.float32))
 
     def apply(self, params, stats, x, train: bool = False):
-        h = x
-        for layer, s in zip(params["convs"], self.strides, strict=True):
-            h = jax.nn.relu(nn.conv2d(h, layer["kernel"], s))
-        return h.mean(axis=(1, 2)) @ params["head"]["kernel"] + params["head"]["bias"], stats
+        h, new = x, []
+        for i, (layer, s) in enumerate(zip(params["convs"], self.strides, strict=True)):
+            h = nn.conv2d(h, layer["kernel"], s)
+            if self.batchnorm:
+                h, bn = nn.batch_norm(h, layer["bn"], stats[i]["bn"], train)
+                new.append({"bn": bn})
+            h = jax.nn.relu(h)
+        logits = h.mean(axis=(1, 2)) @ params["head"]["kernel"] + params["head"]["bias"]
+        return logits, (new if self.batchnorm else stats)
 
 
 def _conv(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:

@@ -156,4 +156,15 @@ def _flatness_rows(flat: dict) -> list[dict]:
                     bool(abs(k["predicted"] - k["measured"]) <= flat["tolerance"]) if kind == "random" else None,
                 )
             )
+            q = entry.get("quadratic_check", {}).get(kind)
+            if q:
+                act, mod = np.mean(q["actual_rise"], axis=0)[0], np.mean(q["quadratic_rise"], axis=0)[0]
+                rows.append(
+                    _row(
+                        f"{key}, {kind} pruning of {q['fractions'][0]}: train-loss rise actual / quadratic model",
+                        f"{act:.4g} / {mod:.4g}",
+                        "the bound assumes the quadratic model holds out to the pruned point",
+                        None,
+                    )
+                )
     return rows

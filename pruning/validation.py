@@ -26,7 +26,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         v.positive_int(config, "net.resnet_blocks", "net.resnet_width")
     v.non_negative_int(config, "data.train_size")
     v.probability(config, "data.label_noise")
-    v.boolean(config, "data.allow_fallback", "train.augment")
+    v.boolean(config, "data.allow_fallback", "train.augment", "net.batchnorm")
     v.positive_int(
         config,
         "train.batch_size",

@@ -36,13 +36,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.net.arch = "cnn"  # or "mlp", "resnet"
     c.net.widths = (8, 16, 16)  # cnn channels / mlp hidden widths
     c.net.strides = (1, 2, 2)  # cnn only
+    c.net.batchnorm = False  # cnn only: BatchNorm after every convolution
     c.net.resnet_blocks = 3  # ResNet-(6n+2): 3 -> ResNet-20
     c.net.resnet_width = 16
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 32
     c.train.steps = 600  # SGD steps per level
-    c.train.chunk_steps = 150  # steps per compiled call = checkpoint interval
+    c.train.chunk_steps = 300  # steps per compiled call = checkpoint interval
     c.train.rewind_step = 50  # k
     c.train.lr = 0.15
     c.train.momentum = 0.9
@@ -51,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.lr_gamma = 0.1
     c.train.warmup_steps = 0
     c.train.augment = False  # random crop + flip (CIFAR)
-    c.train.eval_batch = 2000
+    c.train.eval_batch = 250  # examples per evaluation slice: bounds memory over the vmapped runs and alpha grid
 
     c.imp = ml_collections.ConfigDict()
     c.imp.num_levels = 12  # including the dense level 0
@@ -71,7 +72,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.flatness.fractions = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     c.flatness.epsilons = (0.02, 0.05, 0.1)  # sublevel sets: train loss within epsilon of the solution's
     c.flatness.nonpositive = "flat"  # eigenvalues <= 0: "flat" (r = inf), "drop", "abs" (hessian.gaussian_width_sq)
-    c.flatness.refine_from = 450  # measured: train inside the pruned subspace from this step (the low-rate tail)
+    c.flatness.refine_from = 300  # measured: train inside the pruned subspace from this step (both low rates)
     c.flatness.max_dim = 5000  # refuse full spectra above this many remaining weights
     c.flatness.hvp_batch = 256
 

@@ -138,7 +138,7 @@ def test_smoke_end_to_end_writes_every_documented_key(tmp_path):
         assert key in res
     for key in ("density", "test_error", "barrier_loss", "barrier_error", "matching"):
         assert key in res["imp"] and key in res["ablations"]["random_pruning"]
-    assert set(res["max_prune_fraction"]["level_2"]) >= {"random", "magnitude"}
+    assert set(res["max_prune_fraction"]["level_2"]) >= {"random", "magnitude", "quadratic_check"}
     for kind in ("random", "magnitude"):
         assert {"predicted", "measured"} <= set(res["max_prune_fraction"]["level_2"][kind])
     assert set(res["lmc_confusion"]) == {"0", "5"} and set(res["rewind"]) == {"0", "5"}

@@ -124,3 +124,50 @@ def test_pruned_distance_magnitude_is_the_smallest_weights():
         [0.0, 0.5, np.sqrt(1.25), np.sqrt(14.25)],
     )
     np.testing.assert_allclose(hessian.pruned_distance(w, np.array([0.5]), "random"), [np.sqrt(0.5 * 14.25)])
+
+
+def test_quadratic_check_is_exact_on_a_quadratic_and_misses_exactly_the_cubic_term():
+    """At the minimum x* of 0.5 (x - x*)^T A (x - x*) the model's rise equals the loss's; adding sum (x - x*)^3
+    leaves the model's rise unchanged and moves the actual one by exactly sum d^3 (d = -x* on the pruned set)."""
+    rng = np.random.default_rng(1)
+    d = 12
+    m = rng.normal(size=(d, d))
+    a = m @ m.T / d + np.eye(d)
+    xs = rng.normal(size=d)
+    a_j, xs_j = jnp.asarray(a, jnp.float32), jnp.asarray(xs, jnp.float32)
+
+    def quad(x):
+        z = x - xs_j
+        return 0.5 * z @ a_j @ z
+
+    fr = [0.25, 0.5, 1.0]
+    for kind in ("magnitude", "random"):
+        out = hessian.quadratic_check(quad, xs_j, a, fr, kind, seed=3)
+        g = np.random.default_rng(3)  # one generator draws the random subsets in turn, as quadratic_check does
+        pruned = [np.where(hessian.pruned_set(xs, p, kind, g), -xs, 0.0) for p in fr]
+        want = [0.5 * v @ a @ v for v in pruned]
+        np.testing.assert_allclose(out["quadratic_rise"], want, rtol=1e-6)
+        np.testing.assert_allclose(out["actual_rise"], want, rtol=1e-4)
+        cub = hessian.quadratic_check(lambda x: quad(x) + jnp.sum((x - xs_j) ** 3), xs_j, a, fr, kind, seed=3)
+        np.testing.assert_allclose(cub["quadratic_rise"], want, rtol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(cub["actual_rise"]) - want, [np.sum(v**3) for v in pruned], rtol=1e-3, atol=1e-4
+        )
+    # magnitude pruning takes the smallest |x*| first; a quarter of 12 is 3 weights
+    sel = hessian.pruned_set(xs, 0.25, "magnitude", rng)
+    assert sel.sum() == 3 and set(np.flatnonzero(sel)) == set(np.argsort(np.abs(xs))[:3])
+
+
+def test_the_flatness_tail_setup_keeps_the_schedule_of_the_steps_it_covers():
+    from pruning import flatness, imp
+
+    s = imp.Setup(model=models.MLP(4, (3,), 2), batch_size=2, steps=600, num_levels=2, lr_drops=(300, 450))
+    base = jnp.float32(0.15)
+    for start in (0, 299, 300, 301, 450, 599):
+        t = flatness.tail_setup(s, start)
+        assert t.steps == 600 - start
+        steps = jnp.arange(t.steps, dtype=jnp.int32)
+        got, want = t.lr_at(base, steps), s.lr_at(base, steps + start)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(ValueError, match="refine_from"):
+        flatness.tail_setup(s, 600)

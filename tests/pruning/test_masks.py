@@ -132,3 +132,27 @@ def test_pruned_weights_stay_exactly_zero_with_momentum_and_weight_decay():
         assert np.all(np.asarray(path_p)[pruned] == 0.0)
         assert np.any(np.asarray(path_p)[~pruned] != np.asarray(path_0)[~pruned])  # the rest trained
     assert np.count_nonzero(np.asarray(start["hidden"][0]["kernel"])[~np.asarray(m["hidden"][0]["kernel"])]) > 0
+
+
+def test_cnn_batchnorm_makes_the_train_mode_output_invariant_to_a_kernel_scale():
+    """With BatchNorm after each convolution, scaling a convolution's kernel by c > 0 leaves the training-mode
+    logits unchanged (the batch statistics absorb it); without it the logits change. BatchNorm's scale and bias are
+    not pruned (only kernels are)."""
+    x = jax.random.normal(jax.random.key(0), (16, 8, 8, 1))
+    for bn in (True, False):
+        net = models.CNN((4, 8), (1, 2), 10, 1, batchnorm=bn)
+        params, stats = net.init(jax.random.key(1))
+        scaled = jax.tree.map(lambda a: a, params)
+        scaled["convs"][0]["kernel"] = 3.0 * params["convs"][0]["kernel"]
+        a, new_stats = net.apply(params, stats, x, True)
+        b, _ = net.apply(scaled, stats, x, True)
+        if bn:
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+            # the running statistics moved in training and are used (unchanged) in evaluation
+            assert not np.allclose(new_stats[0]["bn"]["mean"], stats[0]["bn"]["mean"])
+            _, same = net.apply(params, new_stats, x, False)
+            np.testing.assert_array_equal(same[0]["bn"]["var"], new_stats[0]["bn"]["var"])
+            rates = masks.prune_rates(params)
+            assert float(rates["convs"][0]["bn"]["scale"]) == 0.0 and float(rates["convs"][0]["kernel"]) == 1.0
+        else:
+            assert not np.allclose(a, b, atol=1e-3)
