@@ -81,4 +81,30 @@ MUTANTS = [
         tests=("tests/pruning/test_experiment.py::test_summaries_on_known_histories",),
         why="the confusion table's off-diagonal cells swapped",
     ),
+    Mutant(
+        file="pruning/hessian.py",
+        old="quad.append(float(0.5 * d @ hess @ d))",
+        new="quad.append(float(d @ hess @ d))",
+        tests=(
+            "tests/pruning/test_lmc_hessian.py::"
+            "test_quadratic_check_is_exact_on_a_quadratic_and_misses_exactly_the_cubic_term",
+        ),
+        why="the quadratic model's loss rise without its factor 1/2",
+    ),
+    Mutant(
+        file="pruning/flatness.py",
+        old="lr_drops=tuple(max(d - start, 0) for d in setup.lr_drops)",
+        new="lr_drops=setup.lr_drops",
+        tests=(
+            "tests/pruning/test_lmc_hessian.py::test_the_flatness_tail_setup_keeps_the_schedule_of_the_steps_it_covers",
+        ),
+        why="the subspace training's tail keeps the unshifted rate drops (trains at the large rate)",
+    ),
+    Mutant(
+        file="pruning/experiment.py",
+        old="prefix = dataclasses.replace(setup, steps=k_max + 1, num_levels=1)",
+        new="prefix = dataclasses.replace(setup, steps=k_max, num_levels=1)",
+        tests=("tests/pruning/test_imp.py::test_rewind_points_from_a_prefix_equal_those_of_a_whole_dense_level",),
+        why="the prefix stops one step short: w_k at the largest k is never saved (stays w_0)",
+    ),
 ]
