@@ -18,7 +18,8 @@ all trained, Lyapunov exponents) and an identical pair (the released merging toy
 teacher-student at sigma = 0, 5, 10, 15, 20 (4 seeds). The CNN is in the ``cnn`` variant.
 Expected: see collapse/README.md ("Measured here") for the numbers; the report checks local attractivity predicted
 vs measured (2-10 %), that collapse grows with lr / batch along both axes and exceeds its full-batch control beyond
-the seed spread (measured: in fc2 only; see the README), that label-noise SGD collapses more than GD on the same
+the seed spread (measured: the lr trend in both layers; the excess over the control and
+the batch trend in fc2 only, at batch 8; see the README), that label-noise SGD collapses more than GD on the same
 expected loss, and that minibatch SGD collapses at least as much as its GD control.
 smoke: every part at toy size, a few seconds of compute (plus compilation); its label-noise setting (lr 0.4,
 batch 8, label noise 0.3, weight decay 1e-3) collapses fc1 within 200 steps while its GD control does not (but the
