@@ -176,7 +176,7 @@ def known_answer(config, dim: int, est: Estimator) -> dict[str, Any]:
     box = est.bounds if est.bounds is not None else (0.0, 1.0)
     out = {}
     for m in k.codims:
-        params, x0s = cf.box_tube(dim, int(m), int(k.num_starts), seed=int(m))
+        params, x0s = cf.box_tube(dim, int(m), int(k.num_starts), distance=float(k.tube_distance), seed=int(m))
         out[f"codim{m}"] = {"truth": int(m), "dims": list(dims), "where": f"box {box}"}
         out[f"codim{m}"]["ours"] = _known_case(config, dims, params, x0s, int(m), est.budget, est.check, box)
     params, x0s = cf.halfspace(dim, float(k.halfspace_distance), int(k.num_starts))

@@ -66,7 +66,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     v.non_negative_int(config, "estimator.num_boot", "estimator.max_per_call", "estimator.check_factor")
     v.divides(config, "train.chunk_steps", "train.num_steps")
     v.positive(config, "train.lr", "train.random_label_lr", "estimator.lr", "robustness.sigma")
-    v.positive(config, "known_answer.halfspace_distance")
+    v.positive(config, "known_answer.halfspace_distance", "known_answer.tube_distance")
     v.positive_int(config, "known_answer.repeats", "known_answer.num_starts")
     v.non_negative(config, "train.weight_decay", "estimator.tolerance", "estimator.reach")
     v.probability(config, "ensemble.train_fraction", open_low=True)

@@ -92,6 +92,7 @@ def _base() -> ml_collections.ConfigDict:
     c.known_answer = ml_collections.ConfigDict()
     c.known_answer.halfspace_distance = 3.0
     c.known_answer.codims = (1, 2, 3)
+    c.known_answer.tube_distance = 0.15  # start points this far from the flat (well within the reach)
     c.known_answer.repeats = 8
     c.known_answer.num_starts = 4
     return c
