@@ -85,7 +85,7 @@ def figure_prune_fraction(flat: dict, path: str) -> None:
             ax.axvline(e[kind]["predicted"], color=colors[kind], ls="--", lw=1)
             ax.axvline(e[kind]["measured"], color=colors[kind], ls=":", lw=1.5)
         ax.set_xlabel("fraction pruned in one iteration")
-        ax.set_ylabel("fraction of seeds in the same low-loss mode")
+        ax.set_ylabel("fraction of seeds whose subspace training reaches loss + ε")
         ax.set_title(f"level {e['level']} (dashed: predicted, dotted: measured)")
         ax.set_ylim(-0.05, 1.05)
     axes[0].legend(loc="lower left")
