@@ -34,10 +34,13 @@ PACKAGES = {
     "disentangle": [],
     "manifolds": [],
     "margin": [],
-    # IMP with its companion (a gather between runs at every level) and the flatness sweep (a given start state)
+    # IMP with a companion (a gather between runs at every level transition); compilation dominates, so the
+    # instability and flatness sweeps (more programs) are left out
     "pruning": [
-        "--config.imp.runs=('imp','twin','random_pruning')",
+        "--config.imp.runs=('imp','twin')",
+        "--config.imp.num_levels=2",
         "--config.instability.rewind_steps=()",
+        "--config.flatness.levels=()",
     ],
 }
 # package -> further overrides for the kill-and-resume test: enough chunks after the first checkpoint that the kill
