@@ -204,6 +204,9 @@ class MetricWriter:
 
     def _tensorboard(self, step: int, run: Any, scalars: dict) -> None:
         values = {k: float(np.asarray(v)) for k, v in scalars.items() if _is_scalar(v)}
+        # a NaN or inf (a barrier not defined at level 0, a diverged run) stays in the JSONL row; tensorboardX would
+        # warn for each one and plot nothing
+        values = {k: v for k, v in values.items() if np.isfinite(v)}
         if not values:
             return
         name = "all" if run is None else str(run).replace(os.sep, "/")

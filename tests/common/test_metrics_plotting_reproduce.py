@@ -1,6 +1,7 @@
 """common.metrics, common.plotting, common.reproduce."""
 
 import json
+import logging
 import math
 import os
 import stat
@@ -274,17 +275,18 @@ def _session_starts(logdir):
     return [e.step for e in _read_events(logdir) if e.HasField("session_log") and e.session_log.status == start]
 
 
-def test_metric_writer_writes_tensorboard_events_per_run(tmp_path, monkeypatch):
+def test_metric_writer_writes_tensorboard_events_per_run(tmp_path, monkeypatch, caplog):
     pytest.importorskip("tensorboardX")
     monkeypatch.delenv(metrics.TENSORBOARD_ENV, raising=False)
     path = tmp_path / "metrics.jsonl"
     with metrics.MetricWriter(str(path)) as w:
         w.write(10, run="grid/0", loss=2.0, curve=[1.0, 2.0], name="a")
         w.write(20, run="grid/0", loss=1.5)
-        w.write(10, run="grid/1", loss=3.0)
+        w.write(10, run="grid/1", loss=3.0, barrier=float("nan"), top=float("inf"))  # JSONL only: no warning
     events = _events(tmp_path / "tensorboard" / "grid" / "0")
     assert events == [("loss", 10, 2.0), ("loss", 20, 1.5)]  # scalars only; lists and strings stay in the JSONL
     assert _events(tmp_path / "tensorboard" / "grid" / "1") == [("loss", 10, 3.0)]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     # A resume truncates the rows past step 10; TensorBoard is told to hide that run's events from step 11 on.
     with metrics.MetricWriter(str(path)) as w:
         w.truncate_after(10, run_prefix="grid/0")
