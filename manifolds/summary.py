@@ -21,7 +21,9 @@ TRENDS = {
     "train_size": ("d_star_by_train_size", -1, "more training data: lower d*"),
     "random_labels": ("d_star_random_labels", +1, "random labels raise d* (lower-dimensional CMs)"),
     "random_labels_train_starts": (
-        "d_star_random_labels_train_starts", +1, "random labels raise d*, from training images (as the paper starts)"
+        "d_star_random_labels_train_starts",
+        +1,
+        "random labels raise d*, from training images (as the paper starts)",
     ),
     "ensemble": ("d_star_ensemble", +1, "ensembles intersect their members' CMs: d* rises with members"),
     "threshold": ("d_star_by_threshold", +1, "higher certainty: smaller manifolds, d* rises with the threshold"),

@@ -61,9 +61,7 @@ def by_variable(est: Estimator, config, groups: dict[str, list[Model]], starts: 
     """{x: point} for models grouped by the value of a variable (width, training-set size, labels); `starts`:
     other start points than `estimator.starts` (estimates named <model>/<starts>_starts/class<c>)."""
     sfx = f"/{starts}_starts" if starts else ""
-    return {
-        x: _point(est, config, [(m.name + sfx, _lp(m), m.params) for m in ms], starts) for x, ms in groups.items()
-    }
+    return {x: _point(est, config, [(m.name + sfx, _lp(m), m.params) for m in ms], starts) for x, ms in groups.items()}
 
 
 def ensembles(est: Estimator, config, pool: list[Model]) -> dict:

@@ -46,7 +46,7 @@ MUTANTS = [
     ),
     Mutant(
         file="manifolds/cutting_planes.py",
-        old='x = x0 + step * jnp.where((r > 0) & (n > r), r_safe / jnp.maximum(n, r_safe), 1.0)',
+        old="x = x0 + step * jnp.where((r > 0) & (n > r), r_safe / jnp.maximum(n, r_safe), 1.0)",
         new="x = x0 + step",
         tests=(f"{CP}::test_radius_limits_the_reach_and_the_check_keeps_it",),
         why="the reach is not limited: the search goes as far as the rate and steps carry it",
